@@ -1,0 +1,290 @@
+"""Load a benchmark's data (local CSV/Parquet or the hub), validate it, subsample it.
+
+Everything downstream sees the same plain structure, whatever the source: texts, integer labels,
+stable example ids and optional grouping columns (language, domain...).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.config import BenchmarkSpec
+from harness.errors import HarnessInputError
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split, ready for models: parallel arrays, one entry per example."""
+
+    name: str
+    texts: list[str]
+    labels: np.ndarray
+    ids: np.ndarray
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+    origin: str = ""
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: np.ndarray) -> Split:
+        index = np.asarray(index)
+        return Split(
+            name=self.name,
+            texts=[self.texts[i] for i in index],
+            labels=self.labels[index],
+            ids=self.ids[index],
+            groups={k: v[index] for k, v in self.groups.items()},
+            origin=self.origin,
+        )
+
+
+@dataclass(frozen=True)
+class BenchmarkData:
+    train: Split
+    eval: Split
+    label_names: list[str]
+    source: dict = field(default_factory=dict)
+
+
+SUFFIXES = (".csv", ".parquet", ".tsv", ".jsonl")
+
+
+def _find_file(data_dir: Path, split_name: str) -> Path:
+    for suffix in SUFFIXES:
+        candidate = data_dir / f"{split_name}{suffix}"
+        if candidate.exists():
+            return candidate
+    raise HarnessInputError(
+        str(data_dir),
+        f"no file for split '{split_name}' (looked for {', '.join(split_name + s for s in SUFFIXES)})",
+        "put the split there or change 'splits' in the benchmark YAML",
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+        sep = "\t" if path.suffix == ".tsv" else ","
+        # keep_default_na=False: a review that says "NA" or "null" is text, not a missing value.
+        return pd.read_csv(path, sep=sep, encoding="utf-8", keep_default_na=False, na_values=[""], dtype=str)
+    except UnicodeDecodeError as exc:
+        raise HarnessInputError(
+            str(path),
+            f"bytes that are not UTF-8 at byte offset {exc.start} ({exc.reason})",
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+        ) from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise HarnessInputError(str(path), f"cannot parse: {str(exc).splitlines()[0]}", "check the file format") from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hub_reachable(timeout: float = 4.0) -> bool:
+    """A name lookup here can hang for ~50 s when offline; probe it in a thread with a short timeout."""
+
+    def probe() -> bool:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(probe)
+        try:
+            return future.result(timeout=timeout + 1)
+        except Exception:
+            return False
+
+
+def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
+    ds = spec.dataset
+    where = f"dataset '{ds.hub_id}' (benchmark {spec.name})"
+    fix = (
+        "pass --data-dir DIR with train/test CSV or Parquet files (see ../shared/data for the layout), "
+        "or run where the hub is reachable; set HF_HUB_OFFLINE=1 to use only the local hub cache"
+    )
+    if os.environ.get("HF_HUB_OFFLINE") != "1" and not _hub_reachable():
+        raise HarnessInputError(where, "cannot reach the Hugging Face hub to download it", fix)
+    try:
+        import datasets
+
+        table = datasets.load_dataset(ds.hub_id, ds.config, revision=ds.revision, split=split_name)
+    except Exception as exc:  # noqa: BLE001 - any fetch failure gets the same explanation
+        raise HarnessInputError(where, f"could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", fix) from None
+    return table.to_pandas().rename(columns=ds.rename)
+
+
+def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: str) -> tuple[Split, int]:
+    """Validate columns and labels, build the text, drop (or reject) empty texts."""
+    needed = [*spec.text_columns, spec.label_column, *spec.group_columns, *spec.train_filter]
+    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    if missing:
+        raise HarnessInputError(
+            origin,
+            f"missing column(s) {missing}; the file has {list(frame.columns)}",
+            "rename the columns or set text_columns/label_column in the benchmark YAML",
+        )
+    ids = np.arange(len(frame))
+    parts = frame[spec.text_columns].fillna("").astype(str)
+    texts = parts.iloc[:, 0] if len(spec.text_columns) == 1 else parts.agg(spec.text_separator.join, axis=1)
+    texts = texts.str.strip()
+
+    raw = frame[spec.label_column]
+    as_text = raw.astype(str).str.strip()
+    missing_label = raw.isna() | as_text.isin(["", "nan", "NaN", "None"])
+    if missing_label.any():
+        first = int(np.flatnonzero(missing_label.to_numpy())[0])
+        raise HarnessInputError(
+            origin,
+            f"{int(missing_label.sum())} row(s) have no label in column '{spec.label_column}' (first at data row {first + 1})",
+            "label or remove those rows",
+        )
+    names = {n: i for i, n in enumerate(spec.label_names)}
+    numeric = pd.to_numeric(as_text, errors="coerce")
+    if numeric.notna().all() and (numeric == numeric.round()).all():
+        labels = numeric.astype(np.int64).to_numpy()
+        bad = (labels < 0) | (labels >= spec.num_labels)
+        bad_values = sorted(set(labels[bad].tolist()))
+    else:
+        mapped = as_text.map(names)
+        bad = mapped.isna().to_numpy()
+        bad_values = sorted(set(as_text[bad].tolist()))
+        labels = mapped.fillna(-1).astype(np.int64).to_numpy()
+    if bad.any():
+        raise HarnessInputError(
+            origin,
+            f"{int(bad.sum())} label(s) outside the declared label set: {bad_values[:5]}",
+            f"labels must be 0..{spec.num_labels - 1} or one of {spec.label_names}; fix the data or label_names",
+        )
+
+    empty = (texts == "").to_numpy()
+    if empty.any() and spec.empty_text == "error":
+        raise HarnessInputError(
+            origin,
+            f"{int(empty.sum())} empty or whitespace-only text(s) (first at data row {int(np.flatnonzero(empty)[0]) + 1})",
+            "remove them, or set empty_text: drop in the benchmark YAML",
+        )
+    keep = ~empty
+    groups = {c: frame[c].astype(str).to_numpy()[keep] for c in dict.fromkeys([*spec.group_columns, *spec.train_filter])}
+    split = Split(
+        name=split_key,
+        texts=texts[keep].tolist(),
+        labels=labels[keep],
+        ids=ids[keep],
+        groups=groups,
+        origin=origin,
+    )
+    return split, int(empty.sum())
+
+
+def stratified_sample(split: Split, n: int, seed: int, flag: str) -> Split:
+    """A fixed-seed sample of ``n`` rows keeping class proportions; the whole split when n equals its size."""
+    if n > len(split):
+        raise HarnessInputError(
+            flag, f"asks for {n:,} rows but {split.origin} has {len(split):,}", f"use at most {len(split)} or drop the flag"
+        )
+    if n == len(split):
+        return split
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(split.labels, return_counts=True)
+    # Largest-remainder allocation: exact total n, proportions kept, deterministic for a seed.
+    quotas = counts * n / len(split)
+    take = np.floor(quotas).astype(int)
+    for i in np.argsort(-(quotas - take), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    chosen = [rng.choice(np.flatnonzero(split.labels == c), size=k, replace=False) for c, k in zip(classes, take)]
+    index = np.sort(np.concatenate(chosen))
+    return split.subset(index)
+
+
+def load_benchmark_data(
+    spec: BenchmarkSpec,
+    data_dir: Path | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    seed: int = 42,
+    train_filter: dict[str, list[str]] | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> BenchmarkData:
+    """Read train and the evaluation split, validate them and apply filters and limits.
+
+    Args:
+        spec: the benchmark.
+        data_dir: a folder with one file per split (``train.csv``, ``test.parquet``...); the hub when None.
+        limit_train, limit_test: stratified fixed-seed subsample sizes (the CLI flags); more rows than the
+            split has is an error.
+        max_train, max_test: the budget's caps: the same subsample, but a smaller split is used whole.
+        seed: subsampling seed (the benchmark budget's seed, so every model sees the same rows).
+        train_filter: keep train rows whose column value is listed (overrides the benchmark's).
+    """
+    source: dict = {"kind": "local" if data_dir else "hub"}
+    splits: dict[str, Split] = {}
+    dropped: dict[str, int] = {}
+    for key in ("train", spec.eval_split):
+        split_name = spec.splits[key]
+        if data_dir is not None:
+            path = _find_file(Path(data_dir), split_name)
+            frame = _read_table(path)
+            origin = str(path)
+            source[f"{key}_file"] = str(path)
+            source[f"{key}_sha256"] = file_sha256(path)
+        else:
+            frame = _read_hub_split(spec, split_name)
+            origin = f"{spec.dataset.hub_id}:{split_name}"
+            source.update(hub_id=spec.dataset.hub_id, config=spec.dataset.config, revision=spec.dataset.revision or "main")
+        splits[key], dropped[key] = _to_split(frame, spec, key, origin)
+        if len(splits[key]) == 0:
+            raise HarnessInputError(origin, "the split is empty (after dropping empty texts)", "check the file's contents")
+
+    train, evaluation = splits["train"], splits[spec.eval_split]
+    filters = train_filter if train_filter is not None else spec.train_filter
+    for column, values in filters.items():
+        if column not in train.groups:
+            raise HarnessInputError("--train-filter", f"unknown column '{column}'", f"use one of {list(train.groups)}")
+        train = train.subset(np.flatnonzero(np.isin(train.groups[column], values)))
+        if len(train) == 0:
+            present = sorted(set(splits["train"].groups[column].tolist()))
+            raise HarnessInputError(
+                "--train-filter", f"{column} in {values} leaves no train rows", f"choose values from {present}"
+            )
+    if limit_train is not None:
+        train = stratified_sample(train, limit_train, seed, "--limit-train")
+    elif max_train is not None:
+        train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
+    if limit_test is not None:
+        evaluation = stratified_sample(evaluation, limit_test, seed, "--limit-test")
+    elif max_test is not None:
+        evaluation = stratified_sample(evaluation, min(max_test, len(evaluation)), seed, "test_examples")
+    source.update(
+        dropped_empty_texts=dropped,
+        train_filter=filters,
+        train_rows=len(train),
+        eval_rows=len(evaluation),
+        eval_split=spec.eval_split,
+    )
+    return BenchmarkData(train=train, eval=evaluation, label_names=list(spec.label_names), source=source)
+
+
+def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
+    """What identifies the data without parsing it: file hashes for local data, hub id and revision otherwise."""
+    if data_dir is None:
+        ds = spec.dataset
+        return {"hub_id": ds.hub_id, "config": ds.config, "revision": ds.revision or "main"}
+    keys = dict.fromkeys(["train", spec.eval_split])
+    return {key: file_sha256(_find_file(Path(data_dir), spec.splits[key])) for key in keys}

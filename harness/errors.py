@@ -1,0 +1,27 @@
+"""Errors that reach the user as one line: where the problem is, what is wrong, how to fix it."""
+
+from __future__ import annotations
+
+
+class HarnessInputError(Exception):
+    """Bad input from a user: a YAML file, a data file or a command-line flag.
+
+    The CLI prints ``str(error)`` as a single line and exits with code 2, without a traceback.
+    """
+
+    def __init__(self, where: str, problem: str, fix: str | None = None):
+        self.where = where
+        self.problem = problem
+        self.fix = fix
+        message = f"{where}: {problem}"
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(" ".join(message.split()))
+
+
+class ModelRunError(Exception):
+    """A model failed while training or predicting; recorded as a failed run, the others go on."""
+
+
+class TrainingDiverged(ModelRunError):
+    """The loss became NaN/inf or exploded: training stops instead of continuing on garbage."""

@@ -1,0 +1,45 @@
+"""Model families behind one small interface (see ``base.TextClassifier``).
+
+Adding a new kind of model is one module plus one line in ``FAMILIES``. Families are imported lazily,
+so the TF-IDF path never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from harness.config import ModelSpec
+from harness.models.base import TextClassifier
+
+FAMILIES: dict[str, str] = {
+    "tfidf": "harness.models.tfidf:TfidfLogReg",
+    "transformer": "harness.models.transformer:TransformerClassifier",
+}
+
+FAMILY_FILE = "harness_family.json"
+
+
+def family_class(family: str) -> type[TextClassifier]:
+    module_name, _, class_name = FAMILIES[family].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_model(spec: ModelSpec, label_names: list[str]) -> TextClassifier:
+    return family_class(spec.family).from_spec(spec, label_names)
+
+
+def save_model(model: TextClassifier, directory: Path, family: str) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory)
+    (directory / FAMILY_FILE).write_text(json.dumps({"family": family}) + "\n")
+
+
+def load_model(directory: Path) -> TextClassifier:
+    """Load any saved model; a folder without our marker is taken as a Hugging Face model directory."""
+    directory = Path(directory)
+    marker = directory / FAMILY_FILE
+    family = json.loads(marker.read_text())["family"] if marker.exists() else "transformer"
+    return family_class(family).load(directory)

@@ -1,0 +1,36 @@
+"""The one interface every model family implements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from harness.config import Budget, ModelSpec
+from harness.data import Split
+
+
+@runtime_checkable
+class TextClassifier(Protocol):
+    label_names: list[str]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, label_names: list[str]) -> TextClassifier:
+        """A fresh, untrained model for a registry entry."""
+
+    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True) -> dict:
+        """Train under ``budget``; returns a training report (examples seen, steps, loss curve...)."""
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Raw texts in, class probabilities out, shape (len(texts), K)."""
+
+    def save(self, directory: Path) -> None:
+        """Write everything needed to predict again into ``directory``."""
+
+    @classmethod
+    def load(cls, directory: Path) -> TextClassifier:
+        """Load what ``save`` wrote."""
+
+    def describe(self) -> dict:
+        """Size facts for the leaderboard: parameters, dtype, device."""

@@ -1,0 +1,112 @@
+"""TF-IDF n-grams + logistic regression: the classic baseline (scikit-learn only, no torch)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from harness.config import Budget, ModelSpec, TfidfParams
+from harness.data import Split
+
+CONFIG_FILE = "tfidf_config.json"
+WEIGHTS_FILE = "tfidf_weights.npz"
+
+
+class TfidfLogReg:
+    def __init__(self, params: TfidfParams, label_names: list[str]):
+        self.params = params
+        self.label_names = list(label_names)
+        self.pipeline: Pipeline | None = None
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, label_names: list[str]) -> TfidfLogReg:
+        return cls(spec.tfidf or TfidfParams(), label_names)
+
+    def _build(self, seed: int) -> Pipeline:
+        p = self.params
+        return Pipeline(
+            [
+                (
+                    "tfidf",
+                    TfidfVectorizer(
+                        ngram_range=(1, p.ngram_max),
+                        min_df=p.min_df,
+                        max_features=p.max_features,
+                        sublinear_tf=p.sublinear_tf,
+                        dtype=np.float32,
+                    ),
+                ),
+                ("logreg", LogisticRegression(C=p.C, max_iter=p.max_iter, random_state=seed)),
+            ]
+        )
+
+    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True) -> dict:
+        # A linear model has no epochs or steps: the shared budget it honours is the train examples and seed.
+        start = time.perf_counter()
+        self.pipeline = self._build(budget.seed)
+        self.pipeline.fit(train.texts, train.labels)
+        seconds = time.perf_counter() - start
+        return {
+            "examples_seen": len(train),
+            "unique_examples": len(train),
+            "epochs_completed": 1.0,
+            "optimizer_steps": int(np.max(self.pipeline.named_steps["logreg"].n_iter_)),
+            "train_seconds": seconds,
+            "samples_per_second": len(train) / seconds if seconds > 0 else None,
+            "loss_curve": [],
+            "stopped_by": "converged",
+        }
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        assert self.pipeline is not None, "fit or load the model first"
+        probs = self.pipeline.predict_proba(list(texts))
+        # A class absent from train has no column: put it back as probability 0 so shapes always match K.
+        full = np.zeros((len(texts), len(self.label_names)), dtype=np.float64)
+        full[:, self.pipeline.classes_] = probs
+        return full
+
+    def save(self, directory: Path) -> None:
+        # Plain JSON + a NumPy archive read with allow_pickle=False: loading runs no code (unlike pickle),
+        # and it is ~100x faster than skops on a 10^5-term vocabulary.
+        assert self.pipeline is not None, "fit the model first"
+        directory = Path(directory)
+        vectorizer, logreg = self.pipeline.named_steps["tfidf"], self.pipeline.named_steps["logreg"]
+        vocabulary = {term: int(index) for term, index in vectorizer.vocabulary_.items()}
+        meta = {"label_names": self.label_names, "params": self.params.model_dump(), "vocabulary": vocabulary}
+        (directory / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
+        np.savez(
+            directory / WEIGHTS_FILE,
+            idf=vectorizer.idf_,
+            coef=logreg.coef_,
+            intercept=logreg.intercept_,
+            classes=logreg.classes_,
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> TfidfLogReg:
+        directory = Path(directory)
+        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        model = cls(TfidfParams(**meta["params"]), meta["label_names"])
+        pipeline = model._build(seed=0)
+        vectorizer, logreg = pipeline.named_steps["tfidf"], pipeline.named_steps["logreg"]
+        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as weights:
+            vectorizer.vocabulary_ = meta["vocabulary"]
+            vectorizer.idf_ = weights["idf"]
+            logreg.coef_ = weights["coef"]
+            logreg.intercept_ = weights["intercept"]
+            logreg.classes_ = weights["classes"]
+        model.pipeline = pipeline
+        return model
+
+    def describe(self) -> dict:
+        if self.pipeline is None:
+            return {}
+        vocab = len(self.pipeline.named_steps["tfidf"].vocabulary_)
+        coef = self.pipeline.named_steps["logreg"].coef_
+        return {"parameters": int(coef.size + coef.shape[0]), "vocabulary": vocab, "dtype": "float32", "device": "cpu"}

@@ -1,0 +1,101 @@
+"""The model registry and the benchmark catalogue: load, validate, select by name."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness.config import BenchmarkSpec, ModelSpec, RegistryFile, read_yaml, validation_error_line
+from harness.errors import HarnessInputError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REGISTRY = PROJECT_ROOT / "models_registry.yaml"
+DEFAULT_BENCHMARKS_DIR = PROJECT_ROOT / "benchmarks"
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    # Compare against each choice's prefix too, so 'bert-bse' finds 'bert-base-uncased' rather than 'roberta-base'.
+    def score(choice: str) -> float:
+        whole = difflib.SequenceMatcher(None, name, choice).ratio()
+        prefix = difflib.SequenceMatcher(None, name, choice[: len(name) + 1]).ratio()
+        return max(whole, prefix)
+
+    best = max(choices, key=score, default=None)
+    if best is not None and score(best) >= 0.6:
+        return f"did you mean '{best}'?"
+    return f"choose from: {', '.join(choices)}"
+
+
+def load_registry(path: Path = DEFAULT_REGISTRY) -> dict[str, ModelSpec]:
+    """Read and validate the registry; returns models by name, in file order."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise HarnessInputError(str(path), "expected a mapping with a 'models' list", "start the file with 'models:'")
+    raw_models = raw.get("models") if isinstance(raw.get("models"), list) else []
+
+    def entry_of(loc: list) -> str | None:
+        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int) and loc[1] < len(raw_models):
+            item = raw_models[loc[1]]
+            name = item.get("name") if isinstance(item, dict) else None
+            return f"model '{name}'" if name else f"models[{loc[1]}]"
+        return None
+
+    try:
+        parsed = RegistryFile.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error_line(path, exc, entry_of) from None
+    models: dict[str, ModelSpec] = {}
+    for spec in parsed.models:
+        if spec.name in models:
+            raise HarnessInputError(
+                f"{path} [model '{spec.name}']", "duplicate model name", "give each entry a unique 'name'"
+            )
+        models[spec.name] = spec
+    return models
+
+
+def select_models(registry: dict[str, ModelSpec], selection: str, registry_path: Path = DEFAULT_REGISTRY) -> list[ModelSpec]:
+    """Expand ``all`` or a comma-separated list of names; unknown names get a did-you-mean."""
+    if selection.strip() == "all":
+        return list(registry.values())
+    names = [n.strip() for n in selection.split(",") if n.strip()]
+    if not names:
+        raise HarnessInputError("--models", "no model named", "pass 'all' or names such as 'tfidf-logreg'")
+    chosen: list[ModelSpec] = []
+    for name in names:
+        if name not in registry:
+            raise HarnessInputError(
+                f"--models '{name}'", f"not in {registry_path}", _did_you_mean(name, list(registry))
+            )
+        if registry[name] not in chosen:
+            chosen.append(registry[name])
+    return chosen
+
+
+def list_benchmarks(directory: Path = DEFAULT_BENCHMARKS_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(directory).glob("*.yaml"))
+
+
+def load_benchmark(name_or_path: str, directory: Path = DEFAULT_BENCHMARKS_DIR) -> tuple[BenchmarkSpec, Path]:
+    """Load a benchmark by name (``benchmarks/<name>.yaml``) or by path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        path = candidate
+    else:
+        path = Path(directory) / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise HarnessInputError(
+                f"--benchmark '{name_or_path}'",
+                f"no such benchmark in {directory}",
+                _did_you_mean(name_or_path, list_benchmarks(directory)),
+            )
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise HarnessInputError(str(path), "expected a mapping of benchmark fields", "see benchmarks/amazon_polarity.yaml")
+    try:
+        spec = BenchmarkSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error_line(path, exc, lambda loc: f"benchmark '{raw.get('name', path.stem)}'") from None
+    return spec, path

@@ -1,0 +1,160 @@
+"""The results store: one directory per (benchmark, model, seed), written atomically.
+
+Layout::
+
+    <root>/<benchmark>/runs/<model>/seed-<seed>/
+        result.json              status, metrics, budget, timings, environment (the record of the run)
+        evaluation_metrics.json  accuracy / F1 / precision / recall, the exercise's format
+        predictions.csv          id, label, prob_<class>..., group columns (per-example, for statistics)
+        model/                   the fine-tuned model (not committed)
+
+A run is complete when its ``result.json`` exists with status ``completed`` and the same fingerprint
+(benchmark, data, budget, model entry) as the run being asked for; anything else is redone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.config import SAFE_NAME
+from harness.errors import HarnessInputError
+
+RESULT_FILE = "result.json"
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if not math.isfinite(value) else float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, payload) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: Path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+class ResultsStore:
+    """Reads and writes runs under one results root; every path it builds stays inside that root."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+
+    def _inside(self, *parts: str) -> Path:
+        for part in parts:
+            if not SAFE_NAME.match(part) or ".." in part:
+                raise HarnessInputError("results path", f"unsafe name {part!r}", "use letters, digits, '.', '_', '-'")
+        path = self.root.joinpath(*parts).resolve()
+        if self.root not in path.parents and path != self.root:
+            raise HarnessInputError("results path", f"{path} leaves {self.root}", "use a plain name")
+        return path
+
+    def benchmark_dir(self, benchmark: str) -> Path:
+        return self._inside(benchmark)
+
+    def run_dir(self, benchmark: str, model: str, seed: int) -> Path:
+        return self._inside(benchmark, "runs", model, f"seed-{int(seed)}")
+
+    def load_result(self, benchmark: str, model: str, seed: int) -> dict | None:
+        path = self.run_dir(benchmark, model, seed) / RESULT_FILE
+        if not path.exists():
+            return None
+        try:
+            return read_json(path)
+        except (json.JSONDecodeError, OSError):
+            return None  # unreadable means not done; the run is redone, nothing is trusted
+
+    def is_complete(self, benchmark: str, model: str, seed: int, fingerprint: str) -> bool:
+        result = self.load_result(benchmark, model, seed)
+        return bool(result and result.get("status") == "completed" and result.get("fingerprint") == fingerprint)
+
+    def write_predictions(self, run_dir: Path, ids, labels, probs, label_names, groups=None) -> Path:
+        frame = pd.DataFrame({"id": np.asarray(ids), "label": np.asarray(labels)})
+        probs = np.asarray(probs)
+        for k, name in enumerate(label_names):
+            frame[f"prob_{k}"] = np.round(probs[:, k], 6)
+        for column, values in (groups or {}).items():
+            frame[f"group_{column}"] = values
+        path = run_dir / "predictions.csv"
+        atomic_write_text(path, frame.to_csv(index=False))
+        return path
+
+    @staticmethod
+    def read_predictions(run_dir: Path) -> pd.DataFrame:
+        return pd.read_csv(Path(run_dir) / "predictions.csv", keep_default_na=False)
+
+    def iter_results(self, benchmark: str) -> Iterator[tuple[Path, dict]]:
+        """Every readable result of a benchmark, sorted by model then seed."""
+        base = self.benchmark_dir(benchmark) / "runs"
+        for path in sorted(base.glob(f"*/seed-*/{RESULT_FILE}")):
+            try:
+                yield path.parent, read_json(path)
+            except (json.JSONDecodeError, OSError):
+                continue
+
+    @contextlib.contextmanager
+    def lock(self, benchmark: str) -> Iterator[None]:
+        """One writer per benchmark directory; a second run gets a clear message instead of corrupting it."""
+        directory = self.benchmark_dir(benchmark)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / ".run.lock"
+        handle = open(path, "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise HarnessInputError(
+                    str(directory),
+                    f"another run is writing here ({holder})",
+                    "wait for it to finish, or pass a different --results-dir",
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
