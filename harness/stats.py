@@ -1,0 +1,279 @@
+"""Uncertainty and calibration for per-example predictions: bootstrap intervals, paired tests, ECE, Brier.
+
+Pure numpy. Every metric here is written once as a *weighted* function: a bootstrap resample is a
+vector of counts (how often each example was drawn), so 1000 resamples become one (1000, n) count
+matrix and a few matrix products instead of 1000 Python-level metric calls. The unweighted metric is
+the same function with every count equal to one, so point estimates and resamples can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+# Rows of the count matrix built at once; bounds memory at about CHUNK * n * 8 bytes.
+_CHUNK = 250
+
+
+def _as_arrays(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_prob = np.asarray(y_prob, dtype=np.float64)
+    if y_prob.ndim != 2 or y_prob.shape[0] != y_true.shape[0]:
+        raise ValueError(f"y_prob must have shape (n, K) with n={len(y_true)}, got {y_prob.shape}")
+    return y_true, y_prob
+
+
+# --------------------------------------------------------------------------------------------------
+# Weighted metrics: (y_true (n,), y_prob (n, K), weights (B, n)) -> (B,)
+# --------------------------------------------------------------------------------------------------
+
+
+def _accuracy_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    correct = (y_prob.argmax(axis=1) == y_true).astype(np.float64)
+    return weights @ correct / weights.sum(axis=1)
+
+
+def _macro_f1_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    # Macro over all K classes, zero where a class has no support and no prediction (sklearn's
+    # zero_division=0 with labels=range(K)), so the point estimate equals metrics.classification_metrics.
+    num_labels = y_prob.shape[1]
+    y_pred = y_prob.argmax(axis=1)
+    classes = np.arange(num_labels)
+    is_true = (y_true[:, None] == classes).astype(np.float64)
+    is_pred = (y_pred[:, None] == classes).astype(np.float64)
+    tp = weights @ (is_true * is_pred)
+    true_count = weights @ is_true
+    pred_count = weights @ is_pred
+    denom = true_count + pred_count
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.mean(axis=1)
+
+
+def _binary_auc_weighted(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC with example weights; ties count one half; nan where one side has no weight."""
+    order = np.argsort(score, kind="mergesort")
+    score_sorted = score[order]
+    pos_sorted = positive[order]
+    w = weights[:, order]
+    # Group tied scores so each group contributes half of its own negatives.
+    starts = np.flatnonzero(np.r_[True, score_sorted[1:] != score_sorted[:-1]])
+    w_pos = np.add.reduceat(w * pos_sorted, starts, axis=1)
+    w_neg = np.add.reduceat(w * (~pos_sorted), starts, axis=1)
+    neg_below = np.cumsum(w_neg, axis=1) - w_neg
+    numerator = (w_pos * (neg_below + 0.5 * w_neg)).sum(axis=1)
+    total_pos = w_pos.sum(axis=1)
+    total_neg = w_neg.sum(axis=1)
+    denom = total_pos * total_neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, numerator / np.where(denom > 0, denom, 1.0), np.nan)
+
+
+def _roc_auc_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    num_labels = y_prob.shape[1]
+    if num_labels == 2:
+        return _binary_auc_weighted(y_true == 1, y_prob[:, 1], weights)
+    # One-vs-rest, macro over the classes defined in this (re)sample, as metrics.roc_auc does; nan
+    # when fewer than two classes are present, since then no class has a ROC curve.
+    per_class = np.stack([_binary_auc_weighted(y_true == k, y_prob[:, k], weights) for k in range(num_labels)], axis=1)
+    present = (weights @ (y_true[:, None] == np.arange(num_labels)).astype(np.float64)) > 0
+    defined = np.isfinite(per_class)
+    counts = defined.sum(axis=1)
+    sums = np.where(defined, per_class, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        macro = sums / counts
+    return np.where(present.sum(axis=1) >= 2, macro, np.nan)
+
+
+def _unweighted(weighted: Callable) -> Callable[[np.ndarray, np.ndarray], float]:
+    def metric(y_true, y_prob) -> float:
+        y_true, y_prob = _as_arrays(y_true, y_prob)
+        return float(weighted(y_true, y_prob, np.ones((1, len(y_true))))[0])
+
+    metric.weighted = weighted  # type: ignore[attr-defined]
+    metric.__name__ = weighted.__name__.strip("_").removesuffix("_weighted")
+    return metric
+
+
+accuracy = _unweighted(_accuracy_weighted)
+accuracy.__doc__ = "Fraction of examples whose arg-max probability is the true label."
+macro_f1 = _unweighted(_macro_f1_weighted)
+macro_f1.__doc__ = "Unweighted mean of the per-class F1 over all K classes (0 for a class never seen nor predicted)."
+roc_auc = _unweighted(_roc_auc_weighted)
+roc_auc.__doc__ = (
+    "ROC-AUC: the positive class's score when K=2, else one-vs-rest macro over classes present; "
+    "nan when the labels hold a single class."
+)
+
+METRICS: dict[str, Callable] = {"accuracy": accuracy, "macro_f1": macro_f1, "roc_auc": roc_auc}
+
+
+# --------------------------------------------------------------------------------------------------
+# Bootstrap
+# --------------------------------------------------------------------------------------------------
+
+
+def _resample_values(metrics: list[Callable], y_true, probs: list[np.ndarray], n_boot: int, seed: int) -> list[np.ndarray]:
+    """Each metric on each of ``n_boot`` resamples (the same resamples for every probs array)."""
+    n = len(y_true)
+    rng = np.random.default_rng(seed)
+    out = [np.empty(n_boot) for _ in metrics]
+    for start in range(0, n_boot, _CHUNK):
+        rows = min(_CHUNK, n_boot - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        counts = np.bincount((idx + (np.arange(rows) * n)[:, None]).ravel(), minlength=rows * n)
+        counts = counts.reshape(rows, n).astype(np.float64)
+        for j, (metric, prob) in enumerate(zip(metrics, probs, strict=True)):
+            weighted = getattr(metric, "weighted", None)
+            if weighted is not None:
+                out[j][start : start + rows] = weighted(y_true, prob, counts)
+            else:  # a caller's own metric: correct but one call per resample
+                out[j][start : start + rows] = [metric(y_true[i], prob[i]) for i in idx]
+    return out
+
+
+def bootstrap_ci(
+    y_true, y_prob, metric: Callable, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> dict:
+    """Percentile bootstrap confidence interval of a metric over examples.
+
+    Args:
+        y_true: integer labels, shape (n,).
+        y_prob: class probabilities, shape (n, K).
+        metric: ``metric(y_true, y_prob) -> float``; the metrics of this module are vectorised.
+        n_boot: number of resamples.
+        alpha: 1 - confidence level (0.05 gives a 95% interval).
+        seed: seed of the resampling, so a report is reproducible.
+
+    Returns:
+        ``{"point", "low", "high", "n_boot"}``; ``n_boot`` counts the resamples where the metric was
+        defined (resamples giving nan, e.g. ROC-AUC on a single-class resample, are skipped).
+        ``low``/``high`` are nan when no resample was defined.
+    """
+    y_true, y_prob = _as_arrays(y_true, y_prob)
+    point = float(metric(y_true, y_prob))
+    (values,) = _resample_values([metric], y_true, [y_prob], n_boot, seed)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"point": point, "low": math.nan, "high": math.nan, "n_boot": 0}
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return {"point": point, "low": float(low), "high": float(high), "n_boot": int(len(values))}
+
+
+def paired_bootstrap(
+    y_true, prob_a, prob_b, metric: Callable, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> dict:
+    """Paired bootstrap of ``metric(a) - metric(b)`` on the same examples.
+
+    Both models are scored on the same resamples, so the per-example correlation between them
+    cancels and a small but consistent difference is detected. The p-value is two-sided, against the
+    null shifted to a zero difference: ``(1 + #{|d* - d| >= |d|}) / (1 + B)``.
+
+    Returns:
+        ``{"diff", "low", "high", "p_value", "n_boot"}`` with ``diff = metric(a) - metric(b)`` and its
+        ``1 - alpha`` percentile interval.
+    """
+    y_true, prob_a = _as_arrays(y_true, prob_a)
+    _, prob_b = _as_arrays(y_true, prob_b)
+    diff = float(metric(y_true, prob_a) - metric(y_true, prob_b))
+    va, vb = _resample_values([metric, metric], y_true, [prob_a, prob_b], n_boot, seed)
+    d = va - vb
+    d = d[np.isfinite(d)]
+    if len(d) == 0 or not math.isfinite(diff):
+        return {"diff": diff, "low": math.nan, "high": math.nan, "p_value": math.nan, "n_boot": 0}
+    low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    # A tolerance keeps float noise from turning an exact tie (d == diff == 0) into p < 1.
+    extreme = np.abs(d - diff) >= abs(diff) - 1e-12
+    p_value = (1 + int(extreme.sum())) / (1 + len(d))
+    return {"diff": diff, "low": float(low), "high": float(high), "p_value": float(min(1.0, p_value)), "n_boot": int(len(d))}
+
+
+def _binom_two_sided(k: int, n: int) -> float:
+    """Exact two-sided binomial p-value of ``min(b, c) = k`` out of ``n`` discordant pairs, p = 1/2."""
+    if n == 0:
+        return 1.0
+    k = min(k, n - k)
+    log_terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    return min(1.0, 2.0 * sum(math.exp(t) for t in log_terms))
+
+
+def mcnemar(y_true, pred_a, pred_b, exact_below: int = 25) -> dict:
+    """McNemar's test of two classifiers' error rates on the same examples.
+
+    Args:
+        y_true: integer labels, shape (n,).
+        pred_a: model A's predicted labels (or probabilities, shape (n, K), reduced by arg-max).
+        pred_b: the same for model B.
+        exact_below: below this many discordant pairs the exact binomial test is used; above it the
+            chi-squared statistic with continuity correction.
+
+    Returns:
+        ``{"b", "c", "statistic", "p_value", "method"}``: ``b`` = A right and B wrong, ``c`` = A wrong
+        and B right; ``statistic`` is ``min(b, c)`` for the exact test, else the chi-squared value.
+    """
+    y_true = np.asarray(y_true)
+    pred_a, pred_b = np.asarray(pred_a), np.asarray(pred_b)
+    if pred_a.ndim == 2:
+        pred_a = pred_a.argmax(axis=1)
+    if pred_b.ndim == 2:
+        pred_b = pred_b.argmax(axis=1)
+    right_a, right_b = pred_a == y_true, pred_b == y_true
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    if b + c < exact_below:
+        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": _binom_two_sided(min(b, c), b + c), "method": "exact"}
+    statistic = (abs(b - c) - 1) ** 2 / (b + c)
+    p_value = math.erfc(math.sqrt(statistic / 2))  # chi-squared survival function with one degree of freedom
+    return {"b": b, "c": c, "statistic": float(statistic), "p_value": float(p_value), "method": "chi2"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------------------
+
+
+def reliability_bins(y_true, y_prob, n_bins: int = 15) -> dict:
+    """Top-label confidence against accuracy in equal-width bins, for a reliability diagram.
+
+    Bin ``i`` holds confidences in ``(i/n_bins, (i+1)/n_bins]`` (the first bin also holds 0).
+
+    Returns:
+        ``{"edges" (n_bins+1,), "count", "confidence", "accuracy"}``; the last two are nan in empty bins.
+    """
+    y_true, y_prob = _as_arrays(y_true, y_prob)
+    confidence = y_prob.max(axis=1)
+    correct = (y_prob.argmax(axis=1) == y_true).astype(np.float64)
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    acc_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.where(count > 0, conf_sum / count, np.nan)
+        mean_acc = np.where(count > 0, acc_sum / count, np.nan)
+    return {
+        "edges": np.linspace(0.0, 1.0, n_bins + 1),
+        "count": count.astype(np.int64),
+        "confidence": mean_conf,
+        "accuracy": mean_acc,
+    }
+
+
+def expected_calibration_error(y_true, y_prob, n_bins: int = 15) -> float:
+    """Top-label ECE: the count-weighted mean of |accuracy - confidence| over equal-width bins."""
+    bins = reliability_bins(y_true, y_prob, n_bins)
+    filled = bins["count"] > 0
+    gaps = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
+    return float((gaps * bins["count"][filled]).sum() / bins["count"].sum())
+
+
+def brier_score(y_true, y_prob) -> float:
+    """Multi-class Brier score: mean over examples of the squared distance to the one-hot label.
+
+    Summed over the K classes (Brier's 1950 definition), so it ranges from 0 to 2; for binary tasks
+    it is twice scikit-learn's ``brier_score_loss`` on the positive class.
+    """
+    y_true, y_prob = _as_arrays(y_true, y_prob)
+    one_hot = np.zeros_like(y_prob)
+    one_hot[np.arange(len(y_true)), y_true] = 1.0
+    return float(((y_prob - one_hot) ** 2).sum(axis=1).mean())
