@@ -22,7 +22,11 @@ from harness.measure import device_info, measure_latency, stopwatch, track_memor
 from harness.models import build_model, save_model
 from harness.provenance import environment, fingerprint
 from harness.registry import load_benchmark, load_registry
-from harness.store import ResultsStore, atomic_write_json, atomic_write_text
+from harness.store import ResultsStore, atomic_write_json, atomic_write_text, filter_variant
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class Job(BaseModel):
@@ -59,6 +63,11 @@ class Job(BaseModel):
         if self.limit_test is not None:
             update["test_examples"] = self.limit_test
         return model.budget_for(base.model_copy(update=update))
+
+    @property
+    def variant(self) -> str | None:
+        """Where in the store this run lives: a run on a filtered train split never replaces the full one."""
+        return filter_variant(self.train_filter)
 
     def fingerprint(self, spec: BenchmarkSpec, model: ModelSpec) -> str:
         return fingerprint(
@@ -107,7 +116,7 @@ def run_job(job: Job) -> dict:
     any other failure is recorded as a failed run and returned.
     """
     store = ResultsStore(Path(job.results_dir))
-    run_dir = store.run_dir(job.benchmark, job.model, job.seed)
+    run_dir = store.run_dir(job.benchmark, job.model, job.seed, job.variant)
     run_dir.mkdir(parents=True, exist_ok=True)
     fp = None
     partial: dict = {}
@@ -121,6 +130,7 @@ def run_job(job: Job) -> dict:
             "budget": budget.model_dump(),
             "budget_overrides": dict(model_spec.budget_overrides),
             "trust_remote_code": model_spec.trust_remote_code,
+            "train_filter": job.train_filter,
         }
         data = load_benchmark_data(
             spec,
@@ -140,7 +150,13 @@ def run_job(job: Job) -> dict:
 
         evaluation = data.eval
         with track_memory("inference") as inference_memory, stopwatch() as eval_clock:
-            probs = model.predict_proba(evaluation.texts, batch_size=budget.eval_batch_size)
+            if getattr(model, "supports_distributed_eval", False):
+                probs = model.predict_proba(evaluation.texts, batch_size=budget.eval_batch_size, distributed=True)
+            else:
+                probs = model.predict_proba(evaluation.texts, batch_size=budget.eval_batch_size)
+        if not is_main_process():
+            # Every process trained and scored its shard; only the main one measures latency and writes.
+            return {"status": "completed", "secondary_process": True}
         sample = latency_texts(evaluation.texts, job.latency_samples)
         latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, job.latency_warmup)
         model_only = None
