@@ -231,7 +231,14 @@ class TransformerClassifier:
     # ----- tokenisation ------------------------------------------------------------------------------------
     def _tokenizer_key(self) -> str:
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        text = backend.to_str() if backend is not None else json.dumps(self.tokenizer.get_vocab(), sort_keys=True)
+        if backend is not None:
+            # Calling the tokenizer stores truncation/padding settings in it: leave those out of its identity.
+            state = json.loads(backend.to_str())
+            state.pop("truncation", None)
+            state.pop("padding", None)
+            text = json.dumps(state, sort_keys=True)
+        else:
+            text = json.dumps(self.tokenizer.get_vocab(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def tokenize(self, texts: list[str], max_length: int, labels: np.ndarray | None = None, cache: bool = True):
