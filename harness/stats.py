@@ -31,7 +31,7 @@ def _as_arrays(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _accuracy_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    correct = (y_prob.argmax(axis=1) == y_true).astype(np.float64)
+    correct = (y_prob.argmax(axis=1) == y_true).astype(weights.dtype)
     return weights @ correct / weights.sum(axis=1)
 
 
@@ -41,8 +41,8 @@ def _macro_f1_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarr
     num_labels = y_prob.shape[1]
     y_pred = y_prob.argmax(axis=1)
     classes = np.arange(num_labels)
-    is_true = (y_true[:, None] == classes).astype(np.float64)
-    is_pred = (y_pred[:, None] == classes).astype(np.float64)
+    is_true = (y_true[:, None] == classes).astype(weights.dtype)
+    is_pred = (y_pred[:, None] == classes).astype(weights.dtype)
     tp = weights @ (is_true * is_pred)
     true_count = weights @ is_true
     pred_count = weights @ is_pred
@@ -76,8 +76,10 @@ def _roc_auc_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarra
         return _binary_auc_weighted(y_true == 1, y_prob[:, 1], weights)
     # One-vs-rest, macro over the classes defined in this (re)sample, as metrics.roc_auc does; nan
     # when fewer than two classes are present, since then no class has a ROC curve.
-    per_class = np.stack([_binary_auc_weighted(y_true == k, y_prob[:, k], weights) for k in range(num_labels)], axis=1)
-    present = (weights @ (y_true[:, None] == np.arange(num_labels)).astype(np.float64)) > 0
+    per_class = np.stack(
+        [_binary_auc_weighted(y_true == k, y_prob[:, k], weights) for k in range(num_labels)], axis=1
+    )
+    present = (weights @ (y_true[:, None] == np.arange(num_labels)).astype(weights.dtype)) > 0
     defined = np.isfinite(per_class)
     counts = defined.sum(axis=1)
     sums = np.where(defined, per_class, 0.0).sum(axis=1)
@@ -99,7 +101,9 @@ def _unweighted(weighted: Callable) -> Callable[[np.ndarray, np.ndarray], float]
 accuracy = _unweighted(_accuracy_weighted)
 accuracy.__doc__ = "Fraction of examples whose arg-max probability is the true label."
 macro_f1 = _unweighted(_macro_f1_weighted)
-macro_f1.__doc__ = "Unweighted mean of the per-class F1 over all K classes (0 for a class never seen nor predicted)."
+macro_f1.__doc__ = (
+    "Unweighted mean of the per-class F1 over all K classes (0 for a class never seen nor predicted)."
+)
 roc_auc = _unweighted(_roc_auc_weighted)
 roc_auc.__doc__ = (
     "ROC-AUC: the positive class's score when K=2, else one-vs-rest macro over classes present; "
@@ -114,16 +118,20 @@ METRICS: dict[str, Callable] = {"accuracy": accuracy, "macro_f1": macro_f1, "roc
 # --------------------------------------------------------------------------------------------------
 
 
-def _resample_values(metrics: list[Callable], y_true, probs: list[np.ndarray], n_boot: int, seed: int) -> list[np.ndarray]:
+def _resample_values(
+    metrics: list[Callable], y_true, probs: list[np.ndarray], n_boot: int, seed: int
+) -> list[np.ndarray]:
     """Each metric on each of ``n_boot`` resamples (the same resamples for every probs array)."""
     n = len(y_true)
     rng = np.random.default_rng(seed)
     out = [np.empty(n_boot) for _ in metrics]
     for start in range(0, n_boot, _CHUNK):
         rows = min(_CHUNK, n_boot - start)
-        idx = rng.integers(0, n, size=(rows, n))
+        idx = rng.integers(0, n, size=(rows, n), dtype=np.int64)
         counts = np.bincount((idx + (np.arange(rows) * n)[:, None]).ravel(), minlength=rows * n)
-        counts = counts.reshape(rows, n).astype(np.float64)
+        counts = counts.reshape(rows, n).astype(
+            np.float32
+        )  # small whole numbers: exact, half the memory traffic
         for j, (metric, prob) in enumerate(zip(metrics, probs, strict=True)):
             weighted = getattr(metric, "weighted", None)
             if weighted is not None:
@@ -151,14 +159,30 @@ def bootstrap_ci(
         defined (resamples giving nan, e.g. ROC-AUC on a single-class resample, are skipped).
         ``low``/``high`` are nan when no resample was defined.
     """
+    return bootstrap_cis(y_true, y_prob, {"metric": metric}, n_boot, alpha, seed)["metric"]
+
+
+def bootstrap_cis(
+    y_true, y_prob, metrics: dict[str, Callable], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> dict[str, dict]:
+    """:func:`bootstrap_ci` of several metrics on one shared set of resamples (cheaper than one call each).
+
+    Returns:
+        name -> ``{"point", "low", "high", "n_boot"}``.
+    """
     y_true, y_prob = _as_arrays(y_true, y_prob)
-    point = float(metric(y_true, y_prob))
-    (values,) = _resample_values([metric], y_true, [y_prob], n_boot, seed)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return {"point": point, "low": math.nan, "high": math.nan, "n_boot": 0}
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return {"point": point, "low": float(low), "high": float(high), "n_boot": int(len(values))}
+    functions = list(metrics.values())
+    resampled = _resample_values(functions, y_true, [y_prob] * len(functions), n_boot, seed)
+    out = {}
+    for (name, metric), values in zip(metrics.items(), resampled, strict=True):
+        point = float(metric(y_true, y_prob))
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
+            out[name] = {"point": point, "low": math.nan, "high": math.nan, "n_boot": 0}
+            continue
+        low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+        out[name] = {"point": point, "low": float(low), "high": float(high), "n_boot": int(len(values))}
+    return out
 
 
 def paired_bootstrap(
@@ -186,7 +210,13 @@ def paired_bootstrap(
     # A tolerance keeps float noise from turning an exact tie (d == diff == 0) into p < 1.
     extreme = np.abs(d - diff) >= abs(diff) - 1e-12
     p_value = (1 + int(extreme.sum())) / (1 + len(d))
-    return {"diff": diff, "low": float(low), "high": float(high), "p_value": float(min(1.0, p_value)), "n_boot": int(len(d))}
+    return {
+        "diff": diff,
+        "low": float(low),
+        "high": float(high),
+        "p_value": float(min(1.0, p_value)),
+        "n_boot": int(len(d)),
+    }
 
 
 def _binom_two_sided(k: int, n: int) -> float:
@@ -194,7 +224,10 @@ def _binom_two_sided(k: int, n: int) -> float:
     if n == 0:
         return 1.0
     k = min(k, n - k)
-    log_terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2)
+        for i in range(k + 1)
+    ]
     return min(1.0, 2.0 * sum(math.exp(t) for t in log_terms))
 
 
@@ -222,7 +255,13 @@ def mcnemar(y_true, pred_a, pred_b, exact_below: int = 25) -> dict:
     b = int(np.sum(right_a & ~right_b))
     c = int(np.sum(~right_a & right_b))
     if b + c < exact_below:
-        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": _binom_two_sided(min(b, c), b + c), "method": "exact"}
+        return {
+            "b": b,
+            "c": c,
+            "statistic": float(min(b, c)),
+            "p_value": _binom_two_sided(min(b, c), b + c),
+            "method": "exact",
+        }
     statistic = (abs(b - c) - 1) ** 2 / (b + c)
     p_value = math.erfc(math.sqrt(statistic / 2))  # chi-squared survival function with one degree of freedom
     return {"b": b, "c": c, "statistic": float(statistic), "p_value": float(p_value), "method": "chi2"}
