@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-train", type=_positive_int, default=None, help="stratified fixed-seed train subsample")
     parser.add_argument("--limit-test", type=_positive_int, default=None, help="stratified fixed-seed test subsample")
     parser.add_argument("--train-filter", action="append", metavar="COLUMN=V1,V2",
-                        help="train only on rows whose column has these values (e.g. lang=en); evaluate on all")
+                        help="train only on rows whose column has these values (e.g. lang=en); evaluate on all; "
+                        "stored apart, under results/<benchmark>/transfer/train-<column>-<values>/")
+    parser.add_argument("--transfer-matrix", metavar="COLUMN", default=None,
+                        help="cross-group transfer in one command: train on all rows, then on each value of this "
+                        "group column alone (e.g. lang), evaluating every run on every value")
     parser.add_argument("--seeds", type=_positive_int, default=1, help="train each model with N seeds (mean ± std)")
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="results store (default: results)")
     parser.add_argument("--registry", type=Path, default=None, help="model registry YAML (default: models_registry.yaml)")
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             limit_train=args.limit_train,
             limit_test=args.limit_test,
             train_filter=_filters(args.train_filter),
+            transfer_matrix=args.transfer_matrix,
             results_dir=args.results_dir,
             registry_path=args.registry,
             benchmarks_dir=args.benchmarks_dir,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
+from harness import groups
 from harness.config import BenchmarkSpec
 from harness.store import ResultsStore, atomic_write_text
 
@@ -177,6 +178,7 @@ def write_report(store: ResultsStore, spec: BenchmarkSpec) -> Path:
     if any(row["completed"] for row in rows):
         lines += ["", "## Per-class F1", "", per_class_table(rows, spec.label_names)]
         lines += ["", "## Per-class precision, recall, F1 and ROC-AUC (first seed)", "", per_class_detail(rows, spec.label_names)]
+    lines += groups.report_sections(store, spec, out_dir, [row["model"] for row in rows])
     path = out_dir / "leaderboard.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

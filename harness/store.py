@@ -8,6 +8,11 @@ Layout::
         predictions.csv          id, label, prob_<class>..., group columns (per-example, for statistics)
         model/                   the fine-tuned model (not committed)
 
+A run trained on a subset of the train split (``--train-filter lang=en``, ``--transfer-matrix lang``) is
+a different experiment from the run trained on all of it, so it lives in its own tree and never replaces it::
+
+    <root>/<benchmark>/transfer/train-lang-en/runs/<model>/seed-<seed>/...
+
 A run is complete when its ``result.json`` exists with status ``completed`` and the same fingerprint
 (benchmark, data, budget, model entry) as the run being asked for; anything else is redone.
 """
@@ -16,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +37,41 @@ from harness.config import SAFE_NAME
 from harness.errors import HarnessInputError
 
 RESULT_FILE = "result.json"
+TRANSFER_DIR = "transfer"
+# Pieces that can be written into a variant name as they are; with '-' and '_' kept out of them,
+# "train-<col>-<v1>_<v2>__<col2>-<v>" reads back unambiguously.
+_PLAIN_PIECE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.]{0,39}$")
+
+
+def normalize_filter(train_filter: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+    """The filter with columns and values sorted and values deduplicated: equal filters, equal keys."""
+    if not train_filter:
+        return None
+    return {column: sorted(set(map(str, values))) for column, values in sorted(train_filter.items())}
+
+
+def filter_variant(train_filter: dict[str, list[str]] | None) -> str | None:
+    """The store sub-tree of runs trained on a filtered train split; ``None`` for the whole split.
+
+    ``{"lang": ["en"]}`` gives ``transfer/train-lang-en``; ``{"lang": ["en", "fr"]}`` gives
+    ``transfer/train-lang-en_fr``. Names or values outside a plain alphabet (spaces, '/', '-', non-ASCII)
+    get a readable stem plus a hash of the exact filter, so two different filters never share a directory
+    and no value can steer a path out of the store.
+    """
+    normalized = normalize_filter(train_filter)
+    if normalized is None:
+        return None
+    readable = "__".join(f"{column}-{'_'.join(values)}" for column, values in normalized.items())
+    pieces = [piece for column, values in normalized.items() for piece in (column, *values)]
+    if all(_PLAIN_PIECE.match(piece) and ".." not in piece for piece in pieces) and len(readable) <= 80:
+        name = f"train-{readable}"
+    else:
+        digest = hashlib.sha256(json.dumps(normalized, sort_keys=True).encode("utf-8")).hexdigest()[:10]
+        stem = re.sub(r"[^A-Za-z0-9]+", ".", readable).strip(".")[:60].rstrip(".") or "filter"
+        name = f"train-{stem}--h{digest}"  # "--" never occurs in a plain name: the two forms cannot meet
+    if not SAFE_NAME.match(name):
+        raise HarnessInputError("--train-filter", f"cannot name a results directory for {train_filter}", "use plain values")
+    return f"{TRANSFER_DIR}/{name}"
 
 
 def _json_default(value):
@@ -93,11 +135,26 @@ class ResultsStore:
     def benchmark_dir(self, benchmark: str) -> Path:
         return self._inside(benchmark)
 
-    def run_dir(self, benchmark: str, model: str, seed: int) -> Path:
-        return self._inside(benchmark, "runs", model, f"seed-{int(seed)}")
+    def runs_dir(self, benchmark: str, variant: str | None = None) -> Path:
+        """``<benchmark>/runs``, or ``<benchmark>/<variant>/runs`` for runs on a filtered train split."""
+        parts = variant.split("/") if variant else []
+        return self._inside(benchmark, *parts, "runs")
 
-    def load_result(self, benchmark: str, model: str, seed: int) -> dict | None:
-        path = self.run_dir(benchmark, model, seed) / RESULT_FILE
+    def run_dir(self, benchmark: str, model: str, seed: int, variant: str | None = None) -> Path:
+        parts = variant.split("/") if variant else []
+        return self._inside(benchmark, *parts, "runs", model, f"seed-{int(seed)}")
+
+    def variants(self, benchmark: str) -> list[str]:
+        """The filtered-training sub-trees of a benchmark that hold at least one run, sorted."""
+        base = self.benchmark_dir(benchmark) / TRANSFER_DIR
+        if not base.is_dir():
+            return []
+        return sorted(
+            f"{TRANSFER_DIR}/{d.name}" for d in base.iterdir() if d.is_dir() and SAFE_NAME.match(d.name) and (d / "runs").is_dir()
+        )
+
+    def load_result(self, benchmark: str, model: str, seed: int, variant: str | None = None) -> dict | None:
+        path = self.run_dir(benchmark, model, seed, variant) / RESULT_FILE
         if not path.exists():
             return None
         try:
@@ -105,8 +162,8 @@ class ResultsStore:
         except (json.JSONDecodeError, OSError):
             return None  # unreadable means not done; the run is redone, nothing is trusted
 
-    def is_complete(self, benchmark: str, model: str, seed: int, fingerprint: str) -> bool:
-        result = self.load_result(benchmark, model, seed)
+    def is_complete(self, benchmark: str, model: str, seed: int, fingerprint: str, variant: str | None = None) -> bool:
+        result = self.load_result(benchmark, model, seed, variant)
         return bool(result and result.get("status") == "completed" and result.get("fingerprint") == fingerprint)
 
     def write_predictions(self, run_dir: Path, ids, labels, probs, label_names, groups=None) -> Path:
@@ -124,9 +181,9 @@ class ResultsStore:
     def read_predictions(run_dir: Path) -> pd.DataFrame:
         return pd.read_csv(Path(run_dir) / "predictions.csv", keep_default_na=False)
 
-    def iter_results(self, benchmark: str) -> Iterator[tuple[Path, dict]]:
-        """Every readable result of a benchmark, sorted by model then seed."""
-        base = self.benchmark_dir(benchmark) / "runs"
+    def iter_results(self, benchmark: str, variant: str | None = None) -> Iterator[tuple[Path, dict]]:
+        """Every readable result of a benchmark (of one filtered-training variant), sorted by model then seed."""
+        base = self.runs_dir(benchmark, variant)
         for path in sorted(base.glob(f"*/seed-*/{RESULT_FILE}")):
             try:
                 yield path.parent, read_json(path)

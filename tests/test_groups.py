@@ -1,0 +1,128 @@
+"""Per-group scores and the per-group leaderboard section, on hand-made predictions with exact values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from harness import groups, stats
+from harness.config import BenchmarkSpec
+from harness.metrics import group_metrics
+from harness.store import ResultsStore, atomic_write_json
+
+LABELS = ["negative", "neutral", "positive"]
+
+# Group "web": true 0,0,1,1,2,2 predicted 0,1,1,1,2,0
+#   class 0: tp 1, 2 true, 2 predicted -> F1 2/4;  class 1: tp 2, 2 true, 3 predicted -> F1 4/5;
+#   class 2: tp 1, 2 true, 1 predicted -> F1 2/3;  macro = (1/2 + 4/5 + 2/3) / 3
+# Group "news": true 0,1,2 predicted 0,1,2 -> macro 1.
+WEB_F1 = (1 / 2 + 4 / 5 + 2 / 3) / 3
+Y = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2])
+PRED = np.array([0, 1, 1, 1, 2, 0, 0, 1, 2])
+GROUPS = np.array(["web"] * 6 + ["news"] * 3)
+
+
+def one_hot(pred: np.ndarray, k: int = 3, sure: float = 0.8) -> np.ndarray:
+    probs = np.full((len(pred), k), (1 - sure) / (k - 1))
+    probs[np.arange(len(pred)), pred] = sure
+    return probs
+
+
+def spec(group_columns: list[str]) -> BenchmarkSpec:
+    return BenchmarkSpec(
+        name="tiny_groups",
+        dataset={"hub_id": "local/x"},
+        label_names=LABELS,
+        group_columns=group_columns,
+        budgets={"quick": {}},
+    )
+
+
+def store_run(
+    store: ResultsStore, model: str, y, probs, groups_by_column: dict, seed: int = 42, variant=None
+) -> None:
+    run_dir = store.run_dir("tiny_groups", model, seed, variant)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store.write_predictions(run_dir, np.arange(len(y)), y, probs, LABELS, groups_by_column)
+    result = {
+        "status": "completed",
+        "model": model,
+        "seed": seed,
+        "metrics": {"f1_macro": stats.macro_f1(y, probs)},
+        "data": {"train_rows": 100},
+        "group_metrics": {c: group_metrics(y, probs, v, LABELS) for c, v in groups_by_column.items()},
+    }
+    atomic_write_json(run_dir / "result.json", result)
+
+
+def test_score_groups_matches_hand_computed_macro_f1():
+    cells = groups.score_groups(Y, one_hot(PRED), GROUPS, n_boot=200)
+    assert list(cells) == ["news", "web"]
+    assert cells["web"].point == pytest.approx(WEB_F1)
+    assert cells["news"].point == 1.0
+    assert (cells["web"].n, cells["news"].n) == (6, 3)
+    # The runner's per-group metrics (sklearn) and these (stats) agree to the last digit.
+    runner = group_metrics(Y, one_hot(PRED), GROUPS, LABELS)
+    assert runner["web"]["f1_macro"] == pytest.approx(cells["web"].point, abs=1e-12)
+    assert runner["web"]["n"] == 6
+
+
+def test_score_groups_resamples_within_each_group():
+    cells = groups.score_groups(Y, one_hot(PRED), GROUPS, n_boot=300, seed=0)
+    web = GROUPS == "web"
+    alone = stats.bootstrap_ci(Y[web], one_hot(PRED)[web], stats.macro_f1, n_boot=300, seed=0)
+    assert (cells["web"].low, cells["web"].high) == (alone["low"], alone["high"])
+    assert cells["web"].low < cells["web"].point <= cells["web"].high
+
+
+def test_per_group_section_any_column_table_heatmap_and_link(tmp_path):
+    store = ResultsStore(tmp_path)
+    # "domain", not a language: the same mechanism for any declared column.
+    store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS})
+    store_run(store, "model-b", Y, one_hot(Y), {"domain": GROUPS})
+    out_dir = store.benchmark_dir("tiny_groups")
+    lines = groups.per_group_section(store, spec(["domain"]), "domain", out_dir, ["model-b", "model-a"])
+    text = "\n".join(lines)
+    assert lines[0] == "## Macro-F1 per domain"
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| model"))
+    assert "news (n=3)" in header and "web (n=6)" in header
+    rows = [line for line in lines if line.startswith("| model-")]
+    assert [r.split("|")[1].strip() for r in rows] == ["model-b", "model-a"]
+    a_cells = [c.strip() for c in rows[1].split("|")[1:-1]]
+    assert a_cells[1].startswith("1.000 [")
+    assert a_cells[2].startswith(f"{WEB_F1:.3f} [")
+    assert a_cells[3] == f"{(1 + WEB_F1) / 2:.3f}"  # mean over groups
+    assert a_cells[4] == f"web ({WEB_F1:.3f})"  # worst group
+    assert "![macro-F1 per domain](plots/groups_domain_f1.png)" in text
+    png = out_dir / "plots" / "groups_domain_f1.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = mpimg.imread(png).shape
+    assert width > height > 100
+
+
+def test_without_group_predictions_falls_back_to_stored_metrics(tmp_path):
+    store = ResultsStore(tmp_path)
+    store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS})
+    run_dir = store.run_dir("tiny_groups", "model-a", 42)
+    frame = store.read_predictions(run_dir).drop(columns=["group_domain"])
+    (run_dir / "predictions.csv").write_text(frame.to_csv(index=False))
+    scored = groups.per_group_scores(store, spec(["domain"]), "domain")
+    assert scored[0].cells["web"].point == pytest.approx(WEB_F1)
+    assert groups._cell_text(scored[0].cells["web"]) == f"{WEB_F1:.3f}"  # no interval without examples
+
+
+def test_no_group_columns_no_sections(tmp_path):
+    store = ResultsStore(tmp_path)
+    store_run(store, "model-a", Y, one_hot(PRED), {})
+    assert groups.report_sections(store, spec([]), store.benchmark_dir("tiny_groups")) == []
+    assert not (store.benchmark_dir("tiny_groups") / "plots").exists()
+
+
+def test_lowest_completed_seed_is_the_one_shown(tmp_path):
+    store = ResultsStore(tmp_path)
+    store_run(store, "model-a", Y, one_hot(Y), {"domain": GROUPS}, seed=43)
+    store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS}, seed=42)
+    (scored,) = groups.per_group_scores(store, spec(["domain"]), "domain")
+    assert scored.seed == 42 and scored.cells["web"].point == pytest.approx(WEB_F1)
