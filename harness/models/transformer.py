@@ -284,7 +284,12 @@ class TransformerClassifier:
         from accelerate import Accelerator
         from accelerate.utils import DataLoaderConfiguration
 
+        from accelerate.state import AcceleratorState
+
         self.precision = pick_precision(budget.precision)
+        # One process may train several models (--no-isolate, benchmarks): each gets its own precision.
+        # Only the accelerator settings are reset; the distributed process group (PartialState) stays.
+        AcceleratorState._reset_state(reset_partial_state=False)
         # split_batches: the budget's batch size is the global batch, so 1 or N processes see the same batches.
         self.accelerator = Accelerator(
             mixed_precision=None if self.precision in ("fp32", "no") else self.precision,

