@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from harness import groups
+from harness import analysis, groups
 from harness.config import BenchmarkSpec
-from harness.store import ResultsStore, atomic_write_text
+from harness.store import ResultsStore, atomic_write_bytes, atomic_write_text
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -66,7 +66,7 @@ def model_rows(by_model: dict[str, list[dict]]) -> list[dict]:
 
 def leaderboard_table(rows: list[dict]) -> str:
     header = [
-        "rank", "model", "status", "accuracy", "macro-F1", "ROC-AUC", "train s", "train samples/s",
+        "rank", "model", "status", "accuracy", "macro-F1", "ROC-AUC", "vs best", "ECE", "Brier", "train s", "train samples/s",
         "p50 ms (b=1)", "p95 ms (b=1)", "eval samples/s", "peak RSS MiB", "params (M)", "notes",
     ]
     table = []
@@ -94,9 +94,12 @@ def leaderboard_table(rows: list[dict]) -> str:
                 rank if done else "-",
                 row["model"],
                 status,
-                _mean_std([r["metrics"]["accuracy"] for r in done]),
-                _mean_std([r["metrics"]["f1_macro"] for r in done]),
-                _mean_std([r["metrics"]["roc_auc"] for r in done]),
+                _quality_cell(row, "accuracy"),
+                _quality_cell(row, "f1_macro"),
+                _quality_cell(row, "roc_auc"),
+                _vs_best_cell(row),
+                _mean_std(_get(row, "stats", "ece", default=[]), 3),
+                _mean_std(_get(row, "stats", "brier", default=[]), 3),
                 _mean_std([_get(r, "training", "train_seconds") for r in done], 1),
                 _mean_std([_get(r, "training", "samples_per_second") for r in done], 1),
                 _mean_std([_get(r, "inference", "latency_batch1_end_to_end", "p50_ms") for r in done], 2),
@@ -169,16 +172,206 @@ def _budget_text(budget: dict) -> str:
     return ", ".join(f"{k}={budget[k]}" for k in keys if budget.get(k) is not None)
 
 
+# --- Uncertainty, tie test, plots and error analysis (all rebuilt from the stored predictions) ---
+
+PLOTS_DIR = "plots"
+ERRORS_FILE = "errors.md"
+N_BOOT = 1000
+
+
+def _p(value) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _quality_cell(row: dict, key: str) -> str:
+    """Mean ± std over seeds, then the first seed's 95% bootstrap interval in brackets."""
+    text = _mean_std([r["metrics"][key] for r in row["completed"]])
+    ci = _get(row, "stats", "ci", key)
+    if ci and np.isfinite(ci["low"]):
+        text += f" [{ci['low']:.4f}, {ci['high']:.4f}]"
+    return text
+
+
+def _vs_best_cell(row: dict) -> str:
+    versus = row.get("vs_best")
+    if versus == "leader":
+        return "best"
+    if not versus:
+        return "n/a"
+    p = _p(versus["paired_bootstrap"]["p_value"])
+    return f"{'tied' if versus['tied'] else 'below'} (p{p if p.startswith('<') else '=' + p})"
+
+
+def attach_statistics(rows: list[dict], label_names: list[str], n_boot: int = N_BOOT) -> dict:
+    """Put bootstrap intervals, ECE/Brier and the test against the leader into each row.
+
+    Returns:
+        Each model's first-seed predictions (``analysis.Predictions``), in leaderboard order.
+    """
+    first = {}
+    for row in rows:
+        runs = analysis.load_model_predictions(row["completed"], len(label_names))
+        if runs:
+            row["stats"] = analysis.model_statistics(runs, n_boot)
+            row["seed_runs"] = runs
+            first[row["model"]] = runs[0]
+    leader = rows[0] if rows and rows[0].get("stats") else None
+    if leader is not None:
+        leader["vs_best"] = "leader"
+        for row in rows[1:]:
+            if row.get("stats"):
+                row["vs_best"] = analysis.compare_to_leader(first[leader["model"]], first[row["model"]], n_boot)
+    return first
+
+
+def paired_tests_table(rows: list[dict]) -> str:
+    table = []
+    for row in rows[1:]:
+        versus = row.get("vs_best")
+        if not isinstance(versus, dict):
+            continue
+        boot, test = versus["paired_bootstrap"], versus["mcnemar"]
+        table.append(
+            [
+                row["model"],
+                f"{boot['diff']:+.4f} [{boot['low']:+.4f}, {boot['high']:+.4f}]",
+                _p(boot["p_value"]),
+                f"{test['b']} / {test['c']}",
+                f"{_p(test['p_value'])} ({test['method']})",
+                "tied" if versus["tied"] else "below",
+                versus["n"],
+            ]
+        )
+    return tabulate(
+        table,
+        headers=[
+            "model", "Δ macro-F1 vs best [95% CI]", "p (paired bootstrap)", "McNemar: only it right / only best right",
+            "p (McNemar)", "verdict", "examples",
+        ],
+        tablefmt="github",
+        disable_numparse=True,
+    )
+
+
+def _latency_points(rows: list[dict]) -> list[dict]:
+    points = []
+    for row in rows:
+        done = row["completed"]
+        latency = [_get(r, "inference", "latency_batch1_end_to_end", "p50_ms") for r in done]
+        latency = [v for v in latency if v]
+        if not done or not latency:
+            continue
+        memory = [
+            _get(r, "memory", "inference", "cuda_peak_allocated_bytes")
+            or _get(r, "memory", "inference", "rss_peak_bytes")
+            for r in done
+        ]
+        memory = [m for m in memory if m]
+        ci = _get(row, "stats", "ci", "f1_macro", default={})
+        points.append(
+            {
+                "model": row["model"],
+                "quality": row["f1_macro"],
+                "low": ci.get("low", float("nan")),
+                "high": ci.get("high", float("nan")),
+                "latency_ms": float(np.mean(latency)),
+                "memory_mib": float(np.max(memory)) / 2**20 if memory else None,
+            }
+        )
+    return points
+
+
+def write_figures(out_dir: Path, rows: list[dict], first: dict, label_names: list[str]) -> list[tuple[str, str]]:
+    """Draw every figure there is data for into ``<out_dir>/plots``; returns (caption, relative path) pairs."""
+    from harness import plots
+
+    done = [row for row in rows if row["completed"]]
+    per_class = None
+    if done:
+        f1 = [[[r["metrics"]["per_class"][c]["f1"] for c in label_names] for r in row["completed"]] for row in done]
+        several = any(len(seeds) > 1 for seeds in f1)
+        per_class = plots.per_class_f1(
+            [row["model"] for row in done],
+            label_names,
+            np.array([np.mean(s, axis=0) for s in f1]),
+            np.array([np.std(s, axis=0, ddof=1) if len(s) > 1 else np.zeros(len(label_names)) for s in f1])
+            if several
+            else None,
+        )
+    figures = {
+        "quality_vs_latency": ("Macro-F1 against batch-1 latency, Pareto front and memory", plots.quality_vs_latency(_latency_points(rows))),
+        "per_class_f1": ("Per-class F1", per_class),
+        "roc_curves": ("ROC curves", plots.roc_curves(first, label_names)),
+        "confusion_matrices": ("Confusion matrices", plots.confusion_grid(first, label_names)),
+        "loss_curves": (
+            "Training loss",
+            plots.loss_curves({row["model"]: [_get(r, "training", "loss_curve", default=[]) for r in row["completed"]] for row in done}),
+        ),
+        "reliability": ("Reliability diagram", plots.reliability_diagram(first)),
+    }
+    written = []
+    for name, (caption, fig) in figures.items():
+        path = out_dir / PLOTS_DIR / f"{name}.png"
+        if fig is None:
+            path.unlink(missing_ok=True)  # a figure from an earlier build would no longer match the store
+            continue
+        atomic_write_bytes(path, plots.to_png(fig))
+        written.append((caption, f"{PLOTS_DIR}/{name}.png"))
+    return written
+
+
+def evidence_sections(store: ResultsStore, spec: BenchmarkSpec, rows: list[dict], first: dict, out_dir: Path) -> list[str]:
+    """Paired tests, figures and the error analysis file, as leaderboard lines (writes the files they link)."""
+    lines = []
+    if sum(1 for row in rows if row.get("stats")) > 1:
+        lines += [
+            "",
+            "## Paired tests against the best model (first seed)",
+            "",
+            "Paired bootstrap over the same test examples (1000 resamples) of the macro-F1 difference, and McNemar's "
+            "test of the error rates. _tied_: p >= 0.05, the data cannot separate it from the best model.",
+            "",
+            paired_tests_table(rows),
+        ]
+    figures = write_figures(out_dir, rows, first, spec.label_names)
+    if figures:
+        lines += ["", "## Plots", ""]
+        for caption, relative in figures:
+            lines += [f"### {caption}", "", f"![{caption}]({relative})", ""]
+    atomic_write_text(
+        out_dir / ERRORS_FILE,
+        analysis.error_report(first, store.read_eval_texts(spec.name), spec.label_names, spec.name),
+    )
+    lines += [
+        "",
+        "## Error analysis",
+        "",
+        f"Most confident mistakes, error rate by input length and by group, and the examples on which models "
+        f"disagree: [{ERRORS_FILE}]({ERRORS_FILE}).",
+    ]
+    return lines
+
+
 def write_report(store: ResultsStore, spec: BenchmarkSpec) -> Path:
     """Write ``<results>/<benchmark>/leaderboard.md`` from the stored results and return its path."""
     rows = model_rows(collect(store, spec.name))
     out_dir = store.benchmark_dir(spec.name)
+    first = attach_statistics(rows, spec.label_names)
     lines = header_lines(spec, rows)
     lines += ["", "## Models", "", leaderboard_table(rows)]
+    lines += [
+        "",
+        "Quality cells: mean ± std over seeds, then [95% bootstrap CI] over test examples (first seed, "
+        f"{N_BOOT} resamples). _vs best_: paired bootstrap of macro-F1 against the first row; _tied_ when p >= 0.05. "
+        "ECE: top-label expected calibration error (15 bins); Brier: multi-class (0 best, 2 worst).",
+    ]
     if any(row["completed"] for row in rows):
         lines += ["", "## Per-class F1", "", per_class_table(rows, spec.label_names)]
         lines += ["", "## Per-class precision, recall, F1 and ROC-AUC (first seed)", "", per_class_detail(rows, spec.label_names)]
     lines += groups.report_sections(store, spec, out_dir, [row["model"] for row in rows])
+    lines += evidence_sections(store, spec, rows, first, out_dir)
     path = out_dir / "leaderboard.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -7,6 +7,7 @@ Layout::
         evaluation_metrics.json  accuracy / F1 / precision / recall, the exercise's format
         predictions.csv          id, label, prob_<class>..., group columns (per-example, for statistics)
         model/                   the fine-tuned model (not committed)
+    <root>/<benchmark>/eval_texts.csv   id, text of the evaluation examples (for the error analysis)
 
 A run trained on a subset of the train split (``--train-filter lang=en``, ``--transfer-matrix lang``) is
 a different experiment from the run trained on all of it, so it lives in its own tree and never replaces it::
@@ -37,6 +38,7 @@ from harness.config import SAFE_NAME
 from harness.errors import HarnessInputError
 
 RESULT_FILE = "result.json"
+EVAL_TEXTS_FILE = "eval_texts.csv"
 TRANSFER_DIR = "transfer"
 # Pieces that can be written into a variant name as they are; with '-' and '_' kept out of them,
 # "train-<col>-<v1>_<v2>__<col2>-<v>" reads back unambiguously.
@@ -180,6 +182,30 @@ class ResultsStore:
     @staticmethod
     def read_predictions(run_dir: Path) -> pd.DataFrame:
         return pd.read_csv(Path(run_dir) / "predictions.csv", keep_default_na=False)
+
+    def eval_texts_path(self, benchmark: str) -> Path:
+        return self.benchmark_dir(benchmark) / EVAL_TEXTS_FILE
+
+    def write_eval_texts(self, benchmark: str, ids, texts) -> Path:
+        """Keep the evaluation texts once per benchmark, so error analysis rebuilds from the store alone.
+
+        Rows already there are kept and these are merged in by id (an id is a row of the eval split
+        file, so a run on another subsample adds rows without contradicting earlier ones).
+        """
+        frame = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64), "text": list(texts)})
+        old = self.read_eval_texts(benchmark)
+        if old is not None:
+            frame = pd.concat([old[~old["id"].isin(frame["id"])], frame])
+        path = self.eval_texts_path(benchmark)
+        atomic_write_text(path, frame.sort_values("id").to_csv(index=False))
+        return path
+
+    def read_eval_texts(self, benchmark: str) -> pd.DataFrame | None:
+        """The ``id,text`` table written by :meth:`write_eval_texts`, or None when there is none."""
+        path = self.eval_texts_path(benchmark)
+        if not path.exists():
+            return None
+        return pd.read_csv(path, keep_default_na=False, dtype={"text": str})
 
     def iter_results(self, benchmark: str, variant: str | None = None) -> Iterator[tuple[Path, dict]]:
         """Every readable result of a benchmark (of one filtered-training variant), sorted by model then seed."""
