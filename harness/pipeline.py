@@ -213,6 +213,8 @@ def run(config: RunConfig) -> RunSummary:
         filters = transfer_filters(config.transfer_matrix, spec, data.train.groups.get(config.transfer_matrix, []))
         _log(config, f"transfer matrix over '{config.transfer_matrix}': train on all, then on each of "
                      f"{', '.join(f[config.transfer_matrix][0] for f in filters[1:])}; evaluate on every value")
+    for model in models:
+        _log(config, estimate_line(store, spec.name, model.name, len(data.train) * budget.epochs * config.seeds))
     # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
     eval_ids, eval_texts = data.eval.ids, data.eval.texts
     del data
@@ -252,6 +254,19 @@ def run(config: RunConfig) -> RunSummary:
             summary.leaderboard = report.write_report(store, spec)
             _log(config, f"leaderboard: {summary.leaderboard}")
     return summary
+
+
+def estimate_line(store: ResultsStore, benchmark: str, model: str, examples: float) -> str:
+    """A training-time estimate from this model's last measured speed in the store, never a guess."""
+    speeds = [
+        (r["training"]["samples_per_second"], r.get("device", {}).get("device_name", "?"))
+        for _, r in store.iter_results(benchmark)
+        if r.get("model") == model and r.get("status") == "completed" and r.get("training", {}).get("samples_per_second")
+    ]
+    if not speeds:
+        return f"  {model}: {examples:,.0f} training examples; no earlier run to estimate its time from"
+    rate, device = speeds[-1]
+    return f"  {model}: {examples:,.0f} training examples, about {examples / rate / 60:.1f} min at its last measured {rate:.0f} samples/s ({device})"
 
 
 class _null:
