@@ -1,6 +1,6 @@
 """The leaderboard's figures, built from stored predictions and results; report.py saves them as PNG.
 
-Each function returns a matplotlib Figure (Agg backend, no display needed) or None when there is
+Each function returns a matplotlib Figure (built without pyplot: no display or backend needed) or None when there is
 nothing to draw (no model with a loss curve, no latency measured). Legends sit outside the axes
 or where the data cannot be, so they never hide a point.
 """
@@ -11,32 +11,33 @@ import io
 import math
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from harness import stats  # noqa: E402
-from harness.analysis import Predictions  # noqa: E402
+from harness import stats
+from harness.analysis import Predictions
 
 DPI = 110
 
 
 def _colors(names: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
+def _subplots(*args, figsize, layout=None, **kwargs):
+    # Figures built without pyplot: no global backend, no figure registry to leak into, safe in a notebook.
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(*args, **kwargs)
+
+
 def to_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes (the caller writes them atomically), then closed to free its memory."""
+    """The figure as PNG bytes; the caller writes them atomically."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -62,7 +63,7 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     points = [p for p in points if p.get("latency_ms") and p.get("quality") is not None]
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    fig, ax = _subplots(figsize=(8.5, 5.2))
     colors = _colors([p["model"] for p in points])
     memory = [p.get("memory_mib") or 0.0 for p in points]
     top = max(memory) or 1.0
@@ -180,7 +181,7 @@ def per_class_f1(
         std: the same shape, std over seeds, or None with one seed each.
     """
     n_models, n_classes = mean.shape
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.0 + n_classes * (0.35 * n_models + 0.5)), 4.6))
+    fig, ax = _subplots(figsize=(max(7.0, 1.0 + n_classes * (0.35 * n_models + 0.5)), 4.6))
     width = 0.8 / n_models
     x = np.arange(n_classes)
     colors = _colors(models)
@@ -218,7 +219,8 @@ def roc_curves(first: dict[str, Predictions], label_names: list[str]) -> Figure 
     panels = [1] if k == 2 else list(range(k))
     cols = min(len(panels), 4)
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.2 * rows), squeeze=False)
+    size = (5.8, 5.6) if len(panels) == 1 else (4.4 * cols, 4.2 * rows)
+    fig, axes = _subplots(rows, cols, figsize=size, squeeze=False)
     colors = _colors(list(first))
     for ax, cls in zip(axes.flat, panels, strict=False):
         for name, preds in first.items():
@@ -254,7 +256,7 @@ def confusion_grid(first: dict[str, Predictions], label_names: list[str]) -> Fig
     cols = n if n <= 3 else (2 if n == 4 else 3)
     rows = math.ceil(n / cols)
     cell = 0.45 + 0.42 * k
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         rows,
         cols,
         figsize=(max(4.0, cell) * cols + 1.2, max(3.8, cell) * rows + 0.6),
@@ -305,7 +307,7 @@ def loss_curves(curves: dict[str, list[list[dict]]]) -> Figure | None:
     curves = {m: cs for m, cs in curves.items() if cs}
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    fig, ax = _subplots(figsize=(8.5, 4.6))
     colors = _colors(list(curves))
     for model, per_seed in curves.items():
         for i, curve in enumerate(per_seed):
@@ -334,7 +336,7 @@ def reliability_diagram(first: dict[str, Predictions], n_bins: int = 15) -> Figu
     """Top-label reliability: accuracy against confidence per bin, with the share of examples per bin below."""
     if not first:
         return None
-    fig, (top, bottom) = plt.subplots(
+    fig, (top, bottom) = _subplots(
         2, 1, figsize=(8.5, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 1.2], "hspace": 0.08}
     )
     colors = _colors(list(first))
