@@ -32,8 +32,14 @@ def _filters(items: list[str] | None) -> dict[str, list[str]] | None:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line like every other input error (argparse would print the whole usage first), exit code 2.
+        raise HarnessInputError(self.prog, message, f"see '{self.prog} -h'")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="run_benchmark.py",
         description="Fine-tune and evaluate every registry model on one benchmark under one identical budget; "
         "write results/<benchmark>/leaderboard.md. Subcommand: 'predict' (see 'run_benchmark.py predict -h').",
@@ -65,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="run_benchmark.py predict", description="Classify texts with a saved model (from results/.../model)."
     )
     parser.add_argument("--model-dir", type=Path, required=True, help="a saved model directory")
@@ -101,7 +107,18 @@ def _predict(argv: list[str]) -> int:
         raise HarnessInputError("predict", "no texts given", "pass texts as arguments or --file FILE")
     import json
 
-    for text, result in zip(texts, predict_texts(args.model_dir, texts)):
+    try:
+        results = predict_texts(args.model_dir, texts)
+    except HarnessInputError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        # A folder that is not a model saved by the harness (or a tampered one) is bad input, not a crash.
+        raise HarnessInputError(
+            str(args.model_dir),
+            f"cannot load a saved model ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
+            "pass a folder written by run_benchmark.py (results/<benchmark>/runs/<model>/seed-N/model)",
+        ) from None
+    for text, result in zip(texts, results, strict=True):
         if args.json:
             print(json.dumps({"text": text, **result}))
         else:

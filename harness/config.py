@@ -175,6 +175,30 @@ class RegistryFile(Strict):
     models: list[ModelSpec] = Field(min_length=1)
 
 
+class _SafeUniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader (no Python tags, so loading never runs code), refusing a key given twice in one mapping:
+    plain YAML keeps the last silently, which turns a pasted-twice ``budgets:`` into a quiet change of budget."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # unhashable key: the base constructor reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"duplicate key '{key}'", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_SafeUniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_yaml(path: Path) -> Any:
     """Load YAML with the safe loader; a syntax error becomes one line naming the file and the line."""
     try:
@@ -184,7 +208,7 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise HarnessInputError(str(path), f"not UTF-8 text ({exc.reason})", "save the file as UTF-8") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

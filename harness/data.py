@@ -58,6 +58,8 @@ SUFFIXES = (".csv", ".parquet", ".tsv", ".jsonl")
 
 
 def _find_file(data_dir: Path, split_name: str) -> Path:
+    if not data_dir.is_dir():
+        raise HarnessInputError(str(data_dir), "no such directory", "pass --data-dir a folder holding train/test files")
     for suffix in SUFFIXES:
         candidate = data_dir / f"{split_name}{suffix}"
         if candidate.exists():
@@ -80,12 +82,23 @@ def _read_table(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, sep=sep, encoding="utf-8", keep_default_na=False, na_values=[""], dtype=str)
     except UnicodeDecodeError as exc:
         raise HarnessInputError(
-            str(path),
-            f"bytes that are not UTF-8 at byte offset {exc.start} ({exc.reason})",
+            f"{path}:{_first_undecodable_line(path)}",
+            f"bytes that are not UTF-8 ({exc.reason})",
             "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
         ) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise HarnessInputError(str(path), f"cannot parse: {str(exc).splitlines()[0]}", "check the file format") from None
+
+
+def _first_undecodable_line(path: Path) -> int | str:
+    # The decoder's own offset is relative to a parser chunk; the user needs the line in the file.
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return "?"
 
 
 def file_sha256(path: Path) -> str:
@@ -143,6 +156,8 @@ def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: 
     parts = frame[spec.text_columns].fillna("").astype(str)
     texts = parts.iloc[:, 0] if len(spec.text_columns) == 1 else parts.agg(spec.text_separator.join, axis=1)
     texts = texts.str.strip()
+    # With several text columns the separator alone (": ") is not a text: empty means every part is empty.
+    blank = parts.apply(lambda column: column.str.strip() == "").all(axis=1)
 
     raw = frame[spec.label_column]
     as_text = raw.astype(str).str.strip()
@@ -163,16 +178,20 @@ def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: 
     else:
         mapped = as_text.map(names)
         bad = mapped.isna().to_numpy()
+        if numeric.notna().mean() > 0.5 and not as_text.isin(list(names)).any():
+            # Mostly class indices with a few strays: name the strays, not every index.
+            bad = (numeric.isna() | (numeric != numeric.round())).to_numpy()
         bad_values = sorted(set(as_text[bad].tolist()))
         labels = mapped.fillna(-1).astype(np.int64).to_numpy()
     if bad.any():
+        first = int(np.flatnonzero(bad)[0]) + 1
         raise HarnessInputError(
             origin,
-            f"{int(bad.sum())} label(s) outside the declared label set: {bad_values[:5]}",
+            f"{int(bad.sum())} label(s) outside the declared label set: {bad_values[:5]} (first at data row {first})",
             f"labels must be 0..{spec.num_labels - 1} or one of {spec.label_names}; fix the data or label_names",
         )
 
-    empty = (texts == "").to_numpy()
+    empty = blank.to_numpy()
     if empty.any() and spec.empty_text == "error":
         raise HarnessInputError(
             origin,
@@ -196,7 +215,9 @@ def stratified_sample(split: Split, n: int, seed: int, flag: str) -> Split:
     """A fixed-seed sample of ``n`` rows keeping class proportions; the whole split when n equals its size."""
     if n > len(split):
         raise HarnessInputError(
-            flag, f"asks for {n:,} rows but {split.origin} has {len(split):,}", f"use at most {len(split)} or drop the flag"
+            flag,
+            f"asks for {n:,} rows but {split.origin} has {len(split):,} usable (after empty texts and filters)",
+            f"use at most {len(split)} or drop the flag",
         )
     if n == len(split):
         return split
@@ -267,6 +288,14 @@ def load_benchmark_data(
         train = stratified_sample(train, limit_train, seed, "--limit-train")
     elif max_train is not None:
         train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
+    classes = np.unique(train.labels)
+    if len(classes) < 2:
+        flag = "--limit-train" if limit_train is not None else "--train-filter" if filters else train.origin
+        raise HarnessInputError(
+            flag,
+            f"the train split holds a single class ({spec.label_names[int(classes[0])]!r}) in {len(train)} row(s)",
+            "a classifier needs at least two classes: train on more rows or check the labels",
+        )
     if limit_test is not None:
         evaluation = stratified_sample(evaluation, limit_test, seed, "--limit-test")
     elif max_test is not None:

@@ -112,14 +112,15 @@ def _failed(job: Job, exc: BaseException, fp: str | None, partial: dict) -> dict
 def run_job(job: Job) -> dict:
     """Train, measure and score one (benchmark, model, seed); always leaves a result.json behind.
 
-    Bad input (HarnessInputError) is re-raised after recording, so the CLI can show its one line;
-    any other failure is recorded as a failed run and returned.
+    Bad specs or data (HarnessInputError before the model is built) are re-raised, so the CLI can show
+    their one line; any failure of the model itself, whatever its type, is recorded as a failed run and returned.
     """
     store = ResultsStore(Path(job.results_dir))
     run_dir = store.run_dir(job.benchmark, job.model, job.seed, job.variant)
     run_dir.mkdir(parents=True, exist_ok=True)
     fp = None
     partial: dict = {}
+    model_stage = False
     try:
         spec, model_spec = job.load_specs()
         budget = job.run_budget(spec, model_spec)
@@ -143,6 +144,7 @@ def run_job(job: Job) -> dict:
             max_test=budget.test_examples,
         )
         partial["data"] = data.source
+        model_stage = True
         model = build_model(model_spec, data.label_names)
 
         with track_memory("train") as train_memory:
@@ -211,10 +213,10 @@ def run_job(job: Job) -> dict:
         }
         atomic_write_json(run_dir / "result.json", result)
         return result
-    except HarnessInputError:
-        raise
     except BaseException as exc:  # noqa: BLE001 - a failing model must never take the others down
-        if isinstance(exc, KeyboardInterrupt):
+        # The specs and data are shared by every model: bad ones stop the run. A model rejecting its own
+        # entry (weights that will not load) fails alone, like any other model error.
+        if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, HarnessInputError) and not model_stage):
             raise
         result = _failed(job, exc, fp, partial)
         atomic_write_json(run_dir / "result.json", result)

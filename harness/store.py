@@ -238,6 +238,12 @@ class ResultsStore:
             handle.truncate()
             handle.write(f"pid {os.getpid()}")
             handle.flush()
+            # A writer killed mid-write leaves only its temporary file, never a half target: sweep those now
+            # that no one else can be writing here.
+            for stale in directory.rglob(".*.tmp"):
+                if stale.is_file():
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
             yield
         finally:
             handle.close()

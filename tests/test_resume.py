@@ -1,0 +1,230 @@
+"""Kill and resume: the real CLI is killed with SIGKILL at several points and started again; it ends with the
+same leaderboard as an uninterrupted run, finished models are not retrained and no JSON is ever partial.
+A second run on the same results directory gets the lock's one-line message."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.store import ResultsStore
+from tests.conftest import FIXTURES, ROOT
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+
+REGISTRY = """\
+models:
+  - {name: tfidf-c0.5, family: tfidf, tfidf: {min_df: 1, C: 0.5}}
+  - {name: tfidf-c4, family: tfidf, tfidf: {min_df: 1, C: 4.0}}
+  - {name: tfidf-c16, family: tfidf, tfidf: {min_df: 1, ngram_max: 1, C: 16.0}}
+"""
+MODELS = ("tfidf-c0.5", "tfidf-c4", "tfidf-c16")
+# Leaderboard columns that measure time or memory differ between any two runs; everything else must match.
+TIMING_COLUMN = re.compile(r"\bms\b|/s\b| s$|MiB|RSS")
+
+
+def cli_args(registry: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        "--models",
+        "all",
+        "--registry",
+        str(registry),
+        "--benchmark",
+        "tiny_binary",
+        "--benchmarks-dir",
+        str(FIXTURES / "benchmarks"),
+        "--data-dir",
+        str(FIXTURES / "binary"),
+        "--results-dir",
+        str(results),
+        "--latency-samples",
+        "3",
+        *extra,
+    ]
+
+
+def start_cli(args: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "run_benchmark.py"), *args], stdout=out, stderr=out, cwd=ROOT
+        )
+
+
+def wait_until(condition, process: subprocess.Popen, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"the run ended (code {process.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains ``text`` (zombies have none)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def kill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+
+
+def result_files(results: Path) -> dict[str, Path]:
+    return {p.parent.parent.name: p for p in (results / "tiny_binary" / "runs").glob("*/seed-*/result.json")}
+
+
+def completed(results: Path) -> dict[str, int]:
+    """Models whose result.json says completed, with the file's mtime."""
+    out = {}
+    for model, path in result_files(results).items():
+        if json.loads(path.read_text())["status"] == "completed":
+            out[model] = path.stat().st_mtime_ns
+    return out
+
+
+def assert_no_partial_json(results: Path) -> int:
+    files = list(results.rglob("*.json"))
+    for path in files:
+        json.loads(path.read_text())  # raises on a partial file
+    return len(files)
+
+
+def model_rows(board: Path) -> list[dict[str, str]]:
+    """The 'Models' table with time and memory columns masked."""
+    lines = board.read_text().splitlines()
+    start = lines.index("## Models") + 2
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows.append(
+            {h: ("<masked>" if TIMING_COLUMN.search(h) else c) for h, c in zip(header, cells, strict=True)}
+        )
+    return rows
+
+
+def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(REGISTRY)
+    baseline, results = tmp_path / "baseline", tmp_path / "results"
+    assert main(cli_args(registry, baseline, "--quiet", "--no-isolate")) == 0
+    expected = model_rows(baseline / "tiny_binary" / "leaderboard.md")
+    assert sorted(r["model"] for r in expected) == sorted(MODELS)
+    assert [r["status"] for r in expected] == ["ok"] * 3 and [r["rank"] for r in expected] == ["1", "2", "3"]
+    kills = 0
+
+    # 1. Very early: as soon as the run holds the lock, before any model has finished.
+    process = start_cli(cli_args(registry, results, "--no-isolate"), tmp_path / "run1.log")
+    wait_until((results / "tiny_binary" / ".run.lock").exists, process, "the lock")
+    kill(process)
+    kills += 1
+    assert_no_partial_json(results)
+    finished = completed(results)
+
+    # 2. Isolated (the default): after the first result, while the next model's own process is working.
+    #    The killed run's children must die with it, not keep writing behind the next run's back.
+    process = start_cli(cli_args(registry, results), tmp_path / "run2.log")
+    wait_until(lambda: len(completed(results)) > len(finished), process, "a new result")
+
+    def unfinished_worker() -> bool:
+        done = completed(results)
+        return any(
+            processes_mentioning(f"harness.worker {results}/tiny_binary/runs/{m}/")
+            for m in MODELS
+            if m not in done
+        )
+
+    wait_until(unfinished_worker, process, "the next model's process")
+    kill(process)
+    kills += 1
+    deadline = time.monotonic() + 15
+    while processes_mentioning(f"harness.worker {results}"):
+        assert time.monotonic() < deadline, "a model's process outlived the killed run"
+        time.sleep(0.01)
+    assert_no_partial_json(results)
+    now = completed(results)
+    assert all(now[m] == t for m, t in finished.items()), "a finished model was retrained"
+    assert len(now) > len(finished)
+    finished = now
+
+    # 3. In-process: the moment one more result appears (the next model may be halfway through).
+    if len(finished) < len(MODELS):
+        process = start_cli(cli_args(registry, results, "--no-isolate"), tmp_path / "run3.log")
+        wait_until(lambda: len(completed(results)) > len(finished), process, "another result")
+        kill(process)
+        kills += 1
+        assert_no_partial_json(results)
+        now = completed(results)
+        assert all(now[m] == t for m, t in finished.items()), "a finished model was retrained"
+        finished = now
+
+    # Resume: finished models are skipped, the rest run, the leaderboard matches the uninterrupted run.
+    capsys.readouterr()
+    assert main(cli_args(registry, results, "--no-isolate")) == 0
+    out = capsys.readouterr().out
+    for model in finished:
+        assert f"- {model} (seed 42): already complete, skipped" in out
+    final = completed(results)
+    assert set(final) == set(MODELS)
+    assert all(final[m] == t for m, t in finished.items()), "a finished model was retrained"
+    assert model_rows(results / "tiny_binary" / "leaderboard.md") == expected
+    # 3 results + 3 evaluation_metrics (+ job.json of the isolated run), all whole; no temporary file left.
+    assert assert_no_partial_json(results) >= 6
+    assert not [p for p in results.rglob("*.tmp") if p.is_file()]
+    assert kills >= 2
+
+
+def test_second_run_on_the_same_results_dir_is_refused(tmp_path):
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(REGISTRY)
+    results = tmp_path / "results"
+    store = ResultsStore(results)
+    with store.lock("tiny_binary"):
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "run_benchmark.py"), *cli_args(registry, results, "--no-isolate")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+    assert out.stderr == (
+        f"error: {results / 'tiny_binary'}: another run is writing here (pid {os.getpid()}) "
+        "(fix: wait for it to finish, or pass a different --results-dir)\n"
+    )
+    assert not (results / "tiny_binary" / "runs").exists()
+    with store.lock("tiny_binary"):  # released by the refused run as well as by this one
+        pass
+
+
+def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):
+    store = ResultsStore(tmp_path)
+    run_dir = store.run_dir("tiny_binary", "m", 42)
+    run_dir.mkdir(parents=True)
+    stale = run_dir / ".result.json.abc123.tmp"
+    stale.write_text('{"status": "compl')  # what a SIGKILL in the middle of a write leaves
+    keep = run_dir / "checkpoint.tmp"  # not ours: a training loop's own folder
+    keep.mkdir()
+    with store.lock("tiny_binary"):
+        assert not stale.exists() and keep.is_dir()
+    assert store.load_result("tiny_binary", "m", 42) is None
