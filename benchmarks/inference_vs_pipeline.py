@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     from harness.runner import latency_texts
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=".*pipelines sequentially on GPU.*")
     if args.threads:
         torch.set_num_threads(args.threads)
