@@ -13,6 +13,7 @@ import math
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from sklearn.metrics import roc_curve
@@ -37,7 +38,9 @@ def _subplots(*args, figsize, layout=None, **kwargs):
 def to_png(fig: Figure) -> bytes:
     """The figure as PNG bytes; the caller writes them atomically."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    # A legend added with add_artist outside the axes counts towards the tight box only when named here.
+    extra = [*fig.get_default_bbox_extra_artists(), *fig.findobj(Legend)]
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", bbox_extra_artists=extra)
     return buffer.getvalue()
 
 
@@ -56,8 +59,8 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     """Quality against batch-1 latency, the Pareto front marked, marker area proportional to memory.
 
     Args:
-        points: one dict per model with ``model``, ``quality``, ``low``/``high`` (interval, may be
-            nan), ``latency_ms`` and ``memory_mib`` (may be None).
+        points: one dict per model with ``model``, ``quality``, ``low``/``high`` (its interval, drawn
+            as the error bar; may be nan), ``latency_ms`` and ``memory_mib`` (may be None).
         quality_label: axis label of the quality.
     """
     points = [p for p in points if p.get("latency_ms") and p.get("quality") is not None]
@@ -103,10 +106,6 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
         )
     for i in front:
         ax.scatter(latency[i], quality[i], marker="*", s=90, color="black", zorder=4)
-    for p in points:
-        ax.annotate(
-            p["model"], (p["latency_ms"], p["quality"]), xytext=(8, 8), textcoords="offset points", fontsize=8
-        )
     log_x = max(latency) / min(latency) > 8
     if log_x:
         ax.set_xscale("log")
@@ -122,6 +121,7 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     )
     ax.grid(alpha=0.3)
     _pad(ax, quality)
+    _label_points(ax, [p["model"] for p in points], latency, quality, sizes)
     # Legend markers of one fixed size: the model legend names colours, the second one reads sizes.
     handles = [
         Line2D(
@@ -163,6 +163,57 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     return fig
 
 
+def _label_points(
+    ax, names: list[str], xs: list[float], ys: list[float], sizes: list[float], fontsize: int = 8
+) -> None:
+    """Write each name beside its marker where it overlaps no other name or marker (greedy, in points)."""
+    fig = ax.get_figure()
+    ax.get_xlim(), ax.get_ylim()  # settle autoscaling before reading positions
+    to_points = 72.0 / fig.dpi
+    centers = [
+        tuple(v * to_points for v in ax.transData.transform((x, y))) for x, y in zip(xs, ys, strict=True)
+    ]
+    radii = [math.sqrt(s) / 2 for s in sizes]
+    taken = [(cx - r, cy - r, cx + r, cy + r) for (cx, cy), r in zip(centers, radii, strict=True)]
+    height = fontsize * 1.2
+
+    def free(box) -> bool:
+        return all(box[2] <= o[0] or box[0] >= o[2] or box[3] <= o[1] or box[1] >= o[3] for o in taken)
+
+    order = sorted(range(len(names)), key=lambda i: -ys[i])
+    for i in order:
+        (cx, cy), r = centers[i], radii[i]
+        width = 0.6 * fontsize * len(names[i])
+        candidates = []
+        for lift in (0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 4.5, -4.5):
+            dy = lift * height - height / 2
+            candidates += [(r + 3, dy), (-r - 3 - width, dy)]
+        choice = next(
+            (
+                k
+                for k, (dx, dy) in enumerate(candidates)
+                if free((cx + dx, cy + dy, cx + dx + width, cy + dy + height))
+            ),
+            0,
+        )
+        dx, dy = candidates[choice]
+        taken.append((cx + dx, cy + dy, cx + dx + width, cy + dy + height))
+        ax.annotate(
+            names[i],
+            (xs[i], ys[i]),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=fontsize,
+            ha="left",
+            va="bottom",
+            # A name moved away from its marker keeps a thin line back to it, so it is never misread.
+            arrowprops=None
+            if choice == 0
+            else {"arrowstyle": "-", "color": "0.45", "linewidth": 0.6, "shrinkB": r},
+            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
+        )
+
+
 def _pad(ax, values: list[float]) -> None:
     low, high = min(values), max(values)
     span = max(high - low, 0.02)
@@ -181,6 +232,8 @@ def per_class_f1(
         std: the same shape, std over seeds, or None with one seed each.
     """
     n_models, n_classes = mean.shape
+    if n_models * n_classes > 30:
+        return _per_class_heatmap(models, label_names, mean)
     fig, ax = _subplots(figsize=(max(7.0, 1.0 + n_classes * (0.35 * n_models + 0.5)), 4.6))
     width = 0.8 / n_models
     x = np.arange(n_classes)
@@ -211,6 +264,34 @@ def per_class_f1(
     return fig
 
 
+def _per_class_heatmap(models: list[str], label_names: list[str], mean: np.ndarray) -> Figure:
+    # Past ~30 bars a grouped bar chart is a strip no one can read: a model x class table of colours is.
+    n_models, n_classes = mean.shape
+    fig, ax = _subplots(
+        figsize=(min(18.0, 2.5 + 0.75 * n_classes), 1.6 + 0.42 * n_models), layout="constrained"
+    )
+    low = float(np.floor(np.nanmin(mean) * 20) / 20)
+    image = ax.imshow(mean, cmap="viridis", vmin=low, vmax=1.0, aspect="auto")
+    for i in range(n_models):
+        for j in range(n_classes):
+            shade = (mean[i, j] - low) / max(1e-9, 1.0 - low)
+            ax.text(
+                j,
+                i,
+                f"{mean[i, j]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if shade > 0.55 else "white",
+            )
+    ax.set_xticks(range(n_classes), label_names, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(n_models), models, fontsize=8)
+    ax.set_xlabel("class")
+    ax.set_title("Per-class F1 by model (mean over seeds)")
+    fig.colorbar(image, ax=ax, label="F1 (0–1)", shrink=0.9)
+    return fig
+
+
 def roc_curves(first: dict[str, Predictions], label_names: list[str]) -> Figure | None:
     """ROC curves of every model overlaid: one panel for binary tasks, one per class (one-vs-rest) otherwise."""
     if not first:
@@ -219,9 +300,12 @@ def roc_curves(first: dict[str, Predictions], label_names: list[str]) -> Figure 
     panels = [1] if k == 2 else list(range(k))
     cols = min(len(panels), 4)
     rows = math.ceil(len(panels) / cols)
-    size = (5.8, 5.6) if len(panels) == 1 else (4.4 * cols, 4.2 * rows)
-    fig, axes = _subplots(rows, cols, figsize=size, squeeze=False)
+    size = (5.8, 5.6) if len(panels) == 1 else (4.0 * cols, 3.9 * rows)
+    fig, axes = _subplots(rows, cols, figsize=size, squeeze=False, layout="constrained")
     colors = _colors(list(first))
+    # Up to four panels each carry their own legend with the per-class AUC; past that one shared
+    # legend (macro AUC) keeps the panels readable.
+    shared = len(panels) > 4
     for ax, cls in zip(axes.flat, panels, strict=False):
         for name, preds in first.items():
             positive = preds.labels == cls
@@ -229,21 +313,27 @@ def roc_curves(first: dict[str, Predictions], label_names: list[str]) -> Figure 
                 continue
             fpr, tpr, _ = roc_curve(positive, preds.probs[:, cls])
             auc = stats.roc_auc(positive.astype(int), np.c_[1 - preds.probs[:, cls], preds.probs[:, cls]])
-            ax.plot(fpr, tpr, color=colors[name], linewidth=1.5, label=f"{name} (AUC {auc:.3f})")
+            ax.plot(fpr, tpr, color=colors[name], linewidth=1.4, label=f"{name} (AUC {auc:.3f})")
         ax.plot([0, 1], [0, 1], ":", color="0.5", linewidth=1, label="chance")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
         ax.set_aspect("equal")
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"positive class: {label_names[cls]}" if k == 2 else f"{label_names[cls]} vs rest")
+        ax.set_title(
+            f"positive class: {label_names[cls]}" if k == 2 else f"{label_names[cls]} vs rest", fontsize=10
+        )
         ax.grid(alpha=0.3)
-        # A ROC curve lives above the diagonal: the lower right corner is free for the legend.
-        ax.legend(loc="lower right", fontsize=7)
+        if not shared:
+            # A ROC curve lives above the diagonal: the lower right corner is free for the legend.
+            ax.legend(loc="lower right", fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
+    if shared:
+        handles = [Line2D([], [], color=colors[name], linewidth=1.4) for name in first]
+        labels = [f"{name} (macro AUC {stats.roc_auc(p.labels, p.probs):.3f})" for name, p in first.items()]
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=9)
     fig.suptitle("ROC curves" + (" (one-vs-rest)" if k > 2 else ""), fontsize=12)
-    fig.tight_layout()
     return fig
 
 

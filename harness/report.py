@@ -270,12 +270,14 @@ def _latency_points(rows: list[dict]) -> list[dict]:
         ]
         memory = [m for m in memory if m]
         ci = _get(row, "stats", "ci", "f1_macro", default={})
+        # The point is the mean over seeds; the interval is the first seed's, moved to sit around it.
+        shift = row["f1_macro"] - ci.get("point", row["f1_macro"])
         points.append(
             {
                 "model": row["model"],
                 "quality": row["f1_macro"],
-                "low": ci.get("low", float("nan")),
-                "high": ci.get("high", float("nan")),
+                "low": ci.get("low", float("nan")) + shift,
+                "high": ci.get("high", float("nan")) + shift,
                 "latency_ms": float(np.mean(latency)),
                 "memory_mib": float(np.max(memory)) / 2**20 if memory else None,
             }
