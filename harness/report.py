@@ -139,6 +139,75 @@ def per_class_detail(rows: list[dict], label_names: list[str]) -> str:
     )
 
 
+def cost_section(rows: list[dict]) -> list[str]:
+    """The "Cost" table: latency percentiles, throughput, training speed, MFU, memory and size per model.
+
+    CUDA memory columns appear only when some run recorded them (runs on a GPU).
+    """
+    done_rows = [row for row in rows if row["completed"]]
+    if not done_rows:
+        return []
+
+    def cell(row: dict, *path, digits: int = 1, scale: float = 1.0) -> str:
+        values = [_get(r, *path) for r in row["completed"]]
+        return _mean_std([None if v is None else v * scale for v in values], digits)
+
+    every = [r for row in done_rows for r in row["completed"]]
+    cuda = any(_get(r, "memory", phase, "cuda_peak_allocated_bytes") is not None for r in every for phase in ("train", "inference"))
+    header = [
+        "model", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p50 ms model-only", "eval samples/s",
+        "train samples/s", "train real tokens/s", "MFU %", "peak RSS train MiB", "peak RSS inference MiB",
+    ]
+    if cuda:
+        header += ["CUDA alloc/reserved train MiB", "CUDA alloc/reserved inference MiB"]
+    header += ["params (M)", "size on disk MiB"]
+    table = []
+    for row in done_rows:
+        cells = [
+            row["model"],
+            *(cell(row, "inference", "latency_batch1_end_to_end", f"p{p}_ms", digits=2) for p in (50, 90, 95, 99)),
+            cell(row, "inference", "latency_batch1_model_only", "p50_ms", digits=2),
+            cell(row, "inference", "throughput_samples_per_s"),
+            cell(row, "training", "samples_per_second"),
+            cell(row, "training", "tokens_per_second", digits=0),
+            cell(row, "training", "mfu", scale=100.0),
+            cell(row, "memory", "train", "rss_peak_bytes", digits=0, scale=1 / 2**20),
+            cell(row, "memory", "inference", "rss_peak_bytes", digits=0, scale=1 / 2**20),
+        ]
+        if cuda:
+            for phase in ("train", "inference"):
+                allocated = cell(row, "memory", phase, "cuda_peak_allocated_bytes", digits=0, scale=1 / 2**20)
+                reserved = cell(row, "memory", phase, "cuda_peak_reserved_bytes", digits=0, scale=1 / 2**20)
+                cells.append(f"{allocated} / {reserved}")
+        cells += [
+            cell(row, "model_info", "parameters", digits=1, scale=1e-6),
+            cell(row, "model_info", "size_on_disk_bytes", digits=1, scale=1 / 2**20),
+        ]
+        table.append(cells)
+    first = every[0]
+    latency = _get(first, "inference", "latency_batch1_end_to_end", default={})
+    # A TF-IDF run never loads torch: take the thread settings from a run that reports torch's.
+    threads = next(
+        (t for r in every if (t := _get(r, "device", "threads", default={})).get("torch_intra_op") is not None),
+        _get(first, "device", "threads", default={}),
+    )
+    thread_text = ", ".join(
+        f"{k}={v}" for k, v in (("torch intra-op", threads.get("torch_intra_op")), ("usable cores", threads.get("usable_cores")))
+        if v is not None
+    )
+    caption = (
+        f"Batch-1 latency over the same {latency.get('repetitions', '?')} test texts for every model after "
+        f"{latency.get('warmup', '?')} untimed calls: end to end (raw text in, probabilities out, tokenisation "
+        "included) and model-only (pre-tokenised forward pass; transformers only). Eval samples/s: the whole eval "
+        f"split at batch {_get(first, 'inference', 'eval_batch_size', default='?')}, sorted by length, after one "
+        "untimed batch. Train real tokens/s counts unpadded tokens. MFU: 6 x non-embedding parameters x real "
+        "tokens / train time / the GPU's dense peak FLOP/s (n/a on CPU or an unlisted GPU). Peak RSS and CUDA "
+        "memory are reset between training and inference; each model runs in its own process."
+        + (f" Threads: {thread_text}." if thread_text else "")
+    )
+    return ["", "## Cost", "", caption, "", tabulate(table, headers=header, tablefmt="github", disable_numparse=True)]
+
+
 def header_lines(spec: BenchmarkSpec, rows: list[dict]) -> list[str]:
     done = [r for row in rows for r in row["completed"]]
     first = done[0] if done else {}
@@ -369,6 +438,7 @@ def write_report(store: ResultsStore, spec: BenchmarkSpec) -> Path:
         f"{N_BOOT} resamples). _vs best_: paired bootstrap of macro-F1 against the first row; _tied_ when p >= 0.05. "
         "ECE: top-label expected calibration error (15 bins); Brier: multi-class (0 best, 2 worst).",
     ]
+    lines += cost_section(rows)
     if any(row["completed"] for row in rows):
         lines += ["", "## Per-class F1", "", per_class_table(rows, spec.label_names)]
         lines += ["", "## Per-class precision, recall, F1 and ROC-AUC (first seed)", "", per_class_detail(rows, spec.label_names)]
