@@ -219,7 +219,7 @@ def test_diverging_and_unloadable_transformers_fail_alone(tmp_path, capsys, monk
 
     unloadable = result_of(results, "no-weights")
     assert unloadable["status"] == "failed" and unloadable["error"]["type"] == "ModelRunError"
-    assert f"cannot load '{empty}'" in unloadable["error"]["message"]
+    assert f"cannot load a model and tokenizer from {empty}" in unloadable["error"]["message"]
 
     assert result_of(results, "tfidf")["status"] == "completed"
     board = results / "tiny_binary" / "leaderboard.md"

@@ -59,7 +59,15 @@ def resolve_source(spec: ModelSpec) -> tuple[str, dict]:
 
 
 def _explain_load_failure(spec: ModelSpec, exc: Exception) -> ModelRunError:
-    where = spec.source.hub_id if spec.source and spec.source.hub_id else spec.source.path if spec.source else "?"
+    source = spec.source
+    if source is not None and (source.path or source.package):
+        where = source.path or f"package {source.package}/{source.package_subdir}"
+        return ModelRunError(
+            f"model '{spec.name}': cannot load a model and tokenizer from {where} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else 'no details'}); it must hold config.json, the weights "
+            f"and the tokenizer files, as save_pretrained writes them"
+        )
+    where = source.hub_id if source else "?"
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     hint = (
         "it is not in the local hub cache (HF_HUB_OFFLINE=1)"
@@ -146,6 +154,19 @@ class TokenizedSet(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return self.table[int(index)]
+
+
+class ListSet(torch.utils.data.Dataset):
+    """The same batch interface as TokenizedSet over plain Python lists."""
+
+    def __init__(self, columns: dict[str, list]):
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def __getitems__(self, indices: list[int]) -> dict:
+        return {name: [values[i] for i in indices] for name, values in self.columns.items()}
 
 
 def pad_collate(pad_id: int):
@@ -513,9 +534,10 @@ class TransformerClassifier:
             with torch.inference_mode(), self._autocast():
                 logits = model(**enc).logits
             return torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
-        table = self.tokenize(list(texts), max_length, cache=False)
-        lengths = np.asarray(table["length"])
-        dataset = TokenizedSet(table.remove_columns(["length"]), self.tokenizer.pad_token_id)
+        # One fast-tokenizer call on the whole list: no Arrow table or cache key for ad-hoc predictions.
+        ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        dataset = ListSet({"input_ids": ids, "idx": list(range(len(ids)))})
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_sampler=Batches(sorted_batches(lengths, batch_size), batch_size),
