@@ -38,6 +38,8 @@ from harness.config import SAFE_NAME
 from harness.errors import HarnessInputError
 
 RESULT_FILE = "result.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 EVAL_TEXTS_FILE = "eval_texts.csv"
 TRANSFER_DIR = "transfer"
 # Pieces that can be written into a variant name as they are; with '-' and '_' kept out of them,
@@ -98,6 +100,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600; results are meant to be read by others, so use the usual umask-based mode.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
