@@ -228,7 +228,8 @@ def header_lines(spec: BenchmarkSpec, rows: list[dict]) -> list[str]:
     if len(budgets) > 1 or len(devices) > 1:
         lines.append("- **Warning**: rows come from different budgets or devices; compare with care")
     commits = sorted({_get(r, "environment", "git_commit", default="?") for r in done})
-    lines.append(f"- **Harness commit(s)**: {', '.join(c[:12] for c in commits) or 'n/a'}")
+    short = sorted({c[:12] + (" (uncommitted changes)" if c.endswith("-dirty") else "") for c in commits})
+    lines.append(f"- **Harness commit(s)**: {', '.join(short) or 'n/a'}")
     lines.append(
         "- Sorted by macro-F1 (mean ± std over seeds when several). Latency: batch 1, raw text in, probabilities out, "
         "after warm-up. Peak RSS: the model's own process during training."

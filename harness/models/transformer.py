@@ -80,6 +80,21 @@ def _explain_load_failure(spec: ModelSpec, exc: Exception) -> ModelRunError:
     )
 
 
+def _load_classifier(location: str, label_names: list[str], spec: ModelSpec, extra: dict):
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = dict(enumerate(label_names))
+    return AutoModelForSequenceClassification.from_pretrained(
+        location,
+        num_labels=len(label_names),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=True,
+        trust_remote_code=spec.trust_remote_code,
+        **extra,
+    )
+
+
 def pick_precision(requested: str) -> str:
     """'auto' means bf16 where the hardware does bf16 matrix work natively, else fp32."""
     if requested != "auto":
@@ -207,21 +222,20 @@ class TransformerClassifier:
     # ----- construction ------------------------------------------------------------------------------------
     @classmethod
     def from_spec(cls, spec: ModelSpec, label_names: list[str]) -> TransformerClassifier:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         location, extra = resolve_source(spec)
-        id2label = dict(enumerate(label_names))
         try:
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=spec.trust_remote_code, **extra)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                location,
-                num_labels=len(label_names),
-                id2label=id2label,
-                label2id={v: k for k, v in id2label.items()},
-                ignore_mismatched_sizes=True,
-                trust_remote_code=spec.trust_remote_code,
-                **extra,
-            )
+            # The load report always lists the new classification head as missing: expected, so not printed.
+            from transformers.utils import logging as hf_logging
+
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()
+            try:
+                model = _load_classifier(location, label_names, spec, extra)
+            finally:
+                hf_logging.set_verbosity(verbosity)
         except (OSError, ValueError) as exc:
             raise _explain_load_failure(spec, exc) from None
         return cls(model, tokenizer, label_names, spec)
