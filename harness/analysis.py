@@ -290,7 +290,7 @@ def error_report(
     if texts is None:
         lines += [
             "",
-            "_The store holds no eval_texts.csv (runs from an older harness): texts and lengths are missing._",
+            "_The store holds no eval_texts.csv (it is a copy of the benchmark data, so it is not kept in git; any run of this benchmark writes it again): texts and lengths are missing._",
         ]
 
     lines += ["", "## Most confident mistakes", ""]
