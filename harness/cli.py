@@ -82,7 +82,13 @@ def predict_parser() -> argparse.ArgumentParser:
 
 
 def _list(args) -> int:
-    from harness.registry import DEFAULT_BENCHMARKS_DIR, DEFAULT_REGISTRY, list_benchmarks, load_benchmark, load_registry
+    from harness.registry import (
+        DEFAULT_BENCHMARKS_DIR,
+        DEFAULT_REGISTRY,
+        list_benchmarks,
+        load_benchmark,
+        load_registry,
+    )
 
     registry = load_registry(args.registry or DEFAULT_REGISTRY)
     print("models:")

@@ -228,7 +228,7 @@ def stratified_sample(split: Split, n: int, seed: int, flag: str) -> Split:
     take = np.floor(quotas).astype(int)
     for i in np.argsort(-(quotas - take), kind="stable")[: n - take.sum()]:
         take[i] += 1
-    chosen = [rng.choice(np.flatnonzero(split.labels == c), size=k, replace=False) for c, k in zip(classes, take)]
+    chosen = [rng.choice(np.flatnonzero(split.labels == c), size=k, replace=False) for c, k in zip(classes, take, strict=False)]
     index = np.sort(np.concatenate(chosen))
     return split.subset(index)
 

@@ -30,7 +30,7 @@ def predict_texts(model_dir: Path | str, texts: list[str], batch_size: int = 32)
     out = []
     for row in probs:
         best = int(row.argmax())
-        out.append({"label": names[best], "score": float(row[best]), "probabilities": dict(zip(names, map(float, row)))})
+        out.append({"label": names[best], "score": float(row[best]), "probabilities": dict(zip(names, map(float, row), strict=False))})
     return out
 
 

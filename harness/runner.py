@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness import metrics as M
-from harness.config import Budget, BenchmarkSpec, ModelSpec
+from harness.config import BenchmarkSpec, Budget, ModelSpec
 from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
 from harness.measure import device_info, measure_latency, stopwatch, track_memory

@@ -175,7 +175,7 @@ class ResultsStore:
     def write_predictions(self, run_dir: Path, ids, labels, probs, label_names, groups=None) -> Path:
         frame = pd.DataFrame({"id": np.asarray(ids), "label": np.asarray(labels)})
         probs = np.asarray(probs)
-        for k, name in enumerate(label_names):
+        for k in range(len(label_names)):
             frame[f"prob_{k}"] = np.round(probs[:, k], 6)
         for column, values in (groups or {}).items():
             frame[f"group_{column}"] = values

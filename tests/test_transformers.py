@@ -82,7 +82,7 @@ def test_saved_model_reloads_in_pipeline_with_same_predictions(tiny_registry, tm
     ours = predict_texts(model_dir, texts)
     classify = pipeline("text-classification", model=str(model_dir), top_k=None, device="cpu")
     theirs = classify(texts)
-    for mine, other in zip(ours, theirs):
+    for mine, other in zip(ours, theirs, strict=False):
         other = {d["label"]: d["score"] for d in other}
         assert set(other) == {"negative", "positive"}
         for label, prob in mine["probabilities"].items():

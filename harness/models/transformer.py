@@ -317,9 +317,8 @@ class TransformerClassifier:
     # ----- training ----------------------------------------------------------------------------------------
     def _make_accelerator(self, budget: Budget):
         from accelerate import Accelerator
-        from accelerate.utils import DataLoaderConfiguration
-
         from accelerate.state import AcceleratorState
+        from accelerate.utils import DataLoaderConfiguration
 
         self.precision = pick_precision(budget.precision)
         # One process may train several models (--no-isolate, benchmarks): each gets its own precision.
