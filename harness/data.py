@@ -109,7 +109,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _hub_reachable(timeout: float = 4.0) -> bool:
+def hub_reachable(timeout: float = 4.0) -> bool:
     """A name lookup here can hang for ~50 s when offline; probe it in a thread with a short timeout."""
 
     def probe() -> bool:
@@ -131,7 +131,7 @@ def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
         "pass --data-dir DIR with train/test CSV or Parquet files (see ../shared/data for the layout), "
         "or run where the hub is reachable; set HF_HUB_OFFLINE=1 to use only the local hub cache"
     )
-    if os.environ.get("HF_HUB_OFFLINE") != "1" and not _hub_reachable():
+    if os.environ.get("HF_HUB_OFFLINE") != "1" and not hub_reachable():
         raise HarnessInputError(where, "cannot reach the Hugging Face hub to download it", fix)
     try:
         import datasets

