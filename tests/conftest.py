@@ -54,3 +54,12 @@ def shared_data(name: str) -> Path:
     if not (path / "train.csv").exists():
         pytest.skip(f"real data not present at {path} (it lives beside the repository, in ../shared/data)")
     return path
+
+
+def tiny_binary_cli_args(registry: Path, results: Path, *extra: str) -> list[str]:
+    """CLI arguments for every model of ``registry`` on the binary fixture, with a short latency sample."""
+    return [
+        "--models", "all", "--registry", str(registry), "--benchmark", "tiny_binary",
+        "--benchmarks-dir", str(FIXTURES / "benchmarks"), "--data-dir", str(FIXTURES / "binary"),
+        "--results-dir", str(results), "--latency-samples", "3", *extra,
+    ]

@@ -13,29 +13,12 @@ import pytest
 
 from harness.cli import main
 from harness.models.tfidf import TfidfLogReg
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, tiny_binary_cli_args
 from tests.test_bad_input import leaderboard_row
 
 
 def cli_args(registry: Path, results: Path, *extra: str) -> list[str]:
-    return [
-        "--models",
-        "all",
-        "--registry",
-        str(registry),
-        "--benchmark",
-        "tiny_binary",
-        "--benchmarks-dir",
-        str(FIXTURES / "benchmarks"),
-        "--data-dir",
-        str(FIXTURES / "binary"),
-        "--results-dir",
-        str(results),
-        "--quiet",
-        "--latency-samples",
-        "3",
-        *extra,
-    ]
+    return tiny_binary_cli_args(registry, results, "--quiet", *extra)
 
 
 def result_of(results: Path, model: str) -> dict:

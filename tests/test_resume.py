@@ -17,7 +17,7 @@ import pytest
 
 from harness.cli import main
 from harness.store import ResultsStore
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import ROOT, tiny_binary_cli_args
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
 
@@ -33,23 +33,7 @@ TIMING_COLUMN = re.compile(r"\bms\b|/s\b| s$|MiB|RSS")
 
 
 def cli_args(registry: Path, results: Path, *extra: str) -> list[str]:
-    return [
-        "--models",
-        "all",
-        "--registry",
-        str(registry),
-        "--benchmark",
-        "tiny_binary",
-        "--benchmarks-dir",
-        str(FIXTURES / "benchmarks"),
-        "--data-dir",
-        str(FIXTURES / "binary"),
-        "--results-dir",
-        str(results),
-        "--latency-samples",
-        "3",
-        *extra,
-    ]
+    return tiny_binary_cli_args(registry, results, *extra)
 
 
 def start_cli(args: list[str], log: Path) -> subprocess.Popen:
