@@ -70,7 +70,10 @@ def load_classifier(model_dir: Path | None, label_names: list[str] | None):
     from harness.models.transformer import TransformerClassifier
 
     if model_dir is not None:
-        return TransformerClassifier.load(model_dir), str(model_dir)
+        classifier = TransformerClassifier.load(model_dir)
+        # Same arithmetic as the pipeline (fp32), so the comparison is of the inference path, not of precision.
+        classifier.precision = "no"
+        return classifier, str(model_dir)
     from harness.registry import DEFAULT_REGISTRY, load_registry
 
     spec = load_registry(DEFAULT_REGISTRY)["minilm-l6"]

@@ -38,7 +38,6 @@ class RunConfig:
     quiet: bool = False
     latency_samples: int = 50
     save_model: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass

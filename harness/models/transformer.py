@@ -242,6 +242,9 @@ class TransformerClassifier:
     def load(cls, directory: Path) -> TransformerClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a deployed predictor prints predictions, not loading bars
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
         model = AutoModelForSequenceClassification.from_pretrained(str(directory))
         id2label = model.config.id2label
@@ -251,7 +254,9 @@ class TransformerClassifier:
         if settings.exists():
             saved = json.loads(settings.read_text())
             loaded.max_length = saved.get("max_length")
-            loaded.precision = saved.get("precision", "no") if torch.cuda.is_available() else "no"
+            # A model trained in reduced precision predicts in it wherever the hardware has it natively
+            # (the same rule as training); a model trained in fp32 stays fp32.
+            loaded.precision = pick_precision("auto") if saved.get("precision") in ("bf16", "fp16") else "no"
         return loaded
 
     def save(self, directory: Path) -> None:
