@@ -7,6 +7,7 @@ stable example ids and optional grouping columns (language, domain...).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import os
 import socket
@@ -102,6 +103,13 @@ def _first_undecodable_line(path: Path) -> int | str:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's sha256; every job's fingerprint asks for it, so it is hashed once per (path, size, mtime)."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

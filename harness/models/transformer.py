@@ -241,7 +241,6 @@ class TransformerClassifier:
     @classmethod
     def load(cls, directory: Path) -> TransformerClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a deployed predictor prints predictions, not loading bars
