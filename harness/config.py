@@ -58,13 +58,27 @@ class Budget(Strict):
 OVERRIDABLE_BUDGET_FIELDS = frozenset({"learning_rate", "weight_decay", "warmup_ratio"})
 
 
+class ConfigsAsColumn(Strict):
+    """A hub dataset split into one config per group (e.g. per language), read as one table with a column."""
+
+    column: str
+    configs: dict[str, str] = Field(min_length=1, description="column value -> hub config name")
+
+
 class DatasetSource(Strict):
     """Where a benchmark's data comes from when no ``--data-dir`` is given."""
 
     hub_id: str
     config: str | None = None
+    configs_as_column: ConfigsAsColumn | None = None
     revision: str | None = None
     rename: dict[str, str] = Field(default_factory=dict, description="hub column -> benchmark column")
+
+    @model_validator(mode="after")
+    def _one_config_form(self) -> DatasetSource:
+        if self.config and self.configs_as_column:
+            raise ValueError("give either 'config' or 'configs_as_column', not both")
+        return self
 
 
 class BenchmarkSpec(Strict):

@@ -144,10 +144,23 @@ def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
     try:
         import datasets
 
-        table = datasets.load_dataset(ds.hub_id, ds.config, revision=ds.revision, split=split_name)
+        if ds.configs_as_column is None:
+            frame = datasets.load_dataset(ds.hub_id, ds.config, revision=ds.revision, split=split_name).to_pandas()
+        else:
+            # One config per group on the hub (e.g. per language): read each, tag its rows, stack them.
+            column = ds.configs_as_column.column
+            frame = pd.concat(
+                [
+                    datasets.load_dataset(ds.hub_id, config, revision=ds.revision, split=split_name)
+                    .to_pandas()
+                    .assign(**{column: value})
+                    for value, config in ds.configs_as_column.configs.items()
+                ],
+                ignore_index=True,
+            )
     except Exception as exc:  # noqa: BLE001 - any fetch failure gets the same explanation
         raise HarnessInputError(where, f"could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", fix) from None
-    return table.to_pandas().rename(columns=ds.rename)
+    return frame.rename(columns=ds.rename)
 
 
 def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: str) -> tuple[Split, int]:

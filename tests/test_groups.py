@@ -126,3 +126,27 @@ def test_lowest_completed_seed_is_the_one_shown(tmp_path):
     store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS}, seed=42)
     (scored,) = groups.per_group_scores(store, spec(["domain"]), "domain")
     assert scored.seed == 42 and scored.cells["web"].point == pytest.approx(WEB_F1)
+
+
+def test_hub_dataset_with_one_config_per_group_becomes_one_table(monkeypatch):
+    """The multilingual benchmark's hub form (a config per language) reads as one table with a lang column."""
+    import datasets
+
+    from harness.data import load_benchmark_data
+    from harness.registry import load_benchmark
+
+    calls = []
+
+    def fake_load_dataset(hub_id, config, revision=None, split=None):
+        calls.append((hub_id, config, split))
+        n = 3 if split == "train" else 2
+        return datasets.Dataset.from_dict({"text": [f"{config} tweet {i}" for i in range(n)], "label": [i % 3 for i in range(n)]})
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    spec, _ = load_benchmark("tweet_sentiment_multilingual")
+    data = load_benchmark_data(spec, None)
+    assert {c for _, c, _ in calls} == {"arabic", "german", "english", "spanish", "french", "hindi", "italian", "portuguese"}
+    assert len(data.train) == 24 and len(data.eval) == 16
+    assert sorted(set(data.eval.groups["lang"].tolist())) == ["ar", "de", "en", "es", "fr", "hi", "it", "pt"]
+    assert data.eval.texts[data.eval.groups["lang"].tolist().index("hi")] == "hindi tweet 0"
