@@ -252,7 +252,21 @@ def run(config: RunConfig) -> RunSummary:
         if is_main_process():
             summary.leaderboard = report.write_report(store, spec)
             _log(config, f"leaderboard: {summary.leaderboard}")
+    _close_process_group()
     return summary
+
+
+def _close_process_group() -> None:
+    """Under a launcher, leave together and tear the process group down before exiting.
+
+    A secondary rank that simply exits while the main one is still writing results can abort in the
+    collective backend's destructor (seen with gloo: 'terminate called without an active exception').
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def estimate_line(store: ResultsStore, benchmark: str, model: str, examples: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +109,10 @@ def test_two_processes_match_one(tiny_registry, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     base = cli_args(tiny_registry, one, "tiny-distilbert")
     subprocess.run([sys.executable, "run_benchmark.py", *base, "--no-save-model"], cwd=ROOT, env=env, check=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    with socket.socket() as probe:  # a free port, so concurrent runs of the suite never collide
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
     subprocess.run([*torchrun, "run_benchmark.py", *cli_args(tiny_registry, two, "tiny-distilbert"), "--no-save-model"],
                    cwd=ROOT, env=env, check=True, timeout=300)
     r1, r2 = load_result(one, "tiny-distilbert"), load_result(two, "tiny-distilbert")
