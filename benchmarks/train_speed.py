@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import os
 import sys
@@ -192,7 +193,11 @@ def main() -> int:
         usual = train_trainer_defaults(base, tokenizer, train_texts, train_labels, args)
         usual_clf = TransformerClassifier(usual.pop("model"), tokenizer, [str(i) for i in range(num_labels)])
         usual_metrics = evaluate(usual_clf, test_texts, test_labels, 128)
-        del usual_clf
+        # Free the first recipe's model and optimizer state, so the second recipe's peak memory is its own.
+        del usual_clf, base
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         fresh, _ = load_model(name, args.random_weights, num_labels)
         fresh.load_state_dict(initial)
         ours = train_harness(fresh, tokenizer, train_texts, train_labels, args)
