@@ -19,9 +19,9 @@ each recipe, and the ratios; --json-out writes them.
 from __future__ import annotations
 
 import argparse
-import copy
-import gc
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -160,6 +160,21 @@ def summarise(name: str, run: dict, params: int, metrics: dict) -> dict:
     }
 
 
+def run_recipe(recipe: str, name: str, args, data) -> tuple[dict, dict, int]:
+    """Train one recipe from the model's initial weights and score it; runs in its own process."""
+    train_texts, train_labels, test_texts, test_labels, num_labels = data
+    torch.manual_seed(args.seed)  # the same initial weights (new head included) in both processes
+    model, tokenizer = load_model(name, args.random_weights, num_labels)
+    params = non_embedding_params(model)
+    if recipe == "usual":
+        run = train_trainer_defaults(model, tokenizer, train_texts, train_labels, args)
+        classifier = TransformerClassifier(run.pop("model"), tokenizer, [str(i) for i in range(num_labels)])
+    else:
+        run = train_harness(model, tokenizer, train_texts, train_labels, args)
+        classifier = run.pop("classifier")
+    return run, evaluate(classifier, test_texts, test_labels, 128), params
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/amazon_polarity")
@@ -185,23 +200,16 @@ def main() -> int:
     print(f"device: {device['device_name']}; {len(train_texts)} train x {args.epochs} epoch(s), batch {args.batch_size}, "
           f"max_length {args.max_length}; {len(test_texts)} test; weights: {'random' if args.random_weights else 'pretrained'}")
     rows = []
+    # Each recipe runs in a fresh process: warm-up is part of a real run, and neither recipe's memory
+    # (allocator caches, freed-but-kept heap) shows up in the other's peak.
+    spawn = multiprocessing.get_context("spawn")
+    data = (train_texts, train_labels, test_texts, test_labels, num_labels)
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        base, tokenizer = load_model(name, args.random_weights, num_labels)
-        params = non_embedding_params(base)
-        initial = copy.deepcopy(base.state_dict())
-        # Warm-up is part of a real run: both recipes are timed from their first step, in the same process.
-        usual = train_trainer_defaults(base, tokenizer, train_texts, train_labels, args)
-        usual_clf = TransformerClassifier(usual.pop("model"), tokenizer, [str(i) for i in range(num_labels)])
-        usual_metrics = evaluate(usual_clf, test_texts, test_labels, 128)
-        # Free the first recipe's model and optimizer state, so the second recipe's peak memory is its own.
-        del usual_clf, base
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        fresh, _ = load_model(name, args.random_weights, num_labels)
-        fresh.load_state_dict(initial)
-        ours = train_harness(fresh, tokenizer, train_texts, train_labels, args)
-        ours_metrics = evaluate(ours.pop("classifier"), test_texts, test_labels, 128)
+        results = {}
+        for recipe in ("usual", "harness"):
+            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                results[recipe] = pool.submit(run_recipe, recipe, name, args, data).result()
+        (usual, usual_metrics, params), (ours, ours_metrics, _) = results["usual"], results["harness"]
         a = summarise("HF Trainer defaults", usual, params, usual_metrics)
         b = summarise("harness loop", ours, params, ours_metrics)
         ratio = b["samples_per_s"] / a["samples_per_s"]
