@@ -186,3 +186,15 @@ def test_minilm_learns_amazon_polarity(tmp_path):
     result = json.loads((tmp_path / "amazon_polarity" / "runs" / "minilm-l6" / "seed-42" / "result.json").read_text())
     assert result["metrics"]["accuracy"] >= 0.85 and result["metrics"]["roc_auc"] >= 0.92
     assert result["training"]["loss_curve"][-1]["loss"] < result["training"]["loss_curve"][0]["loss"]
+
+
+def test_batches_pad_to_a_multiple_of_16_within_max_length():
+    from harness.models.transformer import pad_collate
+
+    collate = pad_collate(pad_id=0, max_length=40)
+    batch = collate({"input_ids": [[5] * 17, [6] * 3], "label": [1, 0], "idx": [0, 1]})
+    assert batch["input_ids"].shape == (2, 32)  # 17 rounded up to 32
+    assert batch["attention_mask"].sum(dim=1).tolist() == [17, 3]
+    assert batch["input_ids"][1, 3:].eq(0).all()
+    capped = collate({"input_ids": [[5] * 35], "label": [1], "idx": [0]})
+    assert capped["input_ids"].shape == (1, 40)  # 48 would pass max_length: capped there

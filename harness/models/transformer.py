@@ -182,12 +182,23 @@ class ListSet(torch.utils.data.Dataset):
         return {name: [values[i] for i in indices] for name, values in self.columns.items()}
 
 
-def pad_collate(pad_id: int):
-    """Pad a batch to its own longest example (dynamic padding) with numpy, then hand torch one array."""
+PAD_MULTIPLE = 16
+
+
+def pad_collate(pad_id: int, max_length: int | None = None, multiple: int = PAD_MULTIPLE):
+    """Pad a batch to its own longest example rounded up to ``multiple`` (dynamic padding), with numpy.
+
+    Rounding keeps the number of distinct shapes small (8 for max length 128): every new shape costs
+    kernel selection and cached buffers (oneDNN on CPU, cuBLAS/compile on GPU), and on CPU the memory of
+    many shapes fragments the heap. Never wider than ``max_length`` (the position table may end there).
+    """
 
     def collate(rows: dict) -> dict:
         ids = rows["input_ids"]
-        width = max(len(r) for r in ids)
+        longest = max(len(r) for r in ids)
+        width = -(-longest // multiple) * multiple
+        if max_length is not None:
+            width = max(longest, min(width, max_length))
         input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for i, r in enumerate(ids):
@@ -372,7 +383,7 @@ class TransformerClassifier:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         self.model = model
         dataset = TokenizedSet(table, self.tokenizer.pad_token_id)
-        collate = pad_collate(self.tokenizer.pad_token_id)
+        collate = pad_collate(self.tokenizer.pad_token_id, budget.max_length)
 
         state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "examples": 0, "real_tokens": 0, "padded_tokens": 0,
                  "loss_curve": [], "train_seconds": 0.0}
@@ -556,7 +567,7 @@ class TransformerClassifier:
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_sampler=Batches(sorted_batches(lengths, batch_size), batch_size),
-            collate_fn=pad_collate(self.tokenizer.pad_token_id),
+            collate_fn=pad_collate(self.tokenizer.pad_token_id, max_length),
         )
         model = self.model if distributed else self._unwrapped().to(self._device())
         if distributed and self.accelerator is not None:
