@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.config import Budget  # noqa: E402
 from harness.data import Split  # noqa: E402
-from harness.measure import device_info, track_memory  # noqa: E402
+from harness.measure import device_info, device_peak_flops, model_flops_utilization, track_memory  # noqa: E402
 from harness.metrics import classification_metrics  # noqa: E402
-from harness.models.transformer import TransformerClassifier  # noqa: E402
+from harness.models.transformer import TransformerClassifier, non_embedding_parameters  # noqa: E402
 
 # Standard base-size shapes, for speed runs with random weights where no hub is reachable.
 ARCHITECTURES = {
@@ -76,18 +76,6 @@ def read_split(path: Path, n: int, seed: int) -> tuple[list[str], np.ndarray]:
     frame = pd.read_csv(path, keep_default_na=False)
     frame = frame.sample(n=min(n, len(frame)), random_state=seed) if n < len(frame) else frame
     return frame["text"].astype(str).tolist(), frame["label"].astype(int).to_numpy()
-
-
-def peak_flops(precision: str) -> float | None:
-    try:
-        from harness.measure import device_peak_flops
-    except ImportError:
-        return None
-    return device_peak_flops(precision)
-
-
-def non_embedding_params(model) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
 
 
 def train_trainer_defaults(model, tokenizer, texts, labels, args) -> dict:
@@ -144,8 +132,7 @@ def evaluate(classifier: TransformerClassifier, texts, labels, batch_size: int) 
 
 
 def summarise(name: str, run: dict, params: int, metrics: dict) -> dict:
-    flops = peak_flops(run["precision"] if run["precision"] != "no" else "fp32")
-    mfu = 6 * params * run["real_tokens"] / run["seconds"] / flops if flops else None
+    mfu = model_flops_utilization(params, run["real_tokens"], run["seconds"], device_peak_flops(run["precision"]))
     mem = run["memory"]
     return {
         "recipe": name,
@@ -165,7 +152,7 @@ def run_recipe(recipe: str, name: str, args, data) -> tuple[dict, dict, int]:
     train_texts, train_labels, test_texts, test_labels, num_labels = data
     torch.manual_seed(args.seed)  # the same initial weights (new head included) in both processes
     model, tokenizer = load_model(name, args.random_weights, num_labels)
-    params = non_embedding_params(model)
+    params = non_embedding_parameters(model)
     if recipe == "usual":
         run = train_trainer_defaults(model, tokenizer, train_texts, train_labels, args)
         classifier = TransformerClassifier(run.pop("model"), tokenizer, [str(i) for i in range(num_labels)])

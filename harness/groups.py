@@ -51,7 +51,6 @@ class RunScores:
     seed: int
     train_rows: int | None
     cells: dict[str, Cell] = field(default_factory=dict)
-    overall: Cell | None = None
 
 
 def _first_completed(
@@ -111,14 +110,11 @@ def run_scores(
             y_true = frame["label"].to_numpy(dtype=np.int64)
             y_prob = frame[prob_cols].to_numpy(dtype=np.float64)
             scores.cells = score_groups(y_true, y_prob, frame[f"group_{column}"].to_numpy(), n_boot)
-            scores.overall = Cell(stats.macro_f1(y_true, y_prob), n=len(y_true))
             return scores
     stored = (result.get("group_metrics") or {}).get(column)
     if not stored:
         return None
     scores.cells = {str(v): Cell(float(m["f1_macro"]), n=int(m["n"])) for v, m in sorted(stored.items())}
-    f1 = (result.get("metrics") or {}).get("f1_macro")
-    scores.overall = Cell(float(f1)) if f1 is not None else None
     return scores
 
 

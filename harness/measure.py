@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
-MIB = 2**20
 
 
 def _torch_if_loaded():

@@ -110,7 +110,6 @@ roc_auc.__doc__ = (
     "nan when the labels hold a single class."
 )
 
-METRICS: dict[str, Callable] = {"accuracy": accuracy, "macro_f1": macro_f1, "roc_auc": roc_auc}
 
 
 # --------------------------------------------------------------------------------------------------

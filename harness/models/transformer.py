@@ -93,6 +93,11 @@ def _load_classifier(location: str, label_names: list[str], spec: ModelSpec, ext
     )
 
 
+def non_embedding_parameters(model) -> int:
+    """Parameters outside the embedding tables: the ones that cost ~6 FLOPs per token in training (MFU)."""
+    return int(sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n))
+
+
 def pick_precision(requested: str) -> str:
     """'auto' means bf16 where the hardware does bf16 matrix work natively, else fp32."""
     if requested != "auto":
@@ -518,14 +523,10 @@ class TransformerClassifier:
         return state["step"]
 
     def _mfu(self, real_tokens: int, seconds: float) -> float | None:
-        try:
-            from harness.measure import device_peak_flops
-        except ImportError:
-            return None
-        peak = device_peak_flops(self.precision)
-        if not peak or not seconds:
-            return None
-        return 6 * self.describe()["non_embedding_parameters"] * real_tokens / seconds / peak
+        from harness.measure import device_peak_flops, model_flops_utilization
+
+        params = non_embedding_parameters(self._unwrapped())
+        return model_flops_utilization(params, real_tokens, seconds, device_peak_flops(self.precision))
 
     # ----- inference ---------------------------------------------------------------------------------------
     def _device(self):
@@ -602,11 +603,9 @@ class TransformerClassifier:
 
     def describe(self) -> dict:
         model = self._unwrapped()
-        total = sum(p.numel() for p in model.parameters())
-        embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
         return {
-            "parameters": int(total),
-            "non_embedding_parameters": int(total - embedding),
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "non_embedding_parameters": non_embedding_parameters(model),
             "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
             "precision": self.precision,
             "device": str(self._device()),
