@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import time
 
 import numpy as np
@@ -92,9 +93,13 @@ def test_measure_latency_records_repetitions_and_warmup():
 
 
 def _allocate_and_free(megabytes: int, hold_s: float = 0.0) -> None:
-    block = np.ones(megabytes * MIB // 8)  # np.ones writes every page, so all of it is resident
+    # An anonymous mapping takes fresh pages from the kernel: what malloc kept from earlier tests cannot
+    # absorb part of the block. Writing one byte per page makes every page resident.
+    block = mmap.mmap(-1, megabytes * MIB)
+    for offset in range(0, megabytes * MIB, mmap.PAGESIZE):
+        block[offset] = 1
     time.sleep(hold_s)
-    del block
+    block.close()
 
 
 @pytest.mark.parametrize("exact", [True, False], ids=["high-water-mark", "sampled"])
