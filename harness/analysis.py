@@ -16,6 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness import stats
+from harness.markdown import escape
 from harness.store import ResultsStore
 
 # Headline metrics with an interval: name in the report -> stats function.
@@ -23,6 +24,8 @@ CI_METRICS = {"accuracy": stats.accuracy, "f1_macro": stats.macro_f1, "roc_auc":
 # The metric the leaderboard ranks by, and so the one the tie test is run on.
 RANK_METRIC = "f1_macro"
 TIE_ALPHA = 0.05
+# Resamples for intervals and paired tests: with 10,000 the smallest p a test can show is about 1e-4.
+N_BOOT = 10_000
 
 
 @dataclass(frozen=True)
@@ -72,18 +75,28 @@ def read_predictions(run_dir: Path, model: str, seed: int, num_labels: int) -> P
     )
 
 
-def load_model_predictions(results: list[dict], num_labels: int) -> list[Predictions]:
-    """Predictions of a model's completed runs, lowest seed first (the first seed is the one analysed)."""
-    out = []
-    for result in sorted(results, key=lambda r: r.get("seed", 0)):
-        if result.get("status") != "completed" or "_run_dir" not in result:
+def load_model_predictions(runs: list, num_labels: int) -> list[Predictions]:
+    """Predictions of a model's completed runs (``StoredRun``), lowest seed first, all on the same examples.
+
+    Seeds scored on other examples than the first seed (a store edited by hand) are left out, so every
+    statistic over seeds compares like with like.
+    """
+    out: list[Predictions] = []
+    for run in sorted(runs, key=lambda r: r.result.seed):
+        if not run.result.completed:
             continue
-        preds = read_predictions(
-            Path(result["_run_dir"]), result.get("model", "?"), result.get("seed", 0), num_labels
-        )
-        if preds is not None:
-            out.append(preds)
+        preds = read_predictions(run.run_dir, run.result.model, run.result.seed, num_labels)
+        if preds is None:
+            continue
+        if out and not np.array_equal(out[0].ids, preds.ids):
+            continue
+        out.append(preds)
     return out
+
+
+def identical_predictions(runs: list[Predictions]) -> bool:
+    """True when several seeds gave exactly the same probabilities (a deterministic model)."""
+    return len(runs) > 1 and all(np.array_equal(runs[0].probs, r.probs) for r in runs[1:])
 
 
 def aligned(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,17 +110,17 @@ def aligned(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray, np.
 # --------------------------------------------------------------------------------------------------
 
 
-def model_statistics(runs: list[Predictions], n_boot: int = 1000, n_bins: int = 15) -> dict:
-    """Bootstrap intervals of the first seed, and ECE / Brier of every seed.
+def model_statistics(runs: list[Predictions], n_boot: int = N_BOOT, n_bins: int = 15) -> dict:
+    """Intervals of the mean over seeds (resampling test examples), and ECE / Brier of every seed.
 
     Returns:
-        ``{"seed", "n", "ci": {metric: {"point", "low", "high", "n_boot"}}, "ece": [per seed],
+        ``{"seeds", "n", "ci": {metric: {"point", "low", "high", "n_boot", "seeds"}}, "ece": [per seed],
         "brier": [per seed]}``.
     """
     first = runs[0]
-    ci = stats.bootstrap_cis(first.labels, first.probs, CI_METRICS, n_boot=n_boot, seed=0)
+    ci = stats.seed_mean_bootstrap_cis(first.labels, [r.probs for r in runs], CI_METRICS, n_boot=n_boot, seed=0)
     return {
-        "seed": first.seed,
+        "seeds": [r.seed for r in runs],
         "n": len(first),
         "ci": ci,
         "ece": [stats.expected_calibration_error(r.labels, r.probs, n_bins) for r in runs],
@@ -115,25 +128,33 @@ def model_statistics(runs: list[Predictions], n_boot: int = 1000, n_bins: int = 
     }
 
 
-def compare_to_leader(leader: Predictions, other: Predictions, n_boot: int = 1000) -> dict | None:
-    """Paired bootstrap of the ranking metric and McNemar's test, ``other`` against ``leader``.
+def compare_to_leader(leader: list[Predictions], other: list[Predictions], n_boot: int = N_BOOT) -> dict | None:
+    """Paired bootstrap of the ranking metric over every seed, and McNemar's exact test per seed pair.
 
-    Only the examples both runs scored are compared. ``tied`` is true when the paired bootstrap
-    cannot tell them apart at the 5% level (p >= 0.05). None when they share no example.
+    Only the examples both models scored are compared. ``tied`` is true when the paired bootstrap of the
+    difference of seed means cannot tell them apart at the 5% level (p >= 0.05). McNemar pairs the i-th seed
+    of each model (as many pairs as the smaller seed count) and reports each pair's exact p; a model with one
+    seed is paired with every seed of the other. None when they share no example.
     """
-    ia, ib, common = aligned(leader, other)
+    ia, ib, common = aligned(leader[0], other[0])
     if len(common) == 0:
         return None
-    labels = leader.labels[ia]
-    paired = stats.paired_bootstrap(
-        labels, other.probs[ib], leader.probs[ia], CI_METRICS[RANK_METRIC], n_boot=n_boot, seed=0
+    labels = leader[0].labels[ia]
+    paired = stats.paired_seed_mean_bootstrap(
+        labels, [r.probs[ib] for r in other], [r.probs[ia] for r in leader], CI_METRICS[RANK_METRIC], n_boot=n_boot, seed=0
     )
-    test = stats.mcnemar(labels, other.predicted[ib], leader.predicted[ia])
+    pairs = list(zip(other, leader, strict=False)) if min(len(other), len(leader)) > 1 else [
+        (o, ld) for o in other for ld in leader
+    ]
+    tests = [
+        {"seed": o.seed, "leader_seed": ld.seed, **stats.mcnemar(labels, o.predicted[ib], ld.predicted[ia], exact_below=10**9)}
+        for o, ld in pairs
+    ]
     p = paired["p_value"]
     return {
         "n": int(len(common)),
         "paired_bootstrap": paired,
-        "mcnemar": test,
+        "mcnemar": tests,
         "tied": bool(math.isfinite(p) and p >= TIE_ALPHA),
     }
 
@@ -144,10 +165,7 @@ def compare_to_leader(leader: Predictions, other: Predictions, n_boot: int = 100
 
 
 def _cell_text(text: str, limit: int = 240) -> str:
-    text = " ".join(str(text).split())
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text.replace("|", "\\|")
+    return escape(text, limit)
 
 
 def _pct(errors: int, n: int) -> str:
@@ -163,8 +181,8 @@ def confident_mistakes(preds: Predictions, texts: dict[int, str], label_names: l
     rows = [
         [
             int(preds.ids[i]),
-            label_names[preds.labels[i]],
-            label_names[preds.predicted[i]],
+            escape(label_names[preds.labels[i]]),
+            escape(label_names[preds.predicted[i]]),
             f"{preds.confidence[i]:.3f}",
             _cell_text(texts.get(int(preds.ids[i]), "(text not in the store)")),
         ]
@@ -203,7 +221,7 @@ def error_rate_table(
     }
     rows = []
     for value in key_order:
-        row = [value]
+        row = [escape(value)]
         for name, preds in first.items():
             mask = per_example[name] == value
             row.append(_pct(int((preds.predicted[mask] != preds.labels[mask]).sum()), int(mask.sum())))
@@ -249,8 +267,8 @@ def disagreements(
         rows = [
             [
                 int(common[i]),
-                label_names[labels[i]],
-                *(f"{label_names[pred[m][i]]} (P(true)={p_true[m][i]:.2f})" for m in models),
+                escape(label_names[labels[i]]),
+                *(f"{escape(label_names[pred[m][i]])} (P(true)={p_true[m][i]:.2f})" for m in models),
                 _cell_text(texts.get(int(common[i]), "(text not in the store)"), 200),
             ]
             for i in chosen
@@ -328,7 +346,7 @@ def error_report(
         }
         values = sorted({v for mapping in keys.values() for v in mapping.values()})
         lines += [
-            f"## Error rate by {column}",
+            f"## Error rate by {escape(column)}",
             "",
             "Each cell: error rate (examples).",
             "",

@@ -1,13 +1,25 @@
-"""Command line: parse arguments, build a RunConfig, hand over to the pipeline. Nothing else lives here."""
+"""Command line: parse arguments, hand over to the library. Nothing else lives here.
+
+``textclf-bench`` (and ``python run_benchmark.py``) has four subcommands, each with its own ``--help``:
+``run`` (the default when none is named, so ``python run_benchmark.py --models all`` works), ``report``,
+``list`` and ``predict``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
+from harness import __version__
 from harness.errors import HarnessInputError
+
+PROG = "textclf-bench"
+SUBCOMMANDS = ("run", "report", "list", "predict")
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+log = logging.getLogger("harness")
 
 
 def _positive_int(text: str) -> int:
@@ -38,72 +50,124 @@ class _Parser(argparse.ArgumentParser):
         raise HarnessInputError(self.prog, message, f"see '{self.prog} -h'")
 
 
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", type=Path, default=None,
+                        help="model registry YAML (default: ./models_registry.yaml, else the one shipped)")
+    parser.add_argument("--benchmarks-dir", type=Path, default=None,
+                        help="folder of benchmark YAMLs (default: ./benchmarks, then the ones shipped)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="run_benchmark.py",
-        description="Fine-tune and evaluate every registry model on one benchmark under one identical budget; "
-        "write results/<benchmark>/leaderboard.md. Subcommand: 'predict' (see 'run_benchmark.py predict -h').",
+        prog=PROG,
+        description="A comparative benchmark for text classifiers: fine-tune and evaluate registry models under "
+        "one identical budget and write results/<benchmark>/leaderboard.md. Without a subcommand, 'run' is meant.",
     )
-    parser.add_argument("--models", default="all", help="'all' or comma-separated registry names (default: all)")
-    parser.add_argument("--benchmark", default="amazon_polarity", help="benchmark name in benchmarks/ or a YAML path")
-    parser.add_argument("--budget", default=None, help="budget profile of the benchmark (default: its default_budget)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="local train/test CSV or Parquet files instead of the hub")
-    parser.add_argument("--limit-train", type=_positive_int, default=None, help="stratified fixed-seed train subsample")
-    parser.add_argument("--limit-test", type=_positive_int, default=None, help="stratified fixed-seed test subsample")
-    parser.add_argument("--train-filter", action="append", metavar="COLUMN=V1,V2",
-                        help="train only on rows whose column has these values (e.g. lang=en); evaluate on all; "
-                        "stored apart, under results/<benchmark>/transfer/train-<column>-<values>/")
-    parser.add_argument("--transfer-matrix", metavar="COLUMN", default=None,
-                        help="cross-group transfer in one command: train on all rows, then on each value of this "
-                        "group column alone (e.g. lang), evaluating every run on every value")
-    parser.add_argument("--seeds", type=_positive_int, default=1, help="train each model with N seeds (mean ± std)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="results store (default: results)")
-    parser.add_argument("--registry", type=Path, default=None, help="model registry YAML (default: models_registry.yaml)")
-    parser.add_argument("--benchmarks-dir", type=Path, default=None, help="folder of benchmark YAMLs (default: benchmarks/)")
-    parser.add_argument("--force", action="store_true", help="redo runs that are already complete")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the leaderboard from the store; train nothing")
-    parser.add_argument("--list", action="store_true", help="list registry models and benchmarks, then exit")
-    parser.add_argument("--no-isolate", action="store_true", help="run models in this process (default: one process each)")
-    parser.add_argument("--no-save-model", action="store_true", help="do not keep fine-tuned weights in the store")
-    parser.add_argument("--latency-samples", type=_positive_int, default=50, help="timed batch-1 calls per model")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,report,list,predict}")
+
+    run = sub.add_parser("run", help="train and evaluate models on a benchmark, then write its leaderboard",
+                         description="Train and evaluate models on a benchmark under its shared budget; skip runs "
+                         "already in the store; write the leaderboard of this configuration.")
+    run.add_argument("--models", default="all", help="'all' or comma-separated registry names (default: all)")
+    run.add_argument("--benchmark", default="amazon_polarity", help="benchmark name or a YAML path")
+    run.add_argument("--budget", default=None, help="budget profile of the benchmark (default: its default_budget)")
+    run.add_argument("--data-dir", type=Path, default=None, help="local train/test CSV or Parquet files instead of the hub")
+    run.add_argument("--limit-train", type=_positive_int, default=None, help="stratified train subsample (drawn per seed)")
+    run.add_argument("--limit-test", type=_positive_int, default=None, help="stratified fixed-seed test subsample")
+    run.add_argument("--fixed-train-sample", action="store_true",
+                     help="with a train limit, every seed trains on the same rows (default: each seed draws its own)")
+    run.add_argument("--train-filter", action="append", metavar="COLUMN=V1,V2",
+                     help="train only on rows whose column has these values (e.g. lang=en); evaluate on all")
+    run.add_argument("--transfer-matrix", metavar="COLUMN", default=None,
+                     help="cross-group transfer in one command: train on all rows, then on each value of this "
+                     "group column alone (e.g. lang), evaluating every run on every value")
+    run.add_argument("--seeds", type=_positive_int, default=1, help="train each model with N seeds (mean ± std)")
+    run.add_argument("--results-dir", type=Path, default=Path("results"), help="results store (default: results)")
+    run.add_argument("--force", action="store_true", help="redo runs that are already complete")
+    run.add_argument("--report-only", action="store_true", help="same as the 'report' subcommand")
+    run.add_argument("--configuration", default=None, help="with --report-only: the configuration label to report")
+    run.add_argument("--list", action="store_true", help="same as the 'list' subcommand")
+    run.add_argument("--no-isolate", action="store_true", help="run models in this process (default: one process each)")
+    run.add_argument("--no-save-model", action="store_true", help="do not keep fine-tuned weights in the store")
+    run.add_argument("--latency-samples", type=_positive_int, default=50, help="timed batch-1 calls per model")
+    run.add_argument("--log-with", choices=[*TRACKERS, "all"], default=None,
+                     help="send training metrics to an experiment tracker through Accelerate (must be installed)")
+    run.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    _common(run)
+
+    report = sub.add_parser("report", help="rebuild a leaderboard from the store; train nothing",
+                            description="Rebuild a benchmark's leaderboard from the results store and list its "
+                            "configurations. Default: the configuration the last run used.")
+    report.add_argument("--benchmark", default="amazon_polarity", help="benchmark name or a YAML path")
+    report.add_argument("--configuration", default=None, help="configuration label (or a unique prefix) to report")
+    report.add_argument("--results-dir", type=Path, default=Path("results"), help="results store (default: results)")
+    report.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    _common(report)
+
+    listing = sub.add_parser("list", help="list registry models and benchmarks",
+                             description="List the registry's models and the benchmarks with their budgets.")
+    _common(listing)
+
+    predict = sub.add_parser("predict", help="classify texts with a saved model",
+                             description="Classify texts with a saved model (a run's model/ folder).")
+    predict.add_argument("--model-dir", type=Path, required=True, help="a saved model directory")
+    predict.add_argument("texts", nargs="*", help="texts to classify")
+    predict.add_argument("--file", type=Path, help="a file with one text per line ('-' for stdin)")
+    predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     return parser
 
 
-def predict_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="run_benchmark.py predict", description="Classify texts with a saved model (from results/.../model)."
-    )
-    parser.add_argument("--model-dir", type=Path, required=True, help="a saved model directory")
-    parser.add_argument("texts", nargs="*", help="texts to classify")
-    parser.add_argument("--file", type=Path, help="a file with one text per line ('-' for stdin)")
-    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    return parser
+def _setup_logging(quiet: bool) -> None:
+    # Messages for people go to stdout as plain lines; libraries' own loggers keep their levels.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
 
 
 def _list(args) -> int:
-    from harness.registry import (
-        DEFAULT_BENCHMARKS_DIR,
-        DEFAULT_REGISTRY,
-        list_benchmarks,
-        load_benchmark,
-        load_registry,
-    )
+    from harness.registry import list_benchmarks, load_benchmark, load_registry
 
-    registry = load_registry(args.registry or DEFAULT_REGISTRY)
+    registry = load_registry(args.registry)
     print("models:")
     for spec in registry.values():
         print(f"  {spec.name:<26} {spec.family:<12} {spec.description}")
     print("benchmarks:")
-    directory = args.benchmarks_dir or DEFAULT_BENCHMARKS_DIR
-    for name in list_benchmarks(directory):
-        spec, _ = load_benchmark(name, directory)
+    for name in list_benchmarks(args.benchmarks_dir):
+        spec, _ = load_benchmark(name, args.benchmarks_dir)
         print(f"  {name:<30} {spec.num_labels} classes, budgets {', '.join(spec.budgets)} (default {spec.default_budget})")
     return 0
 
 
-def _predict(argv: list[str]) -> int:
-    args = predict_parser().parse_args(argv)
+def _report(args) -> int:
+    from harness import report
+    from harness.leaderboard import Leaderboard
+    from harness.registry import load_benchmark
+    from harness.store import ResultsStore
+
+    spec, _ = load_benchmark(args.benchmark, args.benchmarks_dir)
+    store = ResultsStore(args.results_dir)
+    # One writer of a benchmark's files at a time: a report never overwrites a running job's newer one.
+    with store.lock(spec.name):
+        board = Leaderboard.from_store(store, spec, args.configuration)
+        path = report.publish(store, board)
+    log.info(f"leaderboard: {path} (configuration {board.configuration.label})")
+    configurations = store.configurations(spec.name)
+    if len(configurations) > 1:
+        log.info("configurations in this store (report one with --configuration LABEL):")
+        for configuration in configurations:
+            log.info(f"  {configuration.label}: {configuration.describe()}")
+    for _, reason in board.runs.invalid:
+        log.warning(f"not used: {reason}")
+    # Runs that could not be read are a problem to fix, not a clean rebuild.
+    return 1 if board.runs.invalid else 0
+
+
+def _predict(args) -> int:
+    import json
+
     from harness.predict import predict_texts, read_texts
 
     texts = list(args.texts)
@@ -111,8 +175,6 @@ def _predict(argv: list[str]) -> int:
         texts += read_texts(args.file)
     if not texts:
         raise HarnessInputError("predict", "no texts given", "pass texts as arguments or --file FILE")
-    import json
-
     try:
         results = predict_texts(args.model_dir, texts)
     except HarnessInputError:
@@ -122,7 +184,7 @@ def _predict(argv: list[str]) -> int:
         raise HarnessInputError(
             str(args.model_dir),
             f"cannot load a saved model ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
-            "pass a folder written by run_benchmark.py (results/<benchmark>/runs/<model>/seed-N/model)",
+            "pass a folder written by a run (results/<benchmark>/configs/<configuration>/runs/<model>/seed-N/model)",
         ) from None
     for text, result in zip(texts, results, strict=True):
         if args.json:
@@ -133,53 +195,80 @@ def _predict(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        if argv and argv[0] == "predict":
-            return _predict(argv[1:])
-        args = build_parser().parse_args(argv)
-        if args.list:
-            return _list(args)
-        from harness import pipeline, report
-        from harness.registry import DEFAULT_BENCHMARKS_DIR, load_benchmark
-        from harness.store import ResultsStore
+def check_trackers(log_with: str | None) -> list[str] | None:
+    """The trackers to hand to Accelerate; one line naming the missing package when one is not installed."""
+    if log_with is None:
+        return None
+    import importlib.util
 
-        if args.report_only:
-            spec, _ = load_benchmark(args.benchmark, args.benchmarks_dir or DEFAULT_BENCHMARKS_DIR)
-            path = report.write_report(ResultsStore(args.results_dir), spec)
-            print(f"leaderboard: {path}")
-            return 0
-        config = pipeline.RunConfig(
-            models=args.models,
-            benchmark=args.benchmark,
-            budget=args.budget,
-            seeds=args.seeds,
-            data_dir=args.data_dir,
-            limit_train=args.limit_train,
-            limit_test=args.limit_test,
-            train_filter=_filters(args.train_filter),
-            transfer_matrix=args.transfer_matrix,
-            results_dir=args.results_dir,
-            registry_path=args.registry,
-            benchmarks_dir=args.benchmarks_dir,
-            force=args.force,
-            isolate=not args.no_isolate,
-            quiet=args.quiet,
-            latency_samples=args.latency_samples,
-            save_model=not args.no_save_model,
-        )
-        summary = pipeline.run(config)
+    names = list(TRACKERS) if log_with == "all" else [log_with]
+    for name in names:
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise HarnessInputError("--log-with", f"the {name} tracker is not installed", f"pip install {TRACKERS[name]}")
+    return names
+
+
+def _run(args) -> int:
+    from harness import pipeline
+
+    if args.list:
+        return _list(args)
+    if args.report_only:
+        if args.force or args.models != "all" or args.limit_train or args.limit_test or args.seeds != 1:
+            raise HarnessInputError(
+                "--report-only", "trains nothing, so --force, --models, --limit-*, --seeds do not apply",
+                "drop them, or name the configuration with --configuration",
+            )
+        return _report(args)
+    config = pipeline.RunConfig(
+        models=args.models,
+        benchmark=args.benchmark,
+        budget=args.budget,
+        seeds=args.seeds,
+        data_dir=args.data_dir,
+        limit_train=args.limit_train,
+        limit_test=args.limit_test,
+        train_filter=_filters(args.train_filter),
+        transfer_matrix=args.transfer_matrix,
+        results_dir=args.results_dir,
+        registry_path=args.registry,
+        benchmarks_dir=args.benchmarks_dir,
+        force=args.force,
+        isolate=not args.no_isolate,
+        quiet=args.quiet,
+        latency_samples=args.latency_samples,
+        save_model=not args.no_save_model,
+        fixed_train_sample=args.fixed_train_sample,
+        log_with=check_trackers(args.log_with),
+    )
+    summary = pipeline.run(config)
+    if summary.failed:
+        print(f"{len(summary.failed)} run(s) failed: {', '.join(summary.failed)} (see the leaderboard)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # No subcommand means 'run', so `python run_benchmark.py --models all` keeps working.
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["run", *argv]
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(getattr(args, "quiet", False))
+        if args.command == "predict":
+            return _predict(args)
+        if args.command == "list":
+            return _list(args)
+        if args.command == "report":
+            return _report(args)
+        return _run(args)
     except HarnessInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
         return 130
-    if summary.failed:
-        print(f"{len(summary.failed)} run(s) failed: {', '.join(summary.failed)} (see the leaderboard)", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

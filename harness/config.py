@@ -100,6 +100,10 @@ class BenchmarkSpec(Strict):
         default_factory=dict, description="keep only train rows whose column is in the list (cross-lingual)"
     )
     empty_text: Literal["drop", "error"] = "drop"
+    official_sizes: dict[str, int] = Field(
+        default_factory=dict,
+        description="rows of each split in the published dataset; the leaderboard says when a run used a sample",
+    )
     budgets: dict[str, Budget]
     default_budget: str = "quick"
 

@@ -6,11 +6,9 @@ stable example ids and optional grouping columns (language, domain...).
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import hashlib
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,18 +116,10 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def hub_reachable(timeout: float = 4.0) -> bool:
-    """A name lookup here can hang for ~50 s when offline; probe it in a thread with a short timeout."""
+    """Whether the hub answers (``harness.hub``: huggingface_hub's endpoint, offline flag and proxies)."""
+    from harness import hub
 
-    def probe() -> bool:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(probe)
-        try:
-            return future.result(timeout=timeout + 1)
-        except Exception:
-            return False
+    return hub.reachable(timeout)
 
 
 def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
@@ -139,7 +129,9 @@ def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
         "pass --data-dir DIR with train/test CSV or Parquet files (see ../shared/data for the layout), "
         "or run where the hub is reachable; set HF_HUB_OFFLINE=1 to use only the local hub cache"
     )
-    if os.environ.get("HF_HUB_OFFLINE") != "1" and not hub_reachable():
+    from harness import hub
+
+    if not hub.offline() and not hub_reachable():
         raise HarnessInputError(where, "cannot reach the Hugging Face hub to download it", fix)
     try:
         import datasets
@@ -263,6 +255,7 @@ def load_benchmark_data(
     train_filter: dict[str, list[str]] | None = None,
     max_train: int | None = None,
     max_test: int | None = None,
+    test_seed: int | None = None,
 ) -> BenchmarkData:
     """Read train and the evaluation split, validate them and apply filters and limits.
 
@@ -272,7 +265,10 @@ def load_benchmark_data(
         limit_train, limit_test: stratified fixed-seed subsample sizes (the CLI flags); more rows than the
             split has is an error.
         max_train, max_test: the budget's caps: the same subsample, but a smaller split is used whole.
-        seed: subsampling seed (the benchmark budget's seed, so every model sees the same rows).
+        seed: the train subsample's seed (a run's seed, so each seed draws its own rows; or the budget's
+            seed, so every seed sees the same rows).
+        test_seed: the evaluation subsample's seed (default ``seed``); every run of a comparison must be
+            scored on the same examples, so callers pass the budget's seed here.
         train_filter: keep train rows whose column value is listed (overrides the benchmark's).
     """
     source: dict = {"kind": "local" if data_dir else "hub"}
@@ -318,9 +314,11 @@ def load_benchmark_data(
             "a classifier needs at least two classes: train on more rows or check the labels",
         )
     if limit_test is not None:
-        evaluation = stratified_sample(evaluation, limit_test, seed, "--limit-test")
+        evaluation = stratified_sample(evaluation, limit_test, test_seed if test_seed is not None else seed, "--limit-test")
     elif max_test is not None:
-        evaluation = stratified_sample(evaluation, min(max_test, len(evaluation)), seed, "test_examples")
+        evaluation = stratified_sample(
+            evaluation, min(max_test, len(evaluation)), test_seed if test_seed is not None else seed, "test_examples"
+        )
     source.update(
         dropped_empty_texts=dropped,
         train_filter=filters,
@@ -334,7 +332,12 @@ def load_benchmark_data(
 def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
     """What identifies the data without parsing it: file hashes for local data, hub id and revision otherwise."""
     if data_dir is None:
+        from harness import hub
+
         ds = spec.dataset
-        return {"hub_id": ds.hub_id, "config": ds.config, "revision": ds.revision or "main"}
+        revision = ds.revision or "main"
+        # The commit the revision points at now: an upstream change of the data is a new configuration.
+        return {"hub_id": ds.hub_id, "config": ds.config, "revision": revision,
+                "commit": hub.resolve_revision(ds.hub_id, revision, "dataset")}
     keys = dict.fromkeys(["train", spec.eval_split])
     return {key: file_sha256(_find_file(Path(data_dir), spec.splits[key])) for key in keys}

@@ -21,13 +21,18 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tabulate import tabulate
 
 from harness import stats
 from harness.config import BenchmarkSpec
-from harness.store import ResultsStore, atomic_write_bytes
+from harness.markdown import escape
+from harness.store import ResultsStore, StoredRun, atomic_write_bytes
+
+if TYPE_CHECKING:
+    from harness.leaderboard import RunSet
 
 ALL_ROW = "all"
 PLOTS_DIR = "plots"
@@ -53,17 +58,15 @@ class RunScores:
     cells: dict[str, Cell] = field(default_factory=dict)
 
 
-def _first_completed(
-    store: ResultsStore, benchmark: str, variant: str | None = None
-) -> dict[str, tuple[Path, dict]]:
+def _first_completed(runs: RunSet, variant: str | None = None) -> dict[str, StoredRun]:
     """The lowest-seed completed run of every model, so every cell of a table comes from one run."""
-    chosen: dict[str, tuple[Path, dict]] = {}
-    for run_dir, result in store.iter_results(benchmark, variant):
-        if result.get("status") != "completed":
+    chosen: dict[str, StoredRun] = {}
+    for run in runs.runs(variant):
+        if not run.result.completed:
             continue
-        model = result.get("model", run_dir.parent.name)
-        if model not in chosen or result.get("seed", 0) < chosen[model][1].get("seed", 0):
-            chosen[model] = (run_dir, result)
+        model = run.result.model
+        if model not in chosen or run.result.seed < chosen[model].result.seed:
+            chosen[model] = run
     return chosen
 
 
@@ -93,28 +96,27 @@ def score_groups(
     return out
 
 
-def run_scores(
-    run_dir: Path, result: dict, column: str, num_labels: int, n_boot: int = 1000
-) -> RunScores | None:
+def run_scores(run: StoredRun, column: str, num_labels: int, n_boot: int = 1000) -> RunScores | None:
     """A run's per-group scores from its predictions; from ``group_metrics`` (no interval) if those lack the column."""
+    result = run.result
     scores = RunScores(
-        model=result.get("model", Path(run_dir).parent.name),
-        seed=int(result.get("seed", 0)),
-        train_rows=(result.get("data") or {}).get("train_rows"),
+        model=result.model,
+        seed=result.seed,
+        train_rows=result.data.train_rows if result.data else None,
     )
-    path = Path(run_dir) / "predictions.csv"
+    path = run.run_dir / "predictions.csv"
     if path.exists():
-        frame = ResultsStore.read_predictions(run_dir)
+        frame = ResultsStore.read_predictions(run.run_dir)
         prob_cols = [f"prob_{k}" for k in range(num_labels)]
         if f"group_{column}" in frame.columns and all(c in frame.columns for c in prob_cols):
             y_true = frame["label"].to_numpy(dtype=np.int64)
             y_prob = frame[prob_cols].to_numpy(dtype=np.float64)
             scores.cells = score_groups(y_true, y_prob, frame[f"group_{column}"].to_numpy(), n_boot)
             return scores
-    stored = (result.get("group_metrics") or {}).get(column)
+    stored = result.group_metrics.get(column)
     if not stored:
         return None
-    scores.cells = {str(v): Cell(float(m["f1_macro"]), n=int(m["n"])) for v, m in sorted(stored.items())}
+    scores.cells = {str(v): Cell(float(m.f1_macro), n=int(m.n)) for v, m in sorted(stored.items())}
     return scores
 
 
@@ -204,35 +206,35 @@ def heatmap_png(
 
 
 def per_group_scores(
-    store: ResultsStore,
+    runs: RunSet,
     spec: BenchmarkSpec,
     column: str,
     model_order: list[str] | None = None,
     n_boot: int = 1000,
 ) -> list[RunScores]:
     """Per-group scores of each model's first completed run on the whole train split, in ``model_order``."""
-    runs = _first_completed(store, spec.name)
-    order = [m for m in (model_order or []) if m in runs] + sorted(
-        m for m in runs if m not in (model_order or [])
+    first = _first_completed(runs)
+    order = [m for m in (model_order or []) if m in first] + sorted(
+        m for m in first if m not in (model_order or [])
     )
     out = []
     for model in order:
-        scores = run_scores(*runs[model], column, spec.num_labels, n_boot)
+        scores = run_scores(first[model], column, spec.num_labels, n_boot)
         if scores is not None and scores.cells:
             out.append(scores)
     return out
 
 
 def per_group_section(
-    store: ResultsStore, spec: BenchmarkSpec, column: str, out_dir: Path, model_order: list[str] | None = None
+    runs: RunSet, spec: BenchmarkSpec, column: str, out_dir: Path, model_order: list[str] | None = None
 ) -> list[str]:
     """Markdown lines (table + embedded heatmap) for one group column; empty when no run has its scores."""
-    scored = per_group_scores(store, spec, column, model_order)
+    scored = per_group_scores(runs, spec, column, model_order)
     if not scored:
         return []
     values = sorted({v for s in scored for v in s.cells})
     counts = {v: max(s.cells[v].n for s in scored if v in s.cells) for v in values}
-    header = ["model", *[f"{v} (n={counts[v]})" for v in values], "mean over groups", "worst group"]
+    header = ["model", *[f"{escape(v)} (n={counts[v]})" for v in values], "mean over groups", "worst group"]
     table = []
     for s in scored:
         points = [s.cells[v].point for v in values if v in s.cells]
@@ -242,7 +244,7 @@ def per_group_section(
                 s.model,
                 *[_cell_text(s.cells.get(v)) for v in values],
                 f"{np.mean(points):.3f}",
-                f"{worst} ({s.cells[worst].point:.3f})",
+                f"{escape(worst)} ({s.cells[worst].point:.3f})",
             ]
         )
     matrix = np.array([[s.cells[v].point if v in s.cells else np.nan for v in values] for s in scored])
@@ -253,7 +255,7 @@ def per_group_section(
     atomic_write_bytes(out_dir / PLOTS_DIR / name, png)
     seeds = sorted({s.seed for s in scored})
     return [
-        f"## Macro-F1 per {column}",
+        f"## Macro-F1 per {escape(column)}",
         "",
         f"Each model's run on the whole train split (seed {', '.join(map(str, seeds))}), scored separately on "
         f"each value of `{column}` in the {spec.eval_split} split. Brackets: 95% percentile bootstrap interval "
@@ -270,17 +272,17 @@ def per_group_section(
 # --------------------------------------------------------------------------------------------------
 
 
-def _variant_filter(store: ResultsStore, benchmark: str, variant: str) -> dict[str, list[str]] | None:
+def _variant_filter(runs: RunSet, variant: str) -> dict[str, list[str]] | None:
     """The exact train filter of a variant, as its runs recorded it."""
-    for _, result in store.iter_results(benchmark, variant):
-        found = result.get("train_filter") or (result.get("data") or {}).get("train_filter")
+    for run in runs.runs(variant):
+        found = run.result.train_filter or (run.result.data.train_filter if run.result.data else None)
         if found:
             return {str(k): sorted(map(str, v)) for k, v in found.items()}
     return None
 
 
 def transfer_matrices(
-    store: ResultsStore, spec: BenchmarkSpec, column: str, n_boot: int = 1000
+    runs: RunSet, spec: BenchmarkSpec, column: str, n_boot: int = 1000
 ) -> dict[str, dict[str, RunScores]]:
     """``{model: {train row: RunScores}}`` for runs trained on subsets defined by ``column`` alone.
 
@@ -289,21 +291,21 @@ def transfer_matrices(
     one filtered run appear.
     """
     rows: dict[str, str | None] = {}
-    for variant in store.variants(spec.name):
-        found = _variant_filter(store, spec.name, variant)
+    for variant in runs.variants():
+        found = _variant_filter(runs, variant)
         if found and list(found) == [column]:
             rows["+".join(found[column])] = variant
     if not rows:
         return {}
     out: dict[str, dict[str, RunScores]] = {}
     for row, variant in rows.items():
-        for model, (run_dir, result) in _first_completed(store, spec.name, variant).items():
-            scores = run_scores(run_dir, result, column, spec.num_labels, n_boot)
+        for model, run in _first_completed(runs, variant).items():
+            scores = run_scores(run, column, spec.num_labels, n_boot)
             if scores is not None:
                 out.setdefault(model, {})[row] = scores
-    for model, (run_dir, result) in _first_completed(store, spec.name).items():
+    for model, run in _first_completed(runs).items():
         if model in out:
-            scores = run_scores(run_dir, result, column, spec.num_labels, n_boot)
+            scores = run_scores(run, column, spec.num_labels, n_boot)
             if scores is not None:
                 out[model][ALL_ROW] = scores
     return out
@@ -333,9 +335,9 @@ def transfer_summary(matrix: dict[str, RunScores]) -> dict[str, float]:
     return summary
 
 
-def transfer_section(store: ResultsStore, spec: BenchmarkSpec, column: str, out_dir: Path) -> list[str]:
+def transfer_section(runs: RunSet, spec: BenchmarkSpec, column: str, out_dir: Path) -> list[str]:
     """Markdown lines with one train x test table and heatmap per model; empty when no filtered run exists."""
-    matrices = transfer_matrices(store, spec, column)
+    matrices = transfer_matrices(runs, spec, column)
     if not matrices:
         return []
     values = sorted({v for m in matrices.values() for s in m.values() for v in s.cells})
@@ -349,7 +351,7 @@ def transfer_section(store: ResultsStore, spec: BenchmarkSpec, column: str, out_
     # One colour scale for every model's heatmap, so colours compare across models.
     vmin, vmax = (min(every), max(every)) if every else (None, None)
     lines = [
-        f"## Cross-{column} transfer (train {column} x test {column})",
+        f"## Cross-{escape(column)} transfer (train {escape(column)} x test {escape(column)})",
         "",
         f"Rows: what the model was trained on (`{ALL_ROW}` = the whole train split; otherwise only the rows of that "
         f"`{column}`, from `--transfer-matrix {column}` or `--train-filter {column}=V`). Columns: the {column} it is "
@@ -366,7 +368,7 @@ def transfer_section(store: ResultsStore, spec: BenchmarkSpec, column: str, out_
             points = [s.cells[v].point for v in values if v in s.cells]
             table.append(
                 [
-                    row,
+                    escape(row),
                     s.train_rows if s.train_rows is not None else "?",
                     *[_cell_text(s.cells.get(v)) for v in values],
                     f"{np.mean(points):.3f}" if points else "n/a",
@@ -406,7 +408,7 @@ def transfer_section(store: ResultsStore, spec: BenchmarkSpec, column: str, out_
             "",
             tabulate(
                 table,
-                headers=["train / test", "train rows", *values, "mean"],
+                headers=["train / test", "train rows", *[escape(v) for v in values], "mean"],
                 tablefmt="github",
                 disable_numparse=True,
             ),
@@ -419,12 +421,12 @@ def transfer_section(store: ResultsStore, spec: BenchmarkSpec, column: str, out_
 
 
 def report_sections(
-    store: ResultsStore, spec: BenchmarkSpec, out_dir: Path, model_order: list[str] | None = None
+    runs: RunSet, spec: BenchmarkSpec, out_dir: Path, model_order: list[str] | None = None
 ) -> list[str]:
     """Every group-column section of a leaderboard: per-group tables, then transfer matrices.
 
     Args:
-        store: the results store.
+        runs: the configuration's runs, read once (``harness.leaderboard.RunSet``).
         spec: the benchmark (its ``group_columns`` say which sections exist).
         out_dir: ``<results>/<benchmark>``; heatmaps go to its ``plots/`` folder, linked relatively.
         model_order: leaderboard order of the models (others follow alphabetically).
@@ -434,11 +436,11 @@ def report_sections(
     """
     lines: list[str] = []
     for column in spec.group_columns:
-        section = per_group_section(store, spec, column, out_dir, model_order)
+        section = per_group_section(runs, spec, column, out_dir, model_order)
         if section:
             lines += ["", *section]
     for column in spec.group_columns:
-        section = transfer_section(store, spec, column, out_dir)
+        section = transfer_section(runs, spec, column, out_dir)
         if section:
             lines += ["", *section]
     return lines

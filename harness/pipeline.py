@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import signal
 import subprocess
@@ -12,16 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import BenchmarkSpec, ModelSpec
-from harness.data import load_benchmark_data
+from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
-from harness.registry import load_benchmark, load_registry, select_models
+from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
+from harness.results import RESULT_FILE, Configuration, RunError, RunResult
 from harness.runner import Job, run_job
-from harness.store import ResultsStore, atomic_write_json, normalize_filter
+from harness.store import ResultsStore, StoredRun, atomic_write_bytes, normalize_filter, write_result
 
 
 @dataclass
 class RunConfig:
     models: str = "all"
+    model_specs: list[ModelSpec] | None = None  # entries built in code (the Python API), besides registry names
     benchmark: str = "amazon_polarity"
     budget: str | None = None
     seeds: int = 1
@@ -38,11 +41,14 @@ class RunConfig:
     quiet: bool = False
     latency_samples: int = 50
     save_model: bool = True
+    fixed_train_sample: bool = False
+    log_with: list[str] | None = None
 
 
 @dataclass
 class RunSummary:
     benchmark: str
+    configuration: str | None = None
     completed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -57,9 +63,12 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+log = logging.getLogger("harness")
+
+
 def _log(config: RunConfig, message: str) -> None:
     if not config.quiet and is_main_process():
-        print(message, flush=True)
+        log.info(message)
 
 
 def _load_libc():
@@ -86,9 +95,30 @@ def _die_with_parent(parent: int) -> None:
         os._exit(137)
 
 
-def _run_isolated(job: Job, job_path: Path, store: ResultsStore, fingerprint: str) -> dict:
+def _record_death(job: Job, store: ResultsStore, process_code: int) -> RunResult:
+    code = process_code
+    how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    if code == -signal.SIGKILL:
+        how += " (often the out-of-memory killer)"
+    result = RunResult(
+        status="failed",
+        benchmark=job.benchmark,
+        model=job.model,
+        seed=job.seed,
+        family=job.model_spec.family,
+        configuration=job.configuration,
+        fingerprint=job.fingerprint,
+        train_filter=job.train_filter,
+        error=RunError(type="ChildProcessDied", message=f"the run's process {how} before writing its result"),
+    )
+    write_result(job.run_dir(store) / RESULT_FILE, result)
+    return result
+
+
+def _run_isolated(job: Job, store: ResultsStore) -> RunResult:
     """Run the job in a child process; a child that dies without a result is recorded as failed."""
-    atomic_write_json(job_path, job.model_dump())
+    job_path = job.run_dir(store) / "job.json"
+    atomic_write_bytes(job_path, job.model_dump_json().encode("utf-8"))
     setup = functools.partial(_die_with_parent, os.getpid()) if _LIBC is not None else None
     # The child must import this same harness even when it is not installed and the cwd is elsewhere.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
@@ -97,21 +127,11 @@ def _run_isolated(job: Job, job_path: Path, store: ResultsStore, fingerprint: st
     )
     if process.returncode == 2:
         raise HarnessInputError(f"model '{job.model}'", "bad input (see the message above)", "fix it and rerun")
-    result = store.load_result(job.benchmark, job.model, job.seed, job.variant)
-    if result is None or result.get("fingerprint") != fingerprint or result.get("status") not in ("completed", "failed"):
-        code = process.returncode
-        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-        if code == -signal.SIGKILL:
-            how += " (often the out-of-memory killer)"
-        result = {
-            "status": "failed",
-            "fingerprint": fingerprint,
-            "benchmark": job.benchmark,
-            "model": job.model,
-            "seed": job.seed,
-            "error": {"type": "ChildProcessDied", "message": f"the run's process {how} before writing its result"},
-        }
-        atomic_write_json(store.run_dir(job.benchmark, job.model, job.seed, job.variant) / "result.json", result)
+    if process.returncode == 130:
+        raise KeyboardInterrupt
+    result = store.load_result(job.run_dir(store))
+    if result is None or result.fingerprint != job.fingerprint:
+        result = _record_death(job, store, process.returncode)
     return result
 
 
@@ -132,33 +152,53 @@ def transfer_filters(column: str, spec: BenchmarkSpec, train_values) -> list[dic
     return [None, *({column: [value]} for value in sorted(set(map(str, train_values))))]
 
 
+MAX_SEEDS = 100
+
+
+def configuration_for(config: RunConfig, spec: BenchmarkSpec, budget_name: str) -> Configuration:
+    """The configuration a command asks for: what its runs share and what changes their numbers."""
+    budget = spec.budgets[budget_name]
+    update = {}
+    if config.limit_train is not None:
+        update["train_examples"] = config.limit_train
+    if config.limit_test is not None:
+        update["test_examples"] = config.limit_test
+    return Configuration.build(
+        benchmark=spec.name,
+        benchmark_definition=spec.model_dump(exclude={"description", "budgets", "default_budget"}),
+        budget_profile=budget_name,
+        budget=budget.model_copy(update=update),
+        limit_train=config.limit_train,
+        limit_test=config.limit_test,
+        train_sample="fixed" if config.fixed_train_sample else "per-seed",
+        data=data_identity(spec, config.data_dir),
+    )
+
+
 def build_jobs(
     config: RunConfig,
     spec: BenchmarkSpec,
     models: list[ModelSpec],
-    budget_name: str,
+    configuration: Configuration,
     train_filters: list[dict[str, list[str]] | None] | None = None,
 ) -> list[Job]:
     """One job per (train filter, model, seed); the filters default to the run's own ``--train-filter``."""
-    from harness.registry import DEFAULT_BENCHMARKS_DIR, DEFAULT_REGISTRY
-
-    base_seed = spec.budgets[budget_name].seed
+    base_seed = configuration.budget.seed
+    commits = {model.name: _model_commit(model) for model in models}
     return [
         Job(
-            benchmark=spec.name,
-            benchmarks_dir=str((config.benchmarks_dir or DEFAULT_BENCHMARKS_DIR).resolve()),
-            registry_path=str((config.registry_path or DEFAULT_REGISTRY).resolve()),
-            model=model.name,
+            spec=spec,
+            model_spec=model,
+            configuration=configuration,
             seed=base_seed + i,
-            budget_name=budget_name,
             results_dir=str(Path(config.results_dir).resolve()),
             data_dir=str(Path(config.data_dir).resolve()) if config.data_dir else None,
-            limit_train=config.limit_train,
-            limit_test=config.limit_test,
             train_filter=normalize_filter(train_filter),
             latency_samples=config.latency_samples,
             save_model=config.save_model,
             show_progress=not config.quiet,
+            log_with=config.log_with,
+            model_commit=commits[model.name],
         )
         for train_filter in (train_filters if train_filters is not None else [config.train_filter])
         for model in models
@@ -166,22 +206,36 @@ def build_jobs(
     ]
 
 
-def run(config: RunConfig) -> RunSummary:
-    """Run every selected model on the benchmark, then rebuild its report from the store."""
-    from harness import report
-    from harness.registry import DEFAULT_BENCHMARKS_DIR, DEFAULT_REGISTRY
+def _model_commit(model: ModelSpec) -> str | None:
+    """A hub model's revision pinned to its commit now, so new upstream weights make a new run."""
+    source = model.source
+    if source is None or not source.hub_id:
+        return None
+    from harness import hub
 
-    registry_path = config.registry_path or DEFAULT_REGISTRY
-    registry = load_registry(registry_path)
-    models = select_models(registry, config.models, registry_path)
-    spec, _ = load_benchmark(config.benchmark, config.benchmarks_dir or DEFAULT_BENCHMARKS_DIR)
+    return hub.resolve_revision(source.hub_id, source.revision, "model")
+
+
+def run(config: RunConfig) -> RunSummary:
+    """Run every selected model on the benchmark, then rebuild the configuration's report from the store."""
+    from harness import report
+
+    registry_path = config.registry_path or default_registry_path()
+    models = []
+    if config.models or not config.model_specs:
+        models = select_models(load_registry(registry_path), config.models or "all", registry_path)
+    for entry in config.model_specs or []:
+        if any(m.name == entry.name for m in models):
+            raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
+        models.append(entry)
+    spec, _ = load_benchmark(config.benchmark, config.benchmarks_dir)
     budget_name = config.budget or spec.default_budget
     if budget_name not in spec.budgets:
         raise HarnessInputError(
             f"--budget '{budget_name}'", f"not a budget of benchmark {spec.name}", f"choose from {sorted(spec.budgets)}"
         )
-    if config.seeds < 1:
-        raise HarnessInputError("--seeds", f"must be at least 1, got {config.seeds}", "pass --seeds 1 or more")
+    if not 1 <= config.seeds <= MAX_SEEDS:
+        raise HarnessInputError("--seeds", f"must be between 1 and {MAX_SEEDS}, got {config.seeds}", "pass a smaller --seeds")
     store = ResultsStore(config.results_dir)
     summary = RunSummary(benchmark=spec.name)
 
@@ -197,11 +251,16 @@ def run(config: RunConfig) -> RunSummary:
         max_train=budget.train_examples,
         max_test=budget.test_examples,
     )
+    configuration = configuration_for(config, spec, budget_name)
+    summary.configuration = configuration.label
     _log(
         config,
         f"benchmark {spec.name}: {len(data.train):,} train / {len(data.eval):,} {spec.eval_split} examples, "
-        f"budget '{budget_name}', {len(models)} model(s) x {config.seeds} seed(s)",
+        f"{configuration.describe()}, {len(models)} model(s) x {config.seeds} seed(s)",
     )
+    _log(config, f"configuration {configuration.label} (results under {store.config_dir(spec.name, configuration.label)})")
+    if (legacy := store.legacy_runs(spec.name)) is not None:
+        _log(config, f"note: {legacy} holds runs of an older harness (no configurations); they are not read")
 
     filters = None
     if config.transfer_matrix:
@@ -214,46 +273,65 @@ def run(config: RunConfig) -> RunSummary:
                      f"{', '.join(f[config.transfer_matrix][0] for f in filters[1:])}; evaluate on every value")
     for model in models:
         _log(config, estimate_line(store, spec.name, model.name, len(data.train) * budget.epochs * config.seeds))
-    # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
     eval_ids, eval_texts = data.eval.ids, data.eval.texts
     del data
-    jobs = build_jobs(config, spec, models, budget_name, filters)
+    jobs = build_jobs(config, spec, models, configuration, filters)
     isolate = config.isolate and not is_distributed()
     with store.lock(spec.name) if is_main_process() else _null():
         if is_main_process():
-            store.write_eval_texts(spec.name, eval_ids, eval_texts)
+            store.write_configuration(configuration)
+            store.set_current(configuration)
+            # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
+            store.write_eval_texts(spec.name, configuration.label, eval_ids, eval_texts)
         for job in jobs:
-            spec_b, model_spec = job.load_specs()
-            fp = job.fingerprint(spec_b, model_spec)
-            trained_on = "".join(f", trained on {c}={','.join(v)}" for c, v in (job.train_filter or {}).items())
-            label = f"{job.model} (seed {job.seed}{trained_on})"
-            if not config.force and store.is_complete(job.benchmark, job.model, job.seed, fp, job.variant):
-                _log(config, f"- {label}: already complete, skipped (--force to redo)")
-                summary.skipped.append(label)
-                continue
-            _log(config, f"- {label}: running")
-            start = time.perf_counter()
-            if isolate:
-                job_path = store.run_dir(job.benchmark, job.model, job.seed, job.variant) / "job.json"
-                result = _run_isolated(job, job_path, store, fp)
-            else:
-                result = run_job(job)
-            took = time.perf_counter() - start
-            if result.get("secondary_process"):
-                continue
-            if result["status"] == "completed":
-                m = result["metrics"]
-                _log(config, f"  done in {took:.1f}s: accuracy {m['accuracy']:.4f}, macro-F1 {m['f1_macro']:.4f}")
-                summary.completed.append(label)
-            else:
-                reason = result["error"]["message"]
-                _log(config, f"  FAILED after {took:.1f}s: {result['error']['type']}: {reason}")
-                summary.failed[label] = reason
+            _run_one(config, job, store, isolate, summary)
         if is_main_process():
-            summary.leaderboard = report.write_report(store, spec)
-            _log(config, f"leaderboard: {summary.leaderboard}")
+            try:
+                summary.leaderboard = report.write_report(store, spec, configuration.label)
+                _log(config, f"leaderboard: {summary.leaderboard}")
+            except OSError as exc:
+                # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
+                summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"
+                _log(config, f"could not write the report: {exc}; rerun with --report-only once there is room")
     _close_process_group()
     return summary
+
+
+def _run_one(config: RunConfig, job: Job, store: ResultsStore, isolate: bool, summary: RunSummary) -> None:
+    """Skip, run or retry one job; whatever happens to it, the other jobs go on."""
+    trained_on = "".join(f", trained on {c}={','.join(v)}" for c, v in (job.train_filter or {}).items())
+    label = f"{job.model} (seed {job.seed}{trained_on})"
+    run_dir = job.run_dir(store)
+    done, reason = store.check_run(run_dir, job.fingerprint)
+    if done and not config.force:
+        _log(config, f"- {label}: already complete, skipped (--force to redo)")
+        summary.skipped.append(label)
+        return
+    if reason and not config.force:
+        _log(config, f"- {label}: stored run not used: {reason}")
+    if not done and is_main_process():
+        moved = store.supersede(run_dir, job.configuration.label, job.benchmark) if reason else None
+        if moved is not None:
+            _log(config, f"  the earlier run (another registry entry) is kept at {moved}")
+    _log(config, f"- {label}: running")
+    start = time.perf_counter()
+    try:
+        result = _run_isolated(job, store) if isolate else run_job(job)
+    except OSError as exc:
+        # The store itself failed (disk full, read-only): say so, keep going with the next run.
+        summary.failed[label] = f"could not write to the results store ({exc.strerror or exc})"
+        _log(config, f"  FAILED: {summary.failed[label]}")
+        return
+    took = time.perf_counter() - start
+    if result is None:  # a secondary process of a distributed run: only the main one records
+        return
+    if result.completed:
+        m = result.metrics
+        _log(config, f"  done in {took:.1f}s: accuracy {m.accuracy:.4f}, macro-F1 {m.f1_macro:.4f}")
+        summary.completed.append(label)
+    else:
+        _log(config, f"  FAILED after {took:.1f}s: {result.error.type}: {result.error.message}")
+        summary.failed[label] = result.error.message
 
 
 def _close_process_group() -> None:
@@ -272,13 +350,15 @@ def _close_process_group() -> None:
 def estimate_line(store: ResultsStore, benchmark: str, model: str, examples: float) -> str:
     """A training-time estimate from this model's last measured speed in the store, never a guess."""
     speeds = [
-        (r["training"]["samples_per_second"], r.get("device", {}).get("device_name", "?"))
-        for _, r in store.iter_results(benchmark)
-        if r.get("model") == model and r.get("status") == "completed" and r.get("training", {}).get("samples_per_second")
+        (run.result.environment.finished_at or "", run.result.training.samples_per_second, run.result.device.device_name)
+        for configuration in store.configurations(benchmark)
+        for run in store.iter_runs(benchmark, configuration.label)
+        if isinstance(run, StoredRun) and run.result.model == model and run.result.completed
+        and run.result.training.samples_per_second and run.result.device and run.result.environment
     ]
     if not speeds:
         return f"  {model}: {examples:,.0f} training examples; no earlier run to estimate its time from"
-    rate, device = speeds[-1]
+    _, rate, device = max(speeds)
     return f"  {model}: {examples:,.0f} training examples, about {examples / rate / 60:.1f} min at its last measured {rate:.0f} samples/s ({device})"
 
 

@@ -15,7 +15,7 @@ def _load(model_dir: str):
 
     path = Path(model_dir)
     if not path.is_dir():
-        raise HarnessInputError(str(path), "not a directory", "pass a saved model folder such as results/<bench>/runs/<model>/seed-42/model")
+        raise HarnessInputError(str(path), "not a directory", "pass a saved model folder such as results/<bench>/configs/<configuration>/runs/<model>/seed-42/model")
     return load_model(path)
 
 

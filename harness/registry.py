@@ -11,8 +11,45 @@ from harness.config import BenchmarkSpec, ModelSpec, RegistryFile, read_yaml, va
 from harness.errors import HarnessInputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REGISTRY = PROJECT_ROOT / "models_registry.yaml"
-DEFAULT_BENCHMARKS_DIR = PROJECT_ROOT / "benchmarks"
+# A wheel carries the default registry and benchmark YAMLs inside the package (setup.py copies them there);
+# a source checkout has them at the top of the project, where the design card puts them.
+_PACKAGED = Path(__file__).resolve().parent / "defaults"
+REGISTRY_FILE = "models_registry.yaml"
+BENCHMARKS_DIR = "benchmarks"
+
+
+def packaged_registry() -> Path:
+    inside = _PACKAGED / REGISTRY_FILE
+    return inside if inside.exists() else PROJECT_ROOT / REGISTRY_FILE
+
+
+def packaged_benchmarks_dir() -> Path:
+    inside = _PACKAGED / BENCHMARKS_DIR
+    return inside if inside.is_dir() else PROJECT_ROOT / BENCHMARKS_DIR
+
+
+def default_registry_path() -> Path:
+    """``models_registry.yaml`` in the working directory when there is one, else the one shipped with the harness."""
+    local = Path.cwd() / REGISTRY_FILE
+    return local if local.is_file() else packaged_registry()
+
+
+def benchmark_dirs(directory: Path | None = None) -> list[Path]:
+    """Where benchmark YAMLs are looked up, first match wins: ``--benchmarks-dir`` alone when given, else
+    ``./benchmarks`` in the working directory, then the benchmarks shipped with the harness."""
+    if directory is not None:
+        return [Path(directory)]
+    dirs = [Path.cwd() / BENCHMARKS_DIR, packaged_benchmarks_dir()]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+# Kept for callers that want "the defaults as shipped" (tests, scripts).
+DEFAULT_REGISTRY = packaged_registry()
+DEFAULT_BENCHMARKS_DIR = packaged_benchmarks_dir()
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
@@ -28,8 +65,9 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
     return f"choose from: {', '.join(choices)}"
 
 
-def load_registry(path: Path = DEFAULT_REGISTRY) -> dict[str, ModelSpec]:
+def load_registry(path: Path | None = None) -> dict[str, ModelSpec]:
     """Read and validate the registry; returns models by name, in file order."""
+    path = Path(path) if path is not None else default_registry_path()
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise HarnessInputError(str(path), "expected a mapping with a 'models' list", "start the file with 'models:'")
@@ -56,7 +94,7 @@ def load_registry(path: Path = DEFAULT_REGISTRY) -> dict[str, ModelSpec]:
     return models
 
 
-def select_models(registry: dict[str, ModelSpec], selection: str, registry_path: Path = DEFAULT_REGISTRY) -> list[ModelSpec]:
+def select_models(registry: dict[str, ModelSpec], selection: str, registry_path: Path | None = None) -> list[ModelSpec]:
     """Expand ``all`` or a comma-separated list of names; unknown names get a did-you-mean."""
     if selection.strip() == "all":
         return list(registry.values())
@@ -74,23 +112,27 @@ def select_models(registry: dict[str, ModelSpec], selection: str, registry_path:
     return chosen
 
 
-def list_benchmarks(directory: Path = DEFAULT_BENCHMARKS_DIR) -> list[str]:
-    return sorted(p.stem for p in Path(directory).glob("*.yaml"))
+def list_benchmarks(directory: Path | None = None) -> list[str]:
+    return sorted({p.stem for d in benchmark_dirs(directory) for p in d.glob("*.yaml")})
 
 
-def load_benchmark(name_or_path: str, directory: Path = DEFAULT_BENCHMARKS_DIR) -> tuple[BenchmarkSpec, Path]:
-    """Load a benchmark by name (``benchmarks/<name>.yaml``) or by path to a YAML file."""
+def load_benchmark(name_or_path: str, directory: Path | None = None) -> tuple[BenchmarkSpec, Path]:
+    """Load a benchmark by name (``<benchmarks dir>/<name>.yaml``) or by path to a YAML file."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if not candidate.is_file():
+            raise HarnessInputError(f"--benchmark '{name_or_path}'", "no such YAML file", "check the path")
         path = candidate
     else:
-        path = Path(directory) / f"{name_or_path}.yaml"
-        if not path.exists():
+        dirs = benchmark_dirs(directory)
+        found = [d / f"{name_or_path}.yaml" for d in dirs if (d / f"{name_or_path}.yaml").is_file()]
+        if not found:
             raise HarnessInputError(
                 f"--benchmark '{name_or_path}'",
-                f"no such benchmark in {directory}",
+                f"no such benchmark in {', '.join(map(str, dirs)) or 'any benchmarks folder'}",
                 _did_you_mean(name_or_path, list_benchmarks(directory)),
             )
+        path = found[0]
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise HarnessInputError(str(path), "expected a mapping of benchmark fields", "see benchmarks/amazon_polarity.yaml")

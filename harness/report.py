@@ -1,16 +1,33 @@
-"""Leaderboard markdown rebuilt from the results store alone (so reports rebuild without training)."""
+"""Renderers of a :class:`~harness.leaderboard.Leaderboard`: markdown, CSV/JSON, plots and the error analysis.
+
+Nothing here reads the store: ``write_report`` builds the leaderboard object once (``Leaderboard.from_store``)
+and every file is drawn from it. Each configuration's report lands in its own folder of the store; the
+configuration the last command ran is also copied to ``<results>/<benchmark>/``, where users look first.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
 from harness import analysis, groups
-from harness.config import BenchmarkSpec
+from harness.config import BenchmarkSpec, Budget
+from harness.leaderboard import Leaderboard, ModelRow
+from harness.markdown import escape
+from harness.results import RunResult
 from harness.store import ResultsStore, atomic_write_bytes, atomic_write_text
+
+PLOTS_DIR = "plots"
+ERRORS_FILE = "errors.md"
+LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", ERRORS_FILE)
+
+
+# ----- formatting ------------------------------------------------------------------------------------------
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -19,8 +36,8 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _mean_std(values: list[float | None], digits: int = 4) -> str:
-    vals = [v for v in values if v is not None]
+def _mean_std(values: list, digits: int = 4) -> str:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
     if not vals:
         return "n/a"
     if len(vals) == 1:
@@ -28,143 +45,355 @@ def _mean_std(values: list[float | None], digits: int = 4) -> str:
     return f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1):.{digits}f}"
 
 
-def _mib(value) -> str:
-    return "n/a" if value is None else f"{value / 2**20:,.0f}"
+def _count(value) -> str:
+    """A parameter count people can read: 43.7k, 22.7M."""
+    if value is None:
+        return "n/a"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.1f}{suffix}"
+    return str(int(value))
 
 
-def _get(result: dict, *path, default=None):
-    node = result
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _p(value, floor: float | None = None) -> str:
+    """A p-value; at the resampling floor it says so instead of printing the floor as a finding."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if floor is not None and value <= floor * 1.0000001:
+        return f"<{floor * 1.0001:.0e} (resampling floor)"
+    if value < 1e-4:
+        return f"{value:.1e}"
+    return f"{value:.4f}" if value < 0.001 else f"{value:.3f}"
+
+
+def _get(obj, *path):
     for key in path:
-        if not isinstance(node, dict) or key not in node or node[key] is None:
-            return default
-        node = node[key]
-    return node
+        if obj is None:
+            return None
+        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+    return obj
 
 
-def collect(store: ResultsStore, benchmark: str) -> dict[str, list[dict]]:
-    """Results grouped by model; each list holds one result per seed."""
-    by_model: dict[str, list[dict]] = defaultdict(list)
-    for run_dir, result in store.iter_results(benchmark):
-        result["_run_dir"] = str(run_dir)
-        by_model[result.get("model", run_dir.parent.name)].append(result)
-    return dict(by_model)
+# ----- one record per run (CSV / JSON / to_pandas) --------------------------------------------------------
 
 
-def model_rows(by_model: dict[str, list[dict]]) -> list[dict]:
-    """One summary row per model (mean over completed seeds), sorted by macro-F1, failures last."""
-    rows = []
-    for model, results in by_model.items():
-        done = [r for r in results if r.get("status") == "completed"]
-        failed = [r for r in results if r.get("status") != "completed"]
-        row = {"model": model, "completed": done, "failed": failed}
-        if done:
-            row["f1_macro"] = float(np.mean([r["metrics"]["f1_macro"] for r in done]))
-        rows.append(row)
-    rows.sort(key=lambda r: (-r.get("f1_macro", -1.0), r["model"]))
-    return rows
+def result_record(result: RunResult, label_names: list[str]) -> dict:
+    """Every metric and cost figure of one run, flat, for the CSV/JSON exports and ``to_pandas``."""
+    m, t, i, mem = result.metrics, result.training, result.inference, result.memory
+    record = {
+        "model": result.model,
+        "seed": result.seed,
+        "status": result.status,
+        "family": result.family,
+        "configuration": result.configuration.label,
+        "budget_profile": result.configuration.budget_profile,
+        "train_rows": _get(result, "data", "train_rows"),
+        "eval_rows": _get(result, "data", "eval_rows"),
+        "accuracy": _get(m, "accuracy"),
+        "f1_macro": _get(m, "f1_macro"),
+        "precision_macro": _get(m, "precision_macro"),
+        "recall_macro": _get(m, "recall_macro"),
+        "f1_micro": _get(m, "f1_micro"),
+        "f1_weighted": _get(m, "f1_weighted"),
+        "roc_auc": _get(m, "roc_auc"),
+    }
+    for name in label_names:
+        scores = m.per_class.get(name) if m else None
+        for key in ("precision", "recall", "f1"):
+            record[f"{key}[{name}]"] = getattr(scores, key, None)
+    record.update(
+        {
+            "train_seconds": _get(t, "train_seconds"),
+            "train_samples_per_s": _get(t, "samples_per_second"),
+            "train_tokens_per_s": _get(t, "tokens_per_second"),
+            "mfu": _get(t, "mfu"),
+            "latency_p50_ms": _get(i, "latency_batch1_end_to_end", "p50_ms"),
+            "latency_p90_ms": _get(i, "latency_batch1_end_to_end", "p90_ms"),
+            "latency_p95_ms": _get(i, "latency_batch1_end_to_end", "p95_ms"),
+            "latency_p99_ms": _get(i, "latency_batch1_end_to_end", "p99_ms"),
+            "latency_model_only_p50_ms": _get(i, "latency_batch1_model_only", "p50_ms"),
+            "eval_samples_per_s": _get(i, "throughput_samples_per_s"),
+            "peak_rss_train_bytes": _get(mem, "train", "rss_peak_bytes"),
+            "peak_rss_inference_bytes": _get(mem, "inference", "rss_peak_bytes"),
+            "cuda_peak_allocated_train_bytes": _get(mem, "train", "cuda_peak_allocated_bytes"),
+            "cuda_peak_allocated_inference_bytes": _get(mem, "inference", "cuda_peak_allocated_bytes"),
+            "parameters": _get(result, "model_info", "parameters"),
+            "size_on_disk_bytes": _get(result, "model_info", "size_on_disk_bytes"),
+            "truncated_train_share": _get(result, "truncation", "train", "share"),
+            "truncated_eval_share": _get(result, "truncation", "eval", "share"),
+            "device": _get(result, "device", "device_name"),
+            "harness_version": _get(result, "environment", "harness_version"),
+            "error": f"{result.error.type}: {result.error.message}" if result.error else None,
+        }
+    )
+    return record
 
 
-def leaderboard_table(rows: list[dict]) -> str:
+# ----- header and warnings ----------------------------------------------------------------------------------
+
+
+def budget_text(budget: Budget, fields: list[str] | None = None) -> str:
+    keys = ("train_examples", "test_examples", "epochs", "max_steps", "max_seconds", "max_length", "batch_size",
+            "eval_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "warmup_ratio",
+            "precision")
+    values = budget.model_dump()
+    return ", ".join(f"{k}={values[k]}" for k in keys if values.get(k) is not None and (fields is None or k in fields))
+
+
+def comparison_warnings(board: Leaderboard) -> list[str]:
+    """What differs between the rows, computed from what actually ran (never from labels)."""
+    results = board.completed_results
+    warnings = []
+
+    def differing(name: str, value_of) -> None:
+        seen: dict = {}
+        for r in results:
+            seen.setdefault(value_of(r), []).append(f"{r.model}/seed {r.seed}")
+        if len(seen) > 1:
+            parts = "; ".join(f"{escape(k)}: {', '.join(v)}" for k, v in sorted(seen.items(), key=lambda kv: str(kv[0])))
+            warnings.append(f"rows differ in {name} ({parts}); compare with care")
+
+    differing("train rows", lambda r: r.data.train_rows)
+    differing("test rows", lambda r: r.data.eval_rows)
+    differing("device", lambda r: _get(r, "device", "device_name") or "?")
+    differing("harness version", lambda r: _get(r, "environment", "harness_source_sha256") or "?")
+    overridable = set(Budget.model_fields) - {"learning_rate", "weight_decay", "warmup_ratio", "seed"}
+
+    def shared_budget(r: RunResult) -> str:
+        used = set(r.budget_fields_used or overridable) & overridable
+        return budget_text(r.budget, sorted(used)) if r.budget else "?"
+
+    if len({shared_budget(r) for r in results if r.family == "transformer"}) > 1:
+        warnings.append("transformer rows trained under different budget values; compare with care")
+    return warnings
+
+
+def _sample_note(spec: BenchmarkSpec, train_rows, eval_rows) -> str:
+    official = spec.official_sizes
+    notes = []
+    for split, rows in (("train", train_rows), (spec.eval_split, eval_rows)):
+        full = official.get(split)
+        if full and rows is not None and rows < full:
+            notes.append(f"{split}: a sample of {rows:,} of {full:,} rows")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def header_lines(board: Leaderboard) -> list[str]:
+    spec, configuration = board.spec, board.configuration
+    results = board.completed_results
+    devices = sorted({_get(r, "device", "device_name") or "?" for r in results})
+    data_kinds = sorted({r.data.kind for r in results})
+    train_rows = sorted({r.data.train_rows for r in results})
+    eval_rows = sorted({r.data.eval_rows for r in results})
+    train_text = ", ".join(f"{n:,}" for n in train_rows) or "?"
+    eval_text = ", ".join(f"{n:,}" for n in eval_rows) or "?"
+    lines = [
+        f"# Leaderboard: {escape(spec.name)}",
+        "",
+        spec.description.strip(),
+        "",
+        f"- **Configuration**: `{configuration.label}`: {configuration.describe()}",
+        f"- **Shared budget** (every model; a row's own overrides are in its notes): {budget_text(configuration.budget)}",
+        f"- **Data**: {train_text} train rows, {eval_text} rows of the '{spec.eval_split}' split "
+        f"({', '.join(data_kinds) or '?'} source)"
+        + (_sample_note(spec, train_rows[0], eval_rows[0]) if len(train_rows) == 1 and len(eval_rows) == 1 else ""),
+        f"- **Device**: {', '.join(devices) or 'n/a'} (latency and throughput are only comparable on the same device)",
+    ]
+    if any(kind.startswith("embedded") for kind in data_kinds):
+        lines.append(
+            "- **Note**: scored on the small sample shipped with the harness (the hub was out of reach and no "
+            "--data-dir was given): a smoke test, not the benchmark's published numbers"
+        )
+    for warning in comparison_warnings(board):
+        lines.append(f"- **Warning**: {warning}")
+    versions = sorted({(_get(r, "environment", "harness_version"), _get(r, "environment", "harness_source_sha256"),
+                        _get(r, "environment", "git_commit"), _get(r, "environment", "git_modified")) for r in results},
+                      key=str)
+    shown = []
+    for version, source, commit, modified in versions:
+        text = f"{version} (source {source or '?'}"
+        if commit:
+            text += f", commit {commit[:12]}" + (", harness code modified" if modified else "")
+        shown.append(text + ")")
+    lines.append(f"- **Harness**: {'; '.join(shown) or 'n/a'}")
+    lines.append(
+        "- Sorted by macro-F1 (mean over seeds when several). Latency: batch 1, raw text in, probabilities out, "
+        "after warm-up. Peak RSS: the model's own process during training."
+    )
+    return lines
+
+
+# ----- tables ----------------------------------------------------------------------------------------------
+
+
+def _quality_cell(row: ModelRow, key: str) -> str:
+    text = _mean_std([getattr(r.metrics, key) for r in row.results])
+    ci = _get(row.stats, "ci", key)
+    if ci and math.isfinite(ci["low"]):
+        text += f" [{ci['low']:.4f}, {ci['high']:.4f}]"
+    return text
+
+
+def _vs_best_cell(row: ModelRow) -> str:
+    versus = row.vs_best
+    if versus == "leader":
+        return "best"
+    if not isinstance(versus, dict):
+        return "n/a"
+    boot = versus["paired_bootstrap"]
+    return f"{'tied' if versus['tied'] else 'below'} (p {_p(boot['p_value'], boot.get('p_floor'))})"
+
+
+def _notes(row: ModelRow) -> str:
+    notes = []
+    first = row.completed[0].result if row.completed else (row.failed[0].result if row.failed else None)
+    if first and first.budget_overrides:
+        notes.append("overrides: " + ", ".join(f"{k}={v}" for k, v in first.budget_overrides.items()))
+    if row.identical_seeds:
+        notes.append(row.seeds_text)
+    if any(r.result.trust_remote_code for r in row.completed + row.failed):
+        notes.append("trust_remote_code")
+    if row.failed:
+        errors = {f"{r.result.error.type}: {r.result.error.message}" for r in row.failed if r.result.error}
+        notes.append("failed: " + "; ".join(escape(e, 160) for e in sorted(errors)))
+    return "; ".join(notes)
+
+
+def leaderboard_table(board: Leaderboard) -> str:
     header = [
-        "rank", "model", "status", "accuracy", "macro-F1", "ROC-AUC", "vs best", "ECE", "Brier", "train s", "train samples/s",
-        "p50 ms (b=1)", "p95 ms (b=1)", "eval samples/s", "peak RSS MiB", "params (M)", "notes",
+        "rank", "model", "status", "accuracy", "macro-F1", "ROC-AUC", "vs best", "ECE", "Brier", "train s",
+        "train samples/s", "p50 ms (b=1)", "p95 ms (b=1)", "eval samples/s", "peak RSS MiB", "params", "notes",
     ]
     table = []
-    for rank, row in enumerate(rows, 1):
-        done, failed = row["completed"], row["failed"]
-        notes = []
-        if done and done[0].get("budget_overrides"):
-            notes.append("overrides: " + ", ".join(f"{k}={v}" for k, v in done[0]["budget_overrides"].items()))
-        if any(r.get("trust_remote_code") for r in done + failed):
-            notes.append("trust_remote_code")
-        if failed:
-            errors = {f"{r.get('error', {}).get('type', 'error')}: {r.get('error', {}).get('message', '')}"[:120] for r in failed}
-            notes.append("failed: " + "; ".join(sorted(errors)))
-        status = "ok" if done and not failed else ("partial" if done else "failed")
-        if len(done) > 1:
-            status += f" ({len(done)} seeds)"
-        first = done[0] if done else {}
-        params = _get(first, "model_info", "parameters")
-        peak = max(
-            (_get(r, "memory", "train", "rss_peak_bytes", default=0) for r in done),
-            default=None,
-        )
+    for rank, row in enumerate(board.rows, 1):
+        results = row.results
+        status = "ok" if row.completed and not row.failed else ("partial" if row.completed else "failed")
+        if len(row.completed) > 1 and not row.identical_seeds:
+            status += f" ({len(row.completed)} seeds)"
+        peak = max((_get(r, "memory", "train", "rss_peak_bytes") or 0 for r in results), default=0)
         table.append(
             [
-                rank if done else "-",
-                row["model"],
+                rank if row.completed else "-",
+                row.model,
                 status,
-                _quality_cell(row, "accuracy"),
-                _quality_cell(row, "f1_macro"),
-                _quality_cell(row, "roc_auc"),
+                _quality_cell(row, "accuracy") if results else "n/a",
+                _quality_cell(row, "f1_macro") if results else "n/a",
+                _quality_cell(row, "roc_auc") if results else "n/a",
                 _vs_best_cell(row),
-                _mean_std(_get(row, "stats", "ece", default=[]), 3),
-                _mean_std(_get(row, "stats", "brier", default=[]), 3),
-                _mean_std([_get(r, "training", "train_seconds") for r in done], 1),
-                _mean_std([_get(r, "training", "samples_per_second") for r in done], 1),
-                _mean_std([_get(r, "inference", "latency_batch1_end_to_end", "p50_ms") for r in done], 2),
-                _mean_std([_get(r, "inference", "latency_batch1_end_to_end", "p95_ms") for r in done], 2),
-                _mean_std([_get(r, "inference", "throughput_samples_per_s") for r in done], 1),
-                _mib(peak) if done else "n/a",
-                _fmt(params / 1e6, 1) if params else "n/a",
-                "; ".join(notes),
+                _mean_std(_get(row.stats, "ece") or [], 3),
+                _mean_std(_get(row.stats, "brier") or [], 3),
+                _mean_std([_get(r, "training", "train_seconds") for r in results], 1),
+                _mean_std([_get(r, "training", "samples_per_second") for r in results], 1),
+                _mean_std([_get(r, "inference", "latency_batch1_end_to_end", "p50_ms") for r in results], 2),
+                _mean_std([_get(r, "inference", "latency_batch1_end_to_end", "p95_ms") for r in results], 2),
+                _mean_std([_get(r, "inference", "throughput_samples_per_s") for r in results], 1),
+                f"{peak / 2**20:,.0f}" if peak else "n/a",
+                _count(_get(results[0], "model_info", "parameters")) if results else "n/a",
+                _notes(row),
             ]
         )
     return tabulate(table, headers=header, tablefmt="github", disable_numparse=True)
 
 
-def per_class_table(rows: list[dict], label_names: list[str]) -> str:
+def settings_table(board: Leaderboard) -> str:
+    """What each model family actually used: its own settings and the budget fields it reads."""
+    table = []
+    for row in board.rows:
+        run = (row.completed or row.failed)[0].result
+        settings = ", ".join(f"{k}={v}" for k, v in run.model_settings.items() if v is not None)
+        used = run.budget_fields_used
+        budget = budget_text(run.budget, used) if run.budget else "n/a"
+        if "seed" in used or not used:
+            budget += ", seed (per run)"
+        table.append([row.model, run.family or "?", escape(settings) or "n/a", budget])
+    return tabulate(table, headers=["model", "family", "settings", "budget fields it uses"], tablefmt="github",
+                    disable_numparse=True)
+
+
+def truncation_table(board: Leaderboard) -> list[str]:
+    """The share of texts each model's tokenizer cut at max_length, overall and per group value (eval split)."""
+    rows = [row for row in board.rows if row.results and row.results[0].truncation is not None]
+    if not rows:
+        return []
+    group_values: dict[str, list[str]] = {}
+    for row in rows:
+        for column, shares in row.results[0].truncation.eval.by_group.items():
+            group_values.setdefault(column, sorted(set(group_values.get(column, [])) | set(shares)))
+    header = ["model", "max_length", "train cut", f"{board.spec.eval_split} cut"]
+    for column, values in group_values.items():
+        header += [f"{escape(column)}={escape(v)}" for v in values]
     table = []
     for row in rows:
-        if not row["completed"]:
-            continue
-        cells = [row["model"]]
-        for name in label_names:
-            cells.append(_mean_std([r["metrics"]["per_class"][name]["f1"] for r in row["completed"]]))
+        t = row.results[0].truncation
+        cells = [row.model, t.max_length if t.applies else "whole text", _pct(t.train.share), _pct(t.eval.share)]
+        for column, values in group_values.items():
+            cells += [_pct(t.eval.by_group.get(column, {}).get(v)) if t.applies else "0.0%" for v in values]
         table.append(cells)
-    return tabulate(table, headers=["model", *[f"F1 {n}" for n in label_names]], tablefmt="github", disable_numparse=True)
+    return [
+        "",
+        "## Truncation",
+        "",
+        "Share of texts longer than the model's max_length in its own tokenizer's tokens (special tokens "
+        "included): the model never sees the rest. TF-IDF reads every text whole. Per-group columns are of the "
+        f"{board.spec.eval_split} split.",
+        "",
+        tabulate(table, headers=header, tablefmt="github", disable_numparse=True),
+    ]
 
 
-def per_class_detail(rows: list[dict], label_names: list[str]) -> str:
+def per_class_table(board: Leaderboard) -> str:
+    names = board.spec.label_names
+    table = [
+        [row.model, *(_mean_std([r.metrics.per_class[n].f1 for r in row.results]) for n in names)]
+        for row in board.rows
+        if row.results
+    ]
+    return tabulate(table, headers=["model", *[f"F1 {escape(n)}" for n in names]], tablefmt="github",
+                    disable_numparse=True)
+
+
+def per_class_detail(board: Leaderboard) -> str:
+    names = board.spec.label_names
     table = []
-    for row in rows:
-        for r in row["completed"][:1]:
-            for name in label_names:
-                c = r["metrics"]["per_class"][name]
-                roc = r["metrics"]["roc_auc_per_class"][label_names.index(name)]
-                table.append([row["model"], name, _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]), _fmt(roc), c["support"]])
+    for row in board.rows:
+        for r in row.results[:1]:
+            for k, name in enumerate(names):
+                c = r.metrics.per_class[name]
+                table.append([row.model, escape(name), _fmt(c.precision), _fmt(c.recall), _fmt(c.f1),
+                              _fmt(r.metrics.roc_auc_per_class[k]), c.support])
     return tabulate(
         table, headers=["model", "class", "precision", "recall", "F1", "ROC-AUC (1-vs-rest)", "support"],
         tablefmt="github", disable_numparse=True,
     )
 
 
-def cost_section(rows: list[dict]) -> list[str]:
-    """The "Cost" table: latency percentiles, throughput, training speed, MFU, memory and size per model.
-
-    CUDA memory columns appear only when some run recorded them (runs on a GPU).
-    """
-    done_rows = [row for row in rows if row["completed"]]
-    if not done_rows:
+def cost_section(board: Leaderboard) -> list[str]:
+    """The "Cost" table: latency percentiles, throughput, training speed, MFU, memory and size per model."""
+    rows = [row for row in board.rows if row.results]
+    if not rows:
         return []
 
-    def cell(row: dict, *path, digits: int = 1, scale: float = 1.0) -> str:
-        values = [_get(r, *path) for r in row["completed"]]
+    def cell(row: ModelRow, *path, digits: int = 1, scale: float = 1.0) -> str:
+        values = [_get(r, *path) for r in row.results]
         return _mean_std([None if v is None else v * scale for v in values], digits)
 
-    every = [r for row in done_rows for r in row["completed"]]
-    cuda = any(_get(r, "memory", phase, "cuda_peak_allocated_bytes") is not None for r in every for phase in ("train", "inference"))
+    every = [r for row in rows for r in row.results]
+    cuda = any(_get(r, "memory", p, "cuda_peak_allocated_bytes") is not None for r in every for p in ("train", "inference"))
     header = [
         "model", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p50 ms model-only", "eval samples/s",
         "train samples/s", "train real tokens/s", "MFU %", "peak RSS train MiB", "peak RSS inference MiB",
     ]
     if cuda:
         header += ["CUDA alloc/reserved train MiB", "CUDA alloc/reserved inference MiB"]
-    header += ["params (M)", "size on disk MiB"]
+    header += ["params", "size on disk MiB"]
     table = []
-    for row in done_rows:
+    for row in rows:
         cells = [
-            row["model"],
+            row.model,
             *(cell(row, "inference", "latency_batch1_end_to_end", f"p{p}_ms", digits=2) for p in (50, 90, 95, 99)),
             cell(row, "inference", "latency_batch1_model_only", "p50_ms", digits=2),
             cell(row, "inference", "throughput_samples_per_s"),
@@ -180,174 +409,114 @@ def cost_section(rows: list[dict]) -> list[str]:
                 reserved = cell(row, "memory", phase, "cuda_peak_reserved_bytes", digits=0, scale=1 / 2**20)
                 cells.append(f"{allocated} / {reserved}")
         cells += [
-            cell(row, "model_info", "parameters", digits=1, scale=1e-6),
+            _count(_get(row.results[0], "model_info", "parameters")),
             cell(row, "model_info", "size_on_disk_bytes", digits=1, scale=1 / 2**20),
         ]
         table.append(cells)
     first = every[0]
-    latency = _get(first, "inference", "latency_batch1_end_to_end", default={})
-    # A TF-IDF run never loads torch: take the thread settings from a run that reports torch's.
+    latency = _get(first, "inference", "latency_batch1_end_to_end")
     threads = next(
-        (t for r in every if (t := _get(r, "device", "threads", default={})).get("torch_intra_op") is not None),
-        _get(first, "device", "threads", default={}),
+        (t for r in every if (t := _get(r, "device", "threads") or {}).get("torch_intra_op") is not None),
+        _get(first, "device", "threads") or {},
     )
     thread_text = ", ".join(
         f"{k}={v}" for k, v in (("torch intra-op", threads.get("torch_intra_op")), ("usable cores", threads.get("usable_cores")))
         if v is not None
     )
     caption = (
-        f"Batch-1 latency over the same {latency.get('repetitions', '?')} test texts for every model after "
-        f"{latency.get('warmup', '?')} untimed calls: end to end (raw text in, probabilities out, tokenisation "
+        f"Batch-1 latency over the same {_get(latency, 'repetitions') or '?'} test texts for every model after "
+        f"{_get(latency, 'warmup') or '?'} untimed calls: end to end (raw text in, probabilities out, tokenisation "
         "included) and model-only (pre-tokenised forward pass; transformers only). Eval samples/s: the whole eval "
-        f"split at batch {_get(first, 'inference', 'eval_batch_size', default='?')}, sorted by length, after one "
+        f"split at batch {_get(first, 'inference', 'eval_batch_size') or '?'}, sorted by length, after one "
         "untimed batch. Train real tokens/s counts unpadded tokens. MFU: 6 x non-embedding parameters x real "
-        "tokens / train time / the GPU's dense peak FLOP/s (n/a on CPU or an unlisted GPU). Peak RSS and CUDA "
-        "memory are reset between training and inference; each model runs in its own process."
+        "tokens / train time / the GPU's dense bf16 peak FLOP/s (n/a on CPU or an unlisted GPU). Params: weights "
+        "of a transformer, coefficients of a linear model. Peak RSS and CUDA memory are reset between training "
+        "and inference; each model runs in its own process."
         + (f" Threads: {thread_text}." if thread_text else "")
     )
     return ["", "## Cost", "", caption, "", tabulate(table, headers=header, tablefmt="github", disable_numparse=True)]
 
 
-def header_lines(spec: BenchmarkSpec, rows: list[dict]) -> list[str]:
-    done = [r for row in rows for r in row["completed"]]
-    first = done[0] if done else {}
-    devices = sorted({_get(r, "device", "device_name", default="?") for r in done})
-    budgets = sorted({str(r.get("budget_profile")) for r in done})
-    data = first.get("data", {})
-    lines = [
-        f"# Leaderboard: {spec.name}",
-        "",
-        spec.description.strip(),
-        "",
-        f"- **Device**: {', '.join(devices) or 'n/a'} (latency and throughput are only comparable on the same device)",
-        f"- **Budget profile**: {', '.join(budgets) or 'n/a'}"
-        + (f" - {_budget_text(first.get('budget', {}))}" if first else ""),
-        f"- **Data**: {data.get('train_rows', '?')} train rows, {data.get('eval_rows', '?')} rows of the "
-        f"'{data.get('eval_split', spec.eval_split)}' split ({data.get('kind', '?')} source)",
-    ]
-    if len(budgets) > 1 or len(devices) > 1:
-        lines.append("- **Warning**: rows come from different budgets or devices; compare with care")
-    commits = sorted({_get(r, "environment", "git_commit", default="?") for r in done})
-    short = sorted({c[:12] + (" (uncommitted changes)" if c.endswith("-dirty") else "") for c in commits})
-    lines.append(f"- **Harness commit(s)**: {', '.join(short) or 'n/a'}")
-    lines.append(
-        "- Sorted by macro-F1 (mean ± std over seeds when several). Latency: batch 1, raw text in, probabilities out, "
-        "after warm-up. Peak RSS: the model's own process during training."
-    )
-    return lines
-
-
-def _budget_text(budget: dict) -> str:
-    keys = ("train_examples", "epochs", "max_steps", "max_seconds", "max_length", "batch_size", "learning_rate", "seed")
-    return ", ".join(f"{k}={budget[k]}" for k in keys if budget.get(k) is not None)
-
-
-# --- Uncertainty, tie test, plots and error analysis (all rebuilt from the stored predictions) ---
-
-PLOTS_DIR = "plots"
-ERRORS_FILE = "errors.md"
-N_BOOT = 1000
-
-
-def _p(value) -> str:
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _quality_cell(row: dict, key: str) -> str:
-    """Mean ± std over seeds, then the first seed's 95% bootstrap interval in brackets."""
-    text = _mean_std([r["metrics"][key] for r in row["completed"]])
-    ci = _get(row, "stats", "ci", key)
-    if ci and np.isfinite(ci["low"]):
-        text += f" [{ci['low']:.4f}, {ci['high']:.4f}]"
-    return text
-
-
-def _vs_best_cell(row: dict) -> str:
-    versus = row.get("vs_best")
-    if versus == "leader":
-        return "best"
-    if not versus:
-        return "n/a"
-    p = _p(versus["paired_bootstrap"]["p_value"])
-    return f"{'tied' if versus['tied'] else 'below'} (p{p if p.startswith('<') else '=' + p})"
-
-
-def attach_statistics(rows: list[dict], label_names: list[str], n_boot: int = N_BOOT) -> dict:
-    """Put bootstrap intervals, ECE/Brier and the test against the leader into each row.
-
-    Returns:
-        Each model's first-seed predictions (``analysis.Predictions``), in leaderboard order.
-    """
-    first = {}
-    for row in rows:
-        runs = analysis.load_model_predictions(row["completed"], len(label_names))
-        if runs:
-            row["stats"] = analysis.model_statistics(runs, n_boot)
-            row["seed_runs"] = runs
-            first[row["model"]] = runs[0]
-    leader = rows[0] if rows and rows[0].get("stats") else None
-    if leader is not None:
-        leader["vs_best"] = "leader"
-        for row in rows[1:]:
-            if row.get("stats"):
-                row["vs_best"] = analysis.compare_to_leader(first[leader["model"]], first[row["model"]], n_boot)
-    return first
-
-
-def paired_tests_table(rows: list[dict]) -> str:
+def paired_tests_table(board: Leaderboard) -> list[str]:
+    rows = [row for row in board.rows[1:] if isinstance(row.vs_best, dict)]
+    if not rows:
+        return []
     table = []
-    for row in rows[1:]:
-        versus = row.get("vs_best")
-        if not isinstance(versus, dict):
-            continue
-        boot, test = versus["paired_bootstrap"], versus["mcnemar"]
+    for row in rows:
+        versus = row.vs_best
+        boot = versus["paired_bootstrap"]
+        mcnemar = versus["mcnemar"]
         table.append(
             [
-                row["model"],
+                row.model,
                 f"{boot['diff']:+.4f} [{boot['low']:+.4f}, {boot['high']:+.4f}]",
-                _p(boot["p_value"]),
-                f"{test['b']} / {test['c']}",
-                f"{_p(test['p_value'])} ({test['method']})",
+                _p(boot["p_value"], boot.get("p_floor")),
+                "; ".join(f"{t['b']}/{t['c']}" for t in mcnemar),
+                "; ".join(_p(t["p_value"]) for t in mcnemar),
                 "tied" if versus["tied"] else "below",
                 versus["n"],
             ]
         )
-    return tabulate(
-        table,
-        headers=[
-            "model", "Δ macro-F1 vs best [95% CI]", "p (paired bootstrap)", "McNemar: only it right / only best right",
-            "p (McNemar)", "verdict", "examples",
-        ],
-        tablefmt="github",
-        disable_numparse=True,
-    )
+    leader = board.rows[0]
+    seeds = len(leader.predictions)
+    return [
+        "",
+        "## Paired tests against the best model (every seed)",
+        "",
+        f"Paired bootstrap ({board.n_boot:,} resamples of the same test examples, every seed of both models on each "
+        "resample) of the difference in mean macro-F1; the smallest p it can show is about "
+        f"{1 / (1 + board.n_boot):.0e}. McNemar: exact binomial test of the error rates for each seed pair (the i-th "
+        f"seed of each model; the best model has {seeds} seed(s)), as 'only it right / only best right'. "
+        "_tied_: bootstrap p >= 0.05, the data cannot separate it from the best model.",
+        "",
+        tabulate(
+            table,
+            headers=["model", "Δ macro-F1 vs best [95% CI]", "p (paired bootstrap)", "McNemar b/c per seed pair",
+                     "p (McNemar, exact) per seed pair", "verdict", "examples"],
+            tablefmt="github", disable_numparse=True,
+        ),
+    ]
 
 
-def _latency_points(rows: list[dict]) -> list[dict]:
+def _invalid_section(board: Leaderboard) -> list[str]:
+    if not board.runs.invalid:
+        return []
+    lines = ["", "## Runs that could not be read", "",
+             "These stored runs do not validate and are left out of every table; a rerun of the same command redoes them.", ""]
+    lines += [f"- `{escape(path.parent.name)}/{escape(path.name)}`: {escape(reason, 300)}" for path, reason in board.runs.invalid]
+    return lines
+
+
+def _configurations_section(board: Leaderboard) -> list[str]:
+    if not board.other_configurations:
+        return []
+    lines = ["", "## Other configurations in this store", "",
+             "Each has its own leaderboard; `textclf-bench report --benchmark "
+             f"{board.spec.name} --configuration LABEL` rebuilds it.", ""]
+    lines += [f"- [`{c.label}`](../{c.label}/leaderboard.md): {c.describe()}" for c in board.other_configurations]
+    return lines
+
+
+# ----- figures and files ------------------------------------------------------------------------------------
+
+
+def _latency_points(board: Leaderboard) -> list[dict]:
     points = []
-    for row in rows:
-        done = row["completed"]
-        latency = [_get(r, "inference", "latency_batch1_end_to_end", "p50_ms") for r in done]
-        latency = [v for v in latency if v]
-        if not done or not latency:
+    for row in board.rows:
+        latency = [v for r in row.results if (v := _get(r, "inference", "latency_batch1_end_to_end", "p50_ms"))]
+        if not row.results or not latency:
             continue
         memory = [
-            _get(r, "memory", "inference", "cuda_peak_allocated_bytes")
-            or _get(r, "memory", "inference", "rss_peak_bytes")
-            for r in done
+            m for r in row.results
+            if (m := _get(r, "memory", "inference", "cuda_peak_allocated_bytes") or _get(r, "memory", "inference", "rss_peak_bytes"))
         ]
-        memory = [m for m in memory if m]
-        ci = _get(row, "stats", "ci", "f1_macro", default={})
-        # The point is the mean over seeds; the interval is the first seed's, moved to sit around it.
-        shift = row["f1_macro"] - ci.get("point", row["f1_macro"])
+        ci = _get(row.stats, "ci", "f1_macro") or {}
         points.append(
             {
-                "model": row["model"],
-                "quality": row["f1_macro"],
-                "low": ci.get("low", float("nan")) + shift,
-                "high": ci.get("high", float("nan")) + shift,
+                "model": row.model,
+                "quality": row.f1_macro,
+                "low": ci.get("low", float("nan")),
+                "high": ci.get("high", float("nan")),
                 "latency_ms": float(np.mean(latency)),
                 "memory_mib": float(np.max(memory)) / 2**20 if memory else None,
             }
@@ -355,32 +524,30 @@ def _latency_points(rows: list[dict]) -> list[dict]:
     return points
 
 
-def write_figures(out_dir: Path, rows: list[dict], first: dict, label_names: list[str]) -> list[tuple[str, str]]:
+def write_figures(out_dir: Path, board: Leaderboard) -> list[tuple[str, str]]:
     """Draw every figure there is data for into ``<out_dir>/plots``; returns (caption, relative path) pairs."""
     from harness import plots
 
-    done = [row for row in rows if row["completed"]]
+    names = board.spec.label_names
+    done = [row for row in board.rows if row.results]
+    first = board.first_predictions()
     per_class = None
     if done:
-        f1 = [[[r["metrics"]["per_class"][c]["f1"] for c in label_names] for r in row["completed"]] for row in done]
+        f1 = [[[r.metrics.per_class[c].f1 for c in names] for r in row.results] for row in done]
         several = any(len(seeds) > 1 for seeds in f1)
         per_class = plots.per_class_f1(
-            [row["model"] for row in done],
-            label_names,
+            [row.model for row in done],
+            names,
             np.array([np.mean(s, axis=0) for s in f1]),
-            np.array([np.std(s, axis=0, ddof=1) if len(s) > 1 else np.zeros(len(label_names)) for s in f1])
-            if several
-            else None,
+            np.array([np.std(s, axis=0, ddof=1) if len(s) > 1 else np.zeros(len(names)) for s in f1]) if several else None,
         )
+    curves = {row.model: [[dict(p) for p in (r.training.loss_curve or [])] for r in row.results] for row in done}
     figures = {
-        "quality_vs_latency": ("Macro-F1 against batch-1 latency, Pareto front and memory", plots.quality_vs_latency(_latency_points(rows))),
+        "quality_vs_latency": ("Macro-F1 against batch-1 latency, Pareto front and memory", plots.quality_vs_latency(_latency_points(board))),
         "per_class_f1": ("Per-class F1", per_class),
-        "roc_curves": ("ROC curves", plots.roc_curves(first, label_names)),
-        "confusion_matrices": ("Confusion matrices", plots.confusion_grid(first, label_names)),
-        "loss_curves": (
-            "Training loss",
-            plots.loss_curves({row["model"]: [_get(r, "training", "loss_curve", default=[]) for r in row["completed"]] for row in done}),
-        ),
+        "roc_curves": ("ROC curves", plots.roc_curves(first, names)),
+        "confusion_matrices": ("Confusion matrices", plots.confusion_grid(first, names)),
+        "loss_curves": ("Training loss", plots.loss_curves(curves)),
         "reliability": ("Reliability diagram", plots.reliability_diagram(first)),
     }
     written = []
@@ -394,57 +561,89 @@ def write_figures(out_dir: Path, rows: list[dict], first: dict, label_names: lis
     return written
 
 
-def evidence_sections(store: ResultsStore, spec: BenchmarkSpec, rows: list[dict], first: dict, out_dir: Path) -> list[str]:
-    """Paired tests, figures and the error analysis file, as leaderboard lines (writes the files they link)."""
-    lines = []
-    if sum(1 for row in rows if row.get("stats")) > 1:
-        lines += [
-            "",
-            "## Paired tests against the best model (first seed)",
-            "",
-            "Paired bootstrap over the same test examples (1000 resamples) of the macro-F1 difference, and McNemar's "
-            "test of the error rates. _tied_: p >= 0.05, the data cannot separate it from the best model.",
-            "",
-            paired_tests_table(rows),
-        ]
-    figures = write_figures(out_dir, rows, first, spec.label_names)
+def render_markdown(board: Leaderboard, figures: list[tuple[str, str]] | None, group_lines: list[str] | None = None) -> str:
+    """The leaderboard's markdown; ``figures`` are (caption, relative path) pairs already written, or None."""
+    lines = header_lines(board)
+    lines += ["", "## Models", "", leaderboard_table(board)]
+    lines += [
+        "",
+        "Quality cells: mean ± std over seeds, then [95% bootstrap CI of that mean over test examples "
+        f"({board.n_boot:,} resamples; every seed kept on each resample)]; the std is the seed-to-seed spread. "
+        "A model whose seeds gave identical predictions is shown as one run. _vs best_: paired bootstrap of mean "
+        "macro-F1 against the first row over every seed; _tied_ when p >= 0.05. ECE: top-label expected "
+        "calibration error (15 bins); Brier: multi-class (0 best, 2 worst).",
+    ]
+    if board.rows:
+        lines += ["", "## Model settings", "", settings_table(board)]
+    lines += truncation_table(board)
+    lines += cost_section(board)
+    if any(row.results for row in board.rows):
+        lines += ["", "## Per-class F1", "", per_class_table(board)]
+        lines += ["", "## Per-class precision, recall, F1 and ROC-AUC (first seed)", "", per_class_detail(board)]
+    lines += group_lines or []
+    lines += paired_tests_table(board)
     if figures:
         lines += ["", "## Plots", ""]
         for caption, relative in figures:
             lines += [f"### {caption}", "", f"![{caption}]({relative})", ""]
+    if figures is not None:
+        lines += [
+            "",
+            "## Error analysis",
+            "",
+            f"Most confident mistakes, error rate by input length and by group, and the examples on which models "
+            f"disagree: [{ERRORS_FILE}]({ERRORS_FILE}).",
+        ]
+    lines += _invalid_section(board)
+    lines += _configurations_section(board)
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(board: Leaderboard, out_dir: Path) -> Path:
+    """Every file of one configuration's report, drawn from the leaderboard object."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = board.to_pandas()
+    atomic_write_text(out_dir / "leaderboard.csv", frame.to_csv(index=False))
+    payload = {
+        "benchmark": board.spec.name,
+        "configuration": board.configuration.model_dump(mode="json"),
+        "rows": json.loads(frame.to_json(orient="records")),
+    }
+    atomic_write_text(out_dir / "leaderboard.json", json.dumps(payload, indent=2) + "\n")
+    group_lines = groups.report_sections(board.runs, board.spec, out_dir, [row.model for row in board.rows])
+    figures = write_figures(out_dir, board)
     atomic_write_text(
         out_dir / ERRORS_FILE,
-        analysis.error_report(first, store.read_eval_texts(spec.name), spec.label_names, spec.name),
+        analysis.error_report(board.first_predictions(), board.eval_texts, board.spec.label_names, board.spec.name),
     )
-    lines += [
-        "",
-        "## Error analysis",
-        "",
-        f"Most confident mistakes, error rate by input length and by group, and the examples on which models "
-        f"disagree: [{ERRORS_FILE}]({ERRORS_FILE}).",
-    ]
-    return lines
-
-
-def write_report(store: ResultsStore, spec: BenchmarkSpec) -> Path:
-    """Write ``<results>/<benchmark>/leaderboard.md`` from the stored results and return its path."""
-    rows = model_rows(collect(store, spec.name))
-    out_dir = store.benchmark_dir(spec.name)
-    first = attach_statistics(rows, spec.label_names)
-    lines = header_lines(spec, rows)
-    lines += ["", "## Models", "", leaderboard_table(rows)]
-    lines += [
-        "",
-        "Quality cells: mean ± std over seeds, then [95% bootstrap CI] over test examples (first seed, "
-        f"{N_BOOT} resamples). _vs best_: paired bootstrap of macro-F1 against the first row; _tied_ when p >= 0.05. "
-        "ECE: top-label expected calibration error (15 bins); Brier: multi-class (0 best, 2 worst).",
-    ]
-    lines += cost_section(rows)
-    if any(row["completed"] for row in rows):
-        lines += ["", "## Per-class F1", "", per_class_table(rows, spec.label_names)]
-        lines += ["", "## Per-class precision, recall, F1 and ROC-AUC (first seed)", "", per_class_detail(rows, spec.label_names)]
-    lines += groups.report_sections(store, spec, out_dir, [row["model"] for row in rows])
-    lines += evidence_sections(store, spec, rows, first, out_dir)
     path = out_dir / "leaderboard.md"
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, render_markdown(board, figures, group_lines))
     return path
+
+
+def write_report(store: ResultsStore, spec: BenchmarkSpec, label: str | None = None) -> Path:
+    """Rebuild a configuration's report in its folder and copy it to ``<results>/<benchmark>/``.
+
+    Returns the path of the copy users read, ``<results>/<benchmark>/leaderboard.md``.
+    """
+    return publish(store, Leaderboard.from_store(store, spec, label))
+
+
+def publish(store: ResultsStore, board: Leaderboard) -> Path:
+    """Write ``board`` into its configuration's folder and copy it to ``<results>/<benchmark>/``."""
+    spec = board.spec
+    config_dir = store.config_dir(spec.name, board.configuration.label)
+    write_leaderboard(board, config_dir)
+    top = store.benchmark_dir(spec.name)
+    for name in LEADERBOARD_FILES:
+        text = (config_dir / name).read_text(encoding="utf-8")
+        if name == "leaderboard.md":
+            # The copy sits two folders up: links to sibling configurations go through configs/.
+            text = text.replace("](../", "](configs/")
+        atomic_write_text(top / name, text)
+    plots_top = top / PLOTS_DIR
+    if plots_top.is_dir():
+        shutil.rmtree(plots_top)
+    if (config_dir / PLOTS_DIR).is_dir():
+        shutil.copytree(config_dir / PLOTS_DIR, plots_top)
+    return top / "leaderboard.md"

@@ -15,14 +15,24 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness import metrics as M
-from harness.config import BenchmarkSpec, Budget, ModelSpec
-from harness.data import data_identity, load_benchmark_data
+from harness.config import BenchmarkSpec, Budget, ModelSpec, TfidfParams
+from harness.data import BenchmarkData, load_benchmark_data
 from harness.errors import HarnessInputError
 from harness.measure import device_info, measure_latency, stopwatch, track_memory
+from harness.model_card import build_model_card
 from harness.models import build_model, save_model
-from harness.provenance import environment, fingerprint
-from harness.registry import load_benchmark, load_registry
-from harness.store import ResultsStore, atomic_write_json, atomic_write_text, filter_variant
+from harness.provenance import environment
+from harness.results import (
+    RESULT_FILE,
+    Configuration,
+    DataInfo,
+    RunError,
+    RunResult,
+    SplitTruncation,
+    Truncation,
+    run_fingerprint,
+)
+from harness.store import ResultsStore, atomic_write_json, filter_variant, write_result
 
 
 def is_main_process() -> bool:
@@ -30,55 +40,52 @@ def is_main_process() -> bool:
 
 
 class Job(BaseModel):
-    """Everything a run needs, serialisable so it can cross into a child process."""
+    """Everything one run needs, serialisable so it can cross into a child process.
+
+    The job carries the benchmark and model entries it was started with (never names to look up again), so a
+    run trains exactly what the command validated, whatever files change or shadow them meanwhile.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    benchmark: str
-    benchmarks_dir: str
-    registry_path: str
-    model: str
+    spec: BenchmarkSpec
+    model_spec: ModelSpec
+    configuration: Configuration
     seed: int
-    budget_name: str
     results_dir: str
     data_dir: str | None = None
-    limit_train: int | None = None
-    limit_test: int | None = None
     train_filter: dict[str, list[str]] | None = None
     latency_samples: int = 50
     latency_warmup: int = 5
     save_model: bool = True
     show_progress: bool = True
+    log_with: list[str] | None = None
+    model_commit: str | None = None  # the hub commit the model entry's revision resolved to when the job was made
 
-    def load_specs(self) -> tuple[BenchmarkSpec, ModelSpec]:
-        spec, _ = load_benchmark(self.benchmark, Path(self.benchmarks_dir))
-        return spec, load_registry(Path(self.registry_path))[self.model]
+    @property
+    def benchmark(self) -> str:
+        return self.spec.name
 
-    def run_budget(self, spec: BenchmarkSpec, model: ModelSpec) -> Budget:
-        """The benchmark's budget with CLI limits, this run's seed and the model's allowed overrides."""
-        base = spec.budgets[self.budget_name]
-        update: dict = {"seed": self.seed}
-        if self.limit_train is not None:
-            update["train_examples"] = self.limit_train
-        if self.limit_test is not None:
-            update["test_examples"] = self.limit_test
-        return model.budget_for(base.model_copy(update=update))
+    @property
+    def model(self) -> str:
+        return self.model_spec.name
+
+    def run_budget(self) -> Budget:
+        """The configuration's shared budget with this run's seed and the model's allowed overrides."""
+        return self.model_spec.budget_for(self.configuration.budget.model_copy(update={"seed": self.seed}))
 
     @property
     def variant(self) -> str | None:
         """Where in the store this run lives: a run on a filtered train split never replaces the full one."""
         return filter_variant(self.train_filter)
 
-    def fingerprint(self, spec: BenchmarkSpec, model: ModelSpec) -> str:
-        return fingerprint(
-            {
-                "benchmark": spec.model_dump(exclude={"description", "budgets"}),
-                "model": model.model_dump(exclude={"description"}),
-                "budget": self.run_budget(spec, model).model_dump(),
-                "data": data_identity(spec, Path(self.data_dir) if self.data_dir else None),
-                "train_filter": self.train_filter,
-            }
-        )
+    @property
+    def fingerprint(self) -> str:
+        entry = {**self.model_spec.model_dump(exclude={"description"}), "commit": self.model_commit}
+        return run_fingerprint(self.configuration, entry, self.seed, self.train_filter)
+
+    def run_dir(self, store: ResultsStore) -> Path:
+        return store.run_dir(self.benchmark, self.configuration.label, self.model, self.seed, self.variant)
 
 
 def latency_texts(texts: list[str], count: int) -> list[str]:
@@ -92,60 +99,120 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _failed(job: Job, exc: BaseException, fp: str | None, partial: dict) -> dict:
-    return {
+# Budget fields a family does not read are left out of its description, so a TF-IDF row is not described by
+# epochs and a learning rate it never used. Families declare them as ``budget_fields``; the default is all.
+ALL_BUDGET_FIELDS = tuple(Budget.model_fields)
+
+
+def budget_fields_used(model) -> list[str]:
+    return list(getattr(model, "budget_fields", ALL_BUDGET_FIELDS))
+
+
+def model_settings(model_spec: ModelSpec, info: dict) -> dict:
+    """The family's own settings, for the leaderboard: what a reader needs to reproduce the model."""
+    if model_spec.family == "tfidf":
+        params = (model_spec.tfidf or TfidfParams()).model_dump()
+        return {
+            "ngram_range": f"1-{params.pop('ngram_max')}",
+            **params,
+            "vocabulary": info.get("vocabulary"),
+            "coefficients": info.get("parameters"),
+        }
+    source = model_spec.source.model_dump(exclude_none=True, exclude={"package_subdir"}) if model_spec.source else {}
+    return {**source, "architecture": info.get("architecture"), "precision": info.get("precision")}
+
+
+def truncation_report(model, data: BenchmarkData, max_length: int, group_columns: list[str]) -> Truncation:
+    """The share of train and eval texts the model's tokenizer cuts at ``max_length``, overall and per group.
+
+    A transformer reads at most ``max_length`` tokens (special tokens included) and silently ignores the rest;
+    TF-IDF reads every text whole. Without this, a model that saw a third of each long review looks merely
+    worse, not blind to the rest.
+    """
+    tokenizer = getattr(model, "tokenizer", None)
+
+    def split_report(split) -> SplitTruncation:
+        if tokenizer is None or len(split) == 0:
+            return SplitTruncation(texts=len(split), truncated=0, share=0.0)
+        lengths = np.array(
+            [len(ids) for ids in tokenizer(list(split.texts), truncation=False, verbose=False)["input_ids"]]
+        )
+        cut = lengths > max_length
+        by_group = {
+            column: {
+                str(value): float(cut[np.asarray(split.groups[column]).astype(str) == value].mean())
+                for value in sorted(set(np.asarray(split.groups[column]).astype(str).tolist()))
+            }
+            for column in group_columns
+            if column in split.groups
+        }
+        return SplitTruncation(texts=len(split), truncated=int(cut.sum()), share=float(cut.mean()), by_group=by_group)
+
+    return Truncation(
+        max_length=max_length if tokenizer is not None else None,
+        applies=tokenizer is not None,
+        train=split_report(data.train),
+        eval=split_report(data.eval),
+    )
+
+
+def _failed(job: Job, exc: BaseException, partial: dict) -> RunResult:
+    return RunResult(
         **partial,
-        "status": "failed",
-        "fingerprint": fp,
-        "benchmark": job.benchmark,
-        "model": job.model,
-        "seed": job.seed,
-        "error": {
-            "type": type(exc).__name__,
-            "message": " ".join(str(exc).split())[:500] or type(exc).__name__,
-            "traceback_tail": traceback.format_exc().splitlines()[-8:],
-        },
-        "environment": environment(),
-    }
+        status="failed",
+        error=RunError(
+            type=type(exc).__name__,
+            message=" ".join(str(exc).split())[:500] or type(exc).__name__,
+            traceback_tail=traceback.format_exc().splitlines()[-8:],
+        ),
+        environment=environment(),
+    )
 
 
-def run_job(job: Job) -> dict:
-    """Train, measure and score one (benchmark, model, seed); always leaves a result.json behind.
+def run_job(job: Job) -> RunResult | None:
+    """Train, measure and score one run; always leaves a result.json behind.
 
-    Bad specs or data (HarnessInputError before the model is built) are re-raised, so the CLI can show
-    their one line; any failure of the model itself, whatever its type, is recorded as a failed run and returned.
+    Bad data (HarnessInputError before the model is built) is re-raised, so the CLI can show its one line;
+    any failure of the model itself, whatever its type, is recorded as a failed run and returned. Returns None
+    in a secondary process of a distributed run (only the main process measures and writes).
     """
     store = ResultsStore(Path(job.results_dir))
-    run_dir = store.run_dir(job.benchmark, job.model, job.seed, job.variant)
+    run_dir = job.run_dir(store)
     run_dir.mkdir(parents=True, exist_ok=True)
-    fp = None
-    partial: dict = {}
+    spec, model_spec = job.spec, job.model_spec
+    budget = job.run_budget()
+    partial: dict = {
+        "benchmark": spec.name,
+        "model": model_spec.name,
+        "seed": job.seed,
+        "family": model_spec.family,
+        "configuration": job.configuration,
+        "fingerprint": job.fingerprint,
+        "train_filter": job.train_filter,
+        "budget": budget,
+        "budget_overrides": dict(model_spec.budget_overrides),
+        "trust_remote_code": model_spec.trust_remote_code,
+    }
     model_stage = False
     try:
-        spec, model_spec = job.load_specs()
-        budget = job.run_budget(spec, model_spec)
-        fp = job.fingerprint(spec, model_spec)
-        partial = {
-            "family": model_spec.family,
-            "budget_profile": job.budget_name,
-            "budget": budget.model_dump(),
-            "budget_overrides": dict(model_spec.budget_overrides),
-            "trust_remote_code": model_spec.trust_remote_code,
-            "train_filter": job.train_filter,
-        }
+        fixed = job.configuration.train_sample == "fixed"
+        base_seed = job.configuration.budget.seed
         data = load_benchmark_data(
             spec,
             Path(job.data_dir) if job.data_dir else None,
-            limit_train=job.limit_train,
-            limit_test=job.limit_test,
-            seed=spec.budgets[job.budget_name].seed,
+            limit_train=job.configuration.limit_train,
+            limit_test=job.configuration.limit_test,
+            seed=base_seed if fixed else job.seed,
+            test_seed=base_seed,
             train_filter=job.train_filter,
             max_train=budget.train_examples,
             max_test=budget.test_examples,
         )
-        partial["data"] = data.source
+        sampled = bool(job.configuration.limit_train or budget.train_examples)
+        partial["data"] = DataInfo(**data.source, train_sample_seed=(base_seed if fixed else job.seed) if sampled else None)
         model_stage = True
         model = build_model(model_spec, data.label_names)
+        partial["budget_fields_used"] = budget_fields_used(model)
 
         with track_memory("train") as train_memory, stopwatch() as train_clock:
             training = model.fit(data.train, budget, run_dir, show_progress=job.show_progress)
@@ -165,7 +232,7 @@ def run_job(job: Job) -> dict:
             probs = predict_all(evaluation.texts)
         if not is_main_process():
             # Every process trained and scored its shard; only the main one measures latency and writes.
-            return {"status": "completed", "secondary_process": True}
+            return None
         sample = latency_texts(evaluation.texts, job.latency_samples)
         latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, job.latency_warmup)
         model_only = None
@@ -185,26 +252,15 @@ def run_job(job: Job) -> dict:
         )
         atomic_write_json(run_dir / "evaluation_metrics.json", M.exercise_metrics(metrics))
 
-        model_dir = run_dir / "model"
         info = model.describe()
-        if job.save_model:
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
-            save_model(model, model_dir, model_spec.family)
-            info["size_on_disk_bytes"] = directory_bytes(model_dir)
-            atomic_write_text(model_dir / "README.md", model_card(spec, model_spec, budget, metrics, data.source))
-
-        result = {
+        result = RunResult(
             **partial,
-            "status": "completed",
-            "fingerprint": fp,
-            "benchmark": spec.name,
-            "model": model_spec.name,
-            "seed": job.seed,
-            "metrics": metrics,
-            "group_metrics": groups,
-            "training": training,
-            "inference": {
+            status="completed",
+            model_settings=model_settings(model_spec, info),
+            metrics=metrics,
+            group_metrics=groups,
+            training=training,
+            inference={
                 "eval_examples": len(evaluation),
                 "eval_seconds": eval_clock["seconds"],
                 "throughput_samples_per_s": len(evaluation) / eval_clock["seconds"],
@@ -213,59 +269,26 @@ def run_job(job: Job) -> dict:
                 "latency_batch1_end_to_end": latency,
                 "latency_batch1_model_only": model_only,
             },
-            "memory": {"train": train_memory.as_dict(), "inference": inference_memory.as_dict()},
-            "model_info": info,
-            "device": device_info(),
-            "environment": environment(),
-            "error": None,
-        }
-        atomic_write_json(run_dir / "result.json", result)
+            memory={"train": train_memory.as_dict(), "inference": inference_memory.as_dict()},
+            model_info=info,
+            truncation=truncation_report(model, data, budget.max_length, spec.group_columns),
+            device=device_info(),
+            environment=environment(),
+        )
+        model_dir = run_dir / "model"
+        if job.save_model:
+            if model_dir.exists():
+                shutil.rmtree(model_dir)
+            save_model(model, model_dir, model_spec.family)
+            result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
+            build_model_card(spec, model_spec, result).save(model_dir / "README.md")
+        write_result(run_dir / RESULT_FILE, result)
         return result
     except BaseException as exc:  # noqa: BLE001 - a failing model must never take the others down
         # The specs and data are shared by every model: bad ones stop the run. A model rejecting its own
         # entry (weights that will not load) fails alone, like any other model error.
         if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, HarnessInputError) and not model_stage):
             raise
-        result = _failed(job, exc, fp, partial)
-        atomic_write_json(run_dir / "result.json", result)
+        result = _failed(job, exc, partial)
+        write_result(run_dir / RESULT_FILE, result)
         return result
-
-
-def model_card(spec: BenchmarkSpec, model: ModelSpec, budget: Budget, metrics: dict, source: dict) -> str:
-    """A short model card saved beside the weights."""
-    per_class = "\n".join(
-        f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
-        for name, m in metrics["per_class"].items()
-    )
-    budget_lines = "\n".join(f"- {k}: {v}" for k, v in budget.model_dump().items() if v is not None)
-    origin = model.source.model_dump(exclude_none=True) if model.source else {"family": model.family}
-    return f"""---
-pipeline_tag: text-classification
-tags: [text-classification, {spec.name}]
----
-# {model.name} fine-tuned on {spec.name}
-
-{model.description}
-
-Base: `{origin}`. Labels: {", ".join(spec.label_names)}.
-
-## Evaluation ({source.get('eval_split')} split, {metrics['n']} examples)
-accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['f1_macro']:.4f}, ROC-AUC {metrics['roc_auc'] if metrics['roc_auc'] is None else round(metrics['roc_auc'], 4)}
-
-| class | precision | recall | F1 | support |
-|---|---|---|---|---|
-{per_class}
-
-## Training budget
-{budget_lines}
-
-## Data
-{os.linesep.join(f'- {k}: {v}' for k, v in source.items())}
-
-## Use
-```python
-from transformers import pipeline
-classify = pipeline("text-classification", model="<this directory>")
-```
-or `python run_benchmark.py predict --model-dir <this directory> "some text"`.
-"""

@@ -1,21 +1,26 @@
-"""The results store: one directory per (benchmark, model, seed), written atomically.
+"""The results store: one directory per (configuration, model, seed), written atomically.
 
 Layout::
 
-    <root>/<benchmark>/runs/<model>/seed-<seed>/
-        result.json              status, metrics, budget, timings, environment (the record of the run)
-        evaluation_metrics.json  accuracy / F1 / precision / recall, the exercise's format
-        predictions.csv          id, label, prob_<class>..., group columns (per-example, for statistics)
-        model/                   the fine-tuned model (not committed)
-    <root>/<benchmark>/eval_texts.csv   id, text of the evaluation examples (for the error analysis)
+    <root>/<benchmark>/
+        leaderboard.md, leaderboard.csv, leaderboard.json, errors.md, plots/
+                                 the report of the configuration the last command ran (a copy)
+        configs/<label>/         one comparison: runs that share data, budget values and limits
+            configuration.json   the Configuration (harness.results) every run below shares
+            leaderboard.*, errors.md, plots/   this configuration's report
+            eval_texts.csv       id, text of its evaluation examples (for the error analysis)
+            runs/<model>/seed-<seed>/
+                result.json              the typed RunResult (harness.results): identity, metrics, costs
+                evaluation_metrics.json  accuracy / F1 / precision / recall, the exercise's format
+                predictions.csv          id, label, prob_<class>..., group columns (per-example)
+                model/                   the fine-tuned model (not committed)
+            transfer/train-lang-en/runs/<model>/seed-<seed>/   runs trained on a filtered train split
+            superseded/<model>/seed-<seed>-<fingerprint>/      a run replaced after its registry entry changed
 
-A run trained on a subset of the train split (``--train-filter lang=en``, ``--transfer-matrix lang``) is
-a different experiment from the run trained on all of it, so it lives in its own tree and never replaces it::
-
-    <root>/<benchmark>/transfer/train-lang-en/runs/<model>/seed-<seed>/...
-
-A run is complete when its ``result.json`` exists with status ``completed`` and the same fingerprint
-(benchmark, data, budget, model entry) as the run being asked for; anything else is redone.
+A rerun with another budget, limit or data lands in another ``configs/<label>``: nothing of an earlier
+configuration is replaced. A run is complete when its ``result.json`` validates against the schema, says
+``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example;
+anything else is redone, and the reason is said.
 """
 
 from __future__ import annotations
@@ -36,12 +41,17 @@ import pandas as pd
 
 from harness.config import SAFE_NAME
 from harness.errors import HarnessInputError
+from harness.results import RESULT_FILE, Configuration, ResultReadError, RunResult, read_result
 
-RESULT_FILE = "result.json"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 EVAL_TEXTS_FILE = "eval_texts.csv"
 TRANSFER_DIR = "transfer"
+CONFIGS_DIR = "configs"
+CONFIGURATION_FILE = "configuration.json"
+CURRENT_FILE = "current-configuration.json"
+SUPERSEDED_DIR = "superseded"
+PREDICTIONS_FILE = "predictions.csv"
 # Pieces that can be written into a variant name as they are; with '-' and '_' kept out of them,
 # "train-<col>-<v1>_<v2>__<col2>-<v>" reads back unambiguously.
 _PLAIN_PIECE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.]{0,39}$")
@@ -123,11 +133,31 @@ def read_json(path: Path):
         return json.load(handle)
 
 
+def write_result(path: Path, result: RunResult) -> None:
+    """The one way a result reaches disk: validated by construction, written atomically."""
+    atomic_write_bytes(path, result.to_json().encode("utf-8"))
+
+
+class StoredRun:
+    """A run read back from the store: where it lives, its typed result, its predictions on demand."""
+
+    def __init__(self, run_dir: Path, result: RunResult, variant: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.result = result
+        self.variant = variant
+
+    def __repr__(self) -> str:
+        return f"StoredRun({self.result.model!r}, seed={self.result.seed}, {self.result.status}, {self.variant})"
+
+
 class ResultsStore:
     """Reads and writes runs under one results root; every path it builds stays inside that root."""
 
     def __init__(self, root: Path):
-        self.root = Path(root).resolve()
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise HarnessInputError(str(root), "the results directory is a file", "pass a directory to --results-dir")
+        self.root = root.resolve()
 
     def _inside(self, *parts: str) -> Path:
         for part in parts:
@@ -138,39 +168,148 @@ class ResultsStore:
             raise HarnessInputError("results path", f"{path} leaves {self.root}", "use a plain name")
         return path
 
+    # ----- where things are ------------------------------------------------------------------------
+
     def benchmark_dir(self, benchmark: str) -> Path:
         return self._inside(benchmark)
 
-    def runs_dir(self, benchmark: str, variant: str | None = None) -> Path:
-        """``<benchmark>/runs``, or ``<benchmark>/<variant>/runs`` for runs on a filtered train split."""
-        parts = variant.split("/") if variant else []
-        return self._inside(benchmark, *parts, "runs")
+    def config_dir(self, benchmark: str, label: str) -> Path:
+        return self._inside(benchmark, CONFIGS_DIR, label)
 
-    def run_dir(self, benchmark: str, model: str, seed: int, variant: str | None = None) -> Path:
+    def runs_dir(self, benchmark: str, label: str, variant: str | None = None) -> Path:
+        """``configs/<label>/runs``, or ``configs/<label>/<variant>/runs`` for a filtered train split."""
         parts = variant.split("/") if variant else []
-        return self._inside(benchmark, *parts, "runs", model, f"seed-{int(seed)}")
+        return self._inside(benchmark, CONFIGS_DIR, label, *parts, "runs")
 
-    def variants(self, benchmark: str) -> list[str]:
-        """The filtered-training sub-trees of a benchmark that hold at least one run, sorted."""
-        base = self.benchmark_dir(benchmark) / TRANSFER_DIR
+    def run_dir(self, benchmark: str, label: str, model: str, seed: int, variant: str | None = None) -> Path:
+        return self.runs_dir(benchmark, label, variant) / _checked(model) / f"seed-{int(seed)}"
+
+    def variants(self, benchmark: str, label: str) -> list[str]:
+        """The filtered-training sub-trees of a configuration that hold at least one run, sorted."""
+        base = self.config_dir(benchmark, label) / TRANSFER_DIR
         if not base.is_dir():
             return []
         return sorted(
-            f"{TRANSFER_DIR}/{d.name}" for d in base.iterdir() if d.is_dir() and SAFE_NAME.match(d.name) and (d / "runs").is_dir()
+            f"{TRANSFER_DIR}/{d.name}"
+            for d in base.iterdir()
+            if d.is_dir() and SAFE_NAME.match(d.name) and (d / "runs").is_dir()
         )
 
-    def load_result(self, benchmark: str, model: str, seed: int, variant: str | None = None) -> dict | None:
-        path = self.run_dir(benchmark, model, seed, variant) / RESULT_FILE
-        if not path.exists():
-            return None
-        try:
-            return read_json(path)
-        except (json.JSONDecodeError, OSError):
-            return None  # unreadable means not done; the run is redone, nothing is trusted
+    # ----- configurations ----------------------------------------------------------------------------
 
-    def is_complete(self, benchmark: str, model: str, seed: int, fingerprint: str, variant: str | None = None) -> bool:
-        result = self.load_result(benchmark, model, seed, variant)
-        return bool(result and result.get("status") == "completed" and result.get("fingerprint") == fingerprint)
+    def write_configuration(self, configuration: Configuration) -> Path:
+        path = self.config_dir(configuration.benchmark, configuration.label) / CONFIGURATION_FILE
+        if not path.exists():
+            atomic_write_bytes(path, (configuration.model_dump_json(indent=2) + "\n").encode("utf-8"))
+        return path
+
+    def configurations(self, benchmark: str) -> list[Configuration]:
+        """Every configuration of a benchmark in the store, oldest first (by the time its folder was made)."""
+        base = self.benchmark_dir(benchmark) / CONFIGS_DIR
+        found = []
+        for path in base.glob(f"*/{CONFIGURATION_FILE}") if base.is_dir() else []:
+            try:
+                found.append((path.stat().st_mtime, Configuration.model_validate_json(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError):
+                continue  # an unreadable configuration file is shown as missing, never trusted
+        return [c for _, c in sorted(found, key=lambda item: (item[0], item[1].label))]
+
+    def set_current(self, configuration: Configuration) -> None:
+        """Remember the configuration the last command ran: the default of ``report``."""
+        atomic_write_json(self.benchmark_dir(configuration.benchmark) / CURRENT_FILE, {"label": configuration.label})
+
+    def current_label(self, benchmark: str) -> str | None:
+        path = self.benchmark_dir(benchmark) / CURRENT_FILE
+        try:
+            label = read_json(path).get("label")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return label if isinstance(label, str) and SAFE_NAME.match(label) else None
+
+    def find_configuration(self, benchmark: str, label: str | None) -> Configuration | None:
+        """The configuration named by ``label`` (or a unique prefix of it), else the last command's."""
+        configs = self.configurations(benchmark)
+        label = label or self.current_label(benchmark)
+        if label is None:
+            return configs[-1] if configs else None
+        exact = [c for c in configs if c.label == label or c.id == label]
+        if exact:
+            return exact[0]
+        prefix = [c for c in configs if c.label.startswith(label)]
+        return prefix[0] if len(prefix) == 1 else None
+
+    # ----- runs ------------------------------------------------------------------------------------------
+
+    def load_result(self, run_dir: Path) -> RunResult | None:
+        """The run's typed result, or None when there is none or it does not validate."""
+        try:
+            return read_result(Path(run_dir) / RESULT_FILE)
+        except ResultReadError:
+            return None
+
+    def check_run(self, run_dir: Path, fingerprint: str) -> tuple[bool, str | None]:
+        """Is the stored run the finished run being asked for? ``(done, reason it is not)``.
+
+        Trust nothing: the result must validate, be completed with this fingerprint, and its predictions
+        must be there with one row per evaluated example (they feed every interval and paired test).
+        """
+        path = Path(run_dir) / RESULT_FILE
+        if not path.exists():
+            return False, None
+        try:
+            result = read_result(path)
+        except ResultReadError as exc:
+            return False, str(exc)
+        if result.fingerprint != fingerprint:
+            return False, "stored with another registry entry or settings"
+        if not result.completed:
+            return False, "the stored run failed"
+        problem = self.predictions_problem(run_dir, result)
+        return (problem is None), problem
+
+    def predictions_problem(self, run_dir: Path, result: RunResult) -> str | None:
+        """Why the run's predictions.csv cannot back its metrics, or None when it can."""
+        path = Path(run_dir) / PREDICTIONS_FILE
+        if not path.exists():
+            return f"{path} is missing"
+        try:
+            frame = self.read_predictions(run_dir)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            return f"{path} cannot be read ({type(exc).__name__})"
+        expected = result.metrics.n if result.metrics else None
+        columns = [f"prob_{k}" for k in range(len(result.metrics.per_class))] if result.metrics else []
+        if expected is not None and len(frame) != expected:
+            return f"{path} holds {len(frame)} rows, the result scored {expected}"
+        if any(c not in frame.columns for c in ["id", "label", *columns]):
+            return f"{path} lacks the id, label or probability columns"
+        return None
+
+    def supersede(self, run_dir: Path, label: str, benchmark: str) -> Path | None:
+        """Move a finished run of another registry entry aside instead of overwriting it."""
+        result = self.load_result(run_dir)
+        if result is None or not result.completed:
+            return None
+        target = self.config_dir(benchmark, label) / SUPERSEDED_DIR / run_dir.parent.name / f"{run_dir.name}-{result.fingerprint}"
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir, target)
+        return target
+
+    def iter_runs(self, benchmark: str, label: str, variant: str | None = None) -> Iterator[StoredRun | tuple[Path, str]]:
+        """Every run of a configuration (one variant), sorted by model then seed.
+
+        Yields a :class:`StoredRun` per valid result and ``(run_dir, reason)`` for a result that does not
+        validate, so a report can say which runs it could not use instead of dropping them silently.
+        """
+        base = self.runs_dir(benchmark, label, variant)
+        for path in sorted(base.glob(f"*/seed-*/{RESULT_FILE}"), key=_run_sort_key):
+            try:
+                yield StoredRun(path.parent, read_result(path), variant)
+            except ResultReadError as exc:
+                yield path.parent, str(exc)
 
     def write_predictions(self, run_dir: Path, ids, labels, probs, label_names, groups=None) -> Path:
         frame = pd.DataFrame({"id": np.asarray(ids), "label": np.asarray(labels)})
@@ -179,54 +318,55 @@ class ResultsStore:
             frame[f"prob_{k}"] = np.round(probs[:, k], 6)
         for column, values in (groups or {}).items():
             frame[f"group_{column}"] = values
-        path = run_dir / "predictions.csv"
+        path = Path(run_dir) / PREDICTIONS_FILE
         atomic_write_text(path, frame.to_csv(index=False))
         return path
 
     @staticmethod
     def read_predictions(run_dir: Path) -> pd.DataFrame:
-        return pd.read_csv(Path(run_dir) / "predictions.csv", keep_default_na=False)
+        return pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, keep_default_na=False)
 
-    def eval_texts_path(self, benchmark: str) -> Path:
-        return self.benchmark_dir(benchmark) / EVAL_TEXTS_FILE
+    # ----- evaluation texts -------------------------------------------------------------------------
 
-    def write_eval_texts(self, benchmark: str, ids, texts) -> Path:
-        """Keep the evaluation texts once per benchmark, so error analysis rebuilds from the store alone.
+    def eval_texts_path(self, benchmark: str, label: str) -> Path:
+        return self.config_dir(benchmark, label) / EVAL_TEXTS_FILE
 
-        Rows already there are kept and these are merged in by id (an id is a row of the eval split
-        file, so a run on another subsample adds rows without contradicting earlier ones).
-        """
+    def write_eval_texts(self, benchmark: str, label: str, ids, texts) -> Path:
+        """Keep a configuration's evaluation texts, so the error analysis rebuilds from the store alone."""
         frame = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64), "text": list(texts)})
-        old = self.read_eval_texts(benchmark)
-        if old is not None:
-            frame = pd.concat([old[~old["id"].isin(frame["id"])], frame])
-        path = self.eval_texts_path(benchmark)
+        path = self.eval_texts_path(benchmark, label)
         atomic_write_text(path, frame.sort_values("id").to_csv(index=False))
         return path
 
-    def read_eval_texts(self, benchmark: str) -> pd.DataFrame | None:
+    def read_eval_texts(self, benchmark: str, label: str) -> pd.DataFrame | None:
         """The ``id,text`` table written by :meth:`write_eval_texts`, or None when there is none."""
-        path = self.eval_texts_path(benchmark)
+        path = self.eval_texts_path(benchmark, label)
         if not path.exists():
             return None
-        return pd.read_csv(path, keep_default_na=False, dtype={"text": str})
+        try:
+            return pd.read_csv(path, keep_default_na=False, dtype={"text": str})
+        except (OSError, ValueError, pd.errors.ParserError):
+            return None
 
-    def iter_results(self, benchmark: str, variant: str | None = None) -> Iterator[tuple[Path, dict]]:
-        """Every readable result of a benchmark (of one filtered-training variant), sorted by model then seed."""
-        base = self.runs_dir(benchmark, variant)
-        for path in sorted(base.glob(f"*/seed-*/{RESULT_FILE}")):
-            try:
-                yield path.parent, read_json(path)
-            except (json.JSONDecodeError, OSError):
-                continue
+    def legacy_runs(self, benchmark: str) -> Path | None:
+        """A ``<benchmark>/runs`` tree from before configurations (schema 1), which is no longer read."""
+        path = self.benchmark_dir(benchmark) / "runs"
+        return path if path.is_dir() else None
+
+    # ----- one writer ------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self, benchmark: str) -> Iterator[None]:
         """One writer per benchmark directory; a second run gets a clear message instead of corrupting it."""
         directory = self.benchmark_dir(benchmark)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / ".run.lock"
-        handle = open(path, "a+")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            handle = open(directory / ".run.lock", "a+")
+        except OSError as exc:
+            raise HarnessInputError(
+                str(directory), f"cannot write to the results directory ({exc.strerror or exc})",
+                "pass a writable --results-dir",
+            ) from None
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -238,10 +378,11 @@ class ResultsStore:
                     f"another run is writing here ({holder})",
                     "wait for it to finish, or pass a different --results-dir",
                 ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}")
+                handle.flush()
             # A writer killed mid-write leaves only its temporary file, never a half target: sweep those now
             # that no one else can be writing here.
             for stale in directory.rglob(".*.tmp"):
@@ -251,3 +392,14 @@ class ResultsStore:
             yield
         finally:
             handle.close()
+
+
+def _checked(name: str) -> str:
+    if not SAFE_NAME.match(name) or ".." in name:
+        raise HarnessInputError("results path", f"unsafe name {name!r}", "use letters, digits, '.', '_', '-'")
+    return name
+
+
+def _run_sort_key(path: Path) -> tuple[str, int]:
+    seed = path.parent.name.removeprefix("seed-")
+    return path.parent.parent.name, int(seed) if seed.lstrip("-").isdigit() else 0

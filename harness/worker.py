@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0 if result["status"] == "completed" else 1
+    return 0 if result is None or result.completed else 1
 
 
 if __name__ == "__main__":

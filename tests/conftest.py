@@ -63,3 +63,16 @@ def tiny_binary_cli_args(registry: Path, results: Path, *extra: str) -> list[str
         "--benchmarks-dir", str(FIXTURES / "benchmarks"), "--data-dir", str(FIXTURES / "binary"),
         "--results-dir", str(results), "--latency-samples", "3", *extra,
     ]
+
+
+def run_path(results: Path, benchmark: str, model: str, seed: int = 42, variant: str | None = None) -> Path:
+    """The store folder of one run, whatever configuration it belongs to (the test's store holds one)."""
+    middle = f"{variant}/runs" if variant else "runs"
+    found = sorted(Path(results).glob(f"{benchmark}/configs/*/{middle}/{model}/seed-{seed}"))
+    assert len(found) == 1, f"expected one run of {model} seed {seed} under {results}/{benchmark}, found {found}"
+    return found[0]
+
+
+def has_runs(results: Path, benchmark: str) -> bool:
+    """Whether any run of the benchmark reached the store."""
+    return any(Path(results).glob(f"{benchmark}/configs/*/runs/*/seed-*"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from tests.conftest import FIXTURES, ROOT, write_csv
+from tests.conftest import FIXTURES, ROOT, run_path, write_csv
 
 BUDGET = "tiny: {epochs: 1, max_length: 32, batch_size: 8, learning_rate: 1.0e-3}"
 REGISTRY = """\
@@ -306,7 +306,7 @@ def test_store_refuses_paths_outside_its_root(tmp_path):
     from harness.store import ResultsStore
 
     store = ResultsStore(tmp_path / "results")
-    for parts in (("..", "m", 1), ("bench", "../x", 1), ("bench", "/abs", 1)):
+    for parts in (("..", "c", "m", 1), ("bench", "c", "../x", 1), ("bench", "c", "/abs", 1), ("bench", "../c", "m", 1)):
         with pytest.raises(HarnessInputError, match="unsafe name"):
             store.run_dir(*parts)
 
@@ -397,7 +397,7 @@ def test_empty_texts_dropped_and_counted(capsys, tmp_path, setup):
     )
     assert main(setup(data)) == 0, capsys.readouterr().err
     result = json.loads(
-        (setup.results / "bench" / "runs" / "tfidf-logreg" / "seed-42" / "result.json").read_text()
+        (run_path(setup.results, "bench", "tfidf-logreg", 42) / "result.json").read_text()
     )
     assert result["status"] == "completed"
     assert result["data"]["dropped_empty_texts"] == {"train": 3, "test": 1}
@@ -495,7 +495,7 @@ def test_predict_on_a_folder_that_is_not_a_model(capsys, tmp_path):
     line = one_line_error(capsys, ["predict", "--model-dir", str(folder), "some text"])
     assert line.startswith(f"error: {folder}: cannot load a saved model (FileNotFoundError: ")
     assert line.endswith(
-        "(fix: pass a folder written by run_benchmark.py (results/<benchmark>/runs/<model>/seed-N/model))"
+        "(fix: pass a folder written by a run (results/<benchmark>/configs/<configuration>/runs/<model>/seed-N/model))"
     )
 
 
@@ -513,7 +513,7 @@ def test_single_class_test_split_reports_roc_auc_not_defined(capsys, tmp_path, s
     (data / "train.csv").write_bytes((FIXTURES / "binary" / "train.csv").read_bytes())
     assert main(setup(data)) == 0, capsys.readouterr().err
     result = json.loads(
-        (setup.results / "bench" / "runs" / "tfidf-logreg" / "seed-42" / "result.json").read_text()
+        (run_path(setup.results, "bench", "tfidf-logreg", 42) / "result.json").read_text()
     )
     assert result["status"] == "completed" and result["metrics"]["n"] == len(positives) == 12
     assert result["metrics"]["roc_auc"] is None

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from tests.conftest import ROOT
+from harness.store import ResultsStore
+from tests.conftest import ROOT, run_path
 
 
 def run_cli(*args: str) -> int:
@@ -28,7 +29,7 @@ def bench_args(bench_dir: Path, name: str, data_dir: Path, results: Path) -> lis
 def test_tfidf_end_to_end_writes_store_and_leaderboard(tmp_path, bench_dir, three_class_dir):
     code = run_cli("--models", "tfidf-logreg", *bench_args(bench_dir, "tiny_three", three_class_dir, tmp_path))
     assert code == 0
-    run_dir = tmp_path / "tiny_three" / "runs" / "tfidf-logreg" / "seed-42"
+    run_dir = run_path(tmp_path, "tiny_three", "tfidf-logreg", 42)
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "completed"
     assert result["metrics"]["n"] == 24
@@ -52,7 +53,7 @@ def test_tfidf_end_to_end_writes_store_and_leaderboard(tmp_path, bench_dir, thre
 def test_rerun_skips_completed_and_force_redoes(tmp_path, bench_dir, binary_dir, capsys):
     args = ["--models", "tfidf-logreg", *bench_args(bench_dir, "tiny_binary", binary_dir, tmp_path)]
     assert run_cli(*args) == 0
-    result_path = tmp_path / "tiny_binary" / "runs" / "tfidf-logreg" / "seed-42" / "result.json"
+    result_path = run_path(tmp_path, "tiny_binary", "tfidf-logreg", 42) / "result.json"
     first = result_path.stat().st_mtime_ns
     args_loud = [a for a in args if a != "--quiet"]
     assert run_cli(*args_loud) == 0
@@ -62,14 +63,39 @@ def test_rerun_skips_completed_and_force_redoes(tmp_path, bench_dir, binary_dir,
     assert result_path.stat().st_mtime_ns != first
 
 
-def test_changed_budget_is_not_skipped(tmp_path, bench_dir, binary_dir):
-    args = ["--models", "tfidf-logreg", *bench_args(bench_dir, "tiny_binary", binary_dir, tmp_path)]
-    assert run_cli(*args) == 0
-    path = tmp_path / "tiny_binary" / "runs" / "tfidf-logreg" / "seed-42" / "result.json"
-    first = json.loads(path.read_text())["fingerprint"]
-    assert run_cli(*args, "--limit-train", "20") == 0
-    second = json.loads(path.read_text())
-    assert second["fingerprint"] != first and second["data"]["train_rows"] == 20
+def test_every_configuration_is_kept_and_reported_apart(tmp_path, bench_dir, binary_dir, capsys):
+    """One model under two limits and two budgets: four runs side by side, four leaderboards, one list."""
+    bench = tmp_path / "benches"
+    bench.mkdir()
+    yaml = (bench_dir / "tiny_binary.yaml").read_text()
+    (bench / "tiny_binary.yaml").write_text(yaml + "  other: {epochs: 1, max_length: 16, batch_size: 4, eval_batch_size: 8}\n")
+    base = ["--models", "tfidf-logreg", *bench_args(bench, "tiny_binary", binary_dir, tmp_path)]
+    commands = [[], ["--limit-train", "20"], ["--budget", "other"], ["--budget", "other", "--limit-train", "20"]]
+    boards = []
+    for extra in commands:
+        assert run_cli(*base, *extra) == 0
+        boards.append((tmp_path / "tiny_binary" / "leaderboard.md").read_text())
+    store = ResultsStore(tmp_path)
+    configurations = store.configurations("tiny_binary")
+    assert len(configurations) == 4 and len({c.id for c in configurations}) == 4
+    results = sorted(tmp_path.glob("tiny_binary/configs/*/runs/tfidf-logreg/seed-42/result.json"))
+    assert len(results) == 4
+    assert sorted(json.loads(p.read_text())["data"]["train_rows"] for p in results) == [20, 20, 48, 48]
+    # each leaderboard shows its own configuration only, and names the others
+    for extra, board, configuration in zip(commands, boards, configurations, strict=True):
+        assert f"**Configuration**: `{configuration.label}`" in board
+        rows = [line for line in board.split("## Models")[1].split("##")[0].splitlines() if "| tfidf-logreg |" in line]
+        assert len(rows) == 1
+        expected_rows = "20" if "--limit-train" in extra else "48"
+        assert f"- **Data**: {expected_rows} train rows" in board
+    assert all(c.label in boards[-1] for c in configurations)
+    # report lists all four and rebuilds the one named
+    capsys.readouterr()
+    args = ["report", "--benchmark", "tiny_binary", "--benchmarks-dir", str(bench), "--results-dir", str(tmp_path)]
+    assert main([*args, "--configuration", configurations[0].label]) == 0
+    out = capsys.readouterr().out
+    assert all(c.label in out for c in configurations)
+    assert f"**Configuration**: `{configurations[0].label}`" in (tmp_path / "tiny_binary" / "leaderboard.md").read_text()
 
 
 def test_report_only_rebuilds_from_store(tmp_path, bench_dir, binary_dir):
@@ -89,7 +115,7 @@ def test_list_prints_models_and_benchmarks(capsys):
 
 def test_predict_subcommand_uses_saved_model(tmp_path, bench_dir, binary_dir, capsys):
     assert run_cli("--models", "tfidf-logreg", *bench_args(bench_dir, "tiny_binary", binary_dir, tmp_path)) == 0
-    model_dir = tmp_path / "tiny_binary" / "runs" / "tfidf-logreg" / "seed-42" / "model"
+    model_dir = run_path(tmp_path, "tiny_binary", "tfidf-logreg", 42) / "model"
     capsys.readouterr()
     assert run_cli("predict", "--model-dir", str(model_dir), "--json",
                    "The blender is excellent, great value.", "The tent broke after two days, terrible.") == 0

@@ -8,8 +8,10 @@ from matplotlib import image as mpimg
 
 from harness import groups, stats
 from harness.config import BenchmarkSpec
+from harness.leaderboard import RunSet
 from harness.metrics import group_metrics
-from harness.store import ResultsStore, atomic_write_json
+from harness.store import ResultsStore
+from tests import synthetic
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -39,21 +41,17 @@ def spec(group_columns: list[str]) -> BenchmarkSpec:
     )
 
 
+CONFIG = synthetic.configuration(spec([]))
+
+
 def store_run(
     store: ResultsStore, model: str, y, probs, groups_by_column: dict, seed: int = 42, variant=None
 ) -> None:
-    run_dir = store.run_dir("tiny_groups", model, seed, variant)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    store.write_predictions(run_dir, np.arange(len(y)), y, probs, LABELS, groups_by_column)
-    result = {
-        "status": "completed",
-        "model": model,
-        "seed": seed,
-        "metrics": {"f1_macro": stats.macro_f1(y, probs)},
-        "data": {"train_rows": 100},
-        "group_metrics": {c: group_metrics(y, probs, v, LABELS) for c, v in groups_by_column.items()},
-    }
-    atomic_write_json(run_dir / "result.json", result)
+    synthetic.write_run(store, spec([]), CONFIG, model, seed, y, probs, groups_by_column, variant=variant)
+
+
+def runs_of(store: ResultsStore) -> RunSet:
+    return RunSet.read(store, "tiny_groups", CONFIG.label)
 
 
 def test_score_groups_matches_hand_computed_macro_f1():
@@ -82,7 +80,7 @@ def test_per_group_section_any_column_table_heatmap_and_link(tmp_path):
     store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS})
     store_run(store, "model-b", Y, one_hot(Y), {"domain": GROUPS})
     out_dir = store.benchmark_dir("tiny_groups")
-    lines = groups.per_group_section(store, spec(["domain"]), "domain", out_dir, ["model-b", "model-a"])
+    lines = groups.per_group_section(runs_of(store), spec(["domain"]), "domain", out_dir, ["model-b", "model-a"])
     text = "\n".join(lines)
     assert lines[0] == "## Macro-F1 per domain"
     lines = text.splitlines()
@@ -105,10 +103,10 @@ def test_per_group_section_any_column_table_heatmap_and_link(tmp_path):
 def test_without_group_predictions_falls_back_to_stored_metrics(tmp_path):
     store = ResultsStore(tmp_path)
     store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS})
-    run_dir = store.run_dir("tiny_groups", "model-a", 42)
+    run_dir = store.run_dir("tiny_groups", CONFIG.label, "model-a", 42)
     frame = store.read_predictions(run_dir).drop(columns=["group_domain"])
     (run_dir / "predictions.csv").write_text(frame.to_csv(index=False))
-    scored = groups.per_group_scores(store, spec(["domain"]), "domain")
+    scored = groups.per_group_scores(runs_of(store), spec(["domain"]), "domain")
     assert scored[0].cells["web"].point == pytest.approx(WEB_F1)
     assert groups._cell_text(scored[0].cells["web"]) == f"{WEB_F1:.3f}"  # no interval without examples
 
@@ -116,7 +114,7 @@ def test_without_group_predictions_falls_back_to_stored_metrics(tmp_path):
 def test_no_group_columns_no_sections(tmp_path):
     store = ResultsStore(tmp_path)
     store_run(store, "model-a", Y, one_hot(PRED), {})
-    assert groups.report_sections(store, spec([]), store.benchmark_dir("tiny_groups")) == []
+    assert groups.report_sections(runs_of(store), spec([]), store.benchmark_dir("tiny_groups")) == []
     assert not (store.benchmark_dir("tiny_groups") / "plots").exists()
 
 
@@ -124,7 +122,7 @@ def test_lowest_completed_seed_is_the_one_shown(tmp_path):
     store = ResultsStore(tmp_path)
     store_run(store, "model-a", Y, one_hot(Y), {"domain": GROUPS}, seed=43)
     store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS}, seed=42)
-    (scored,) = groups.per_group_scores(store, spec(["domain"]), "domain")
+    (scored,) = groups.per_group_scores(runs_of(store), spec(["domain"]), "domain")
     assert scored.seed == 42 and scored.cells["web"].point == pytest.approx(WEB_F1)
 
 

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from harness.pipeline import RunConfig, run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_path
 
 REGISTRY = """\
 models:
@@ -62,7 +62,7 @@ def _config(tmp_path, bench_dir, binary_dir, registry, models: str) -> RunConfig
 
 
 def _result(tmp_path, model: str) -> dict:
-    return json.loads((tmp_path / "results" / "tiny_binary" / "runs" / model / "seed-42" / "result.json").read_text())
+    return json.loads((run_path(tmp_path / "results", "tiny_binary", model, 42) / "result.json").read_text())
 
 
 def test_killed_child_is_a_failed_run_and_the_others_survive(tmp_path, bench_dir, binary_dir, crash_setup):
@@ -91,5 +91,5 @@ def test_crashed_run_is_redone_on_the_next_run(tmp_path, bench_dir, binary_dir, 
     # the cause is gone (more memory, a fixed bug): the next run retries it instead of skipping it
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     summary = run(_config(tmp_path, bench_dir, binary_dir, crash_setup, "crasher"))
-    assert summary.completed == ["crasher (seed 42)"] and summary.skipped == []
+    assert summary.completed == ["crasher (seed 42)"] and summary.skipped == [], summary.failed
     assert _result(tmp_path, "crasher")["status"] == "completed"

@@ -6,6 +6,7 @@ import json
 import math
 import mmap
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +21,8 @@ from harness.measure import (
     time_calls,
     track_memory,
 )
-from harness.report import cost_section, model_rows
+from harness.report import cost_section
+from tests.conftest import run_path
 
 MIB = 2**20
 
@@ -213,7 +215,7 @@ def test_run_records_every_cost_field(tmp_path, bench_dir, binary_dir):
         )
     )
     assert summary.completed == ["tfidf-logreg (seed 42)"]
-    result = json.loads((tmp_path / "tiny_binary" / "runs" / "tfidf-logreg" / "seed-42" / "result.json").read_text())
+    result = json.loads((run_path(tmp_path, "tiny_binary", "tfidf-logreg", 42) / "result.json").read_text())
     inference = result["inference"]
     latency = inference["latency_batch1_end_to_end"]
     assert latency["repetitions"] == 7 and latency["warmup"] == 5
@@ -270,8 +272,13 @@ def _cost_rows(text: str) -> dict[str, dict[str, str]]:
     }
 
 
+def _board(**results: list) -> SimpleNamespace:
+    """The part of a Leaderboard the cost table reads: rows with a model name and its completed results."""
+    return SimpleNamespace(rows=[SimpleNamespace(model=m, results=r) for m, r in results.items()])
+
+
 def test_cost_table_values_on_cpu():
-    lines = cost_section(model_rows({"m": [_result("m", cuda=False)]}))
+    lines = cost_section(_board(m=[_result("m", cuda=False)]))
     assert lines[:3] == ["", "## Cost", ""]
     assert "same 50 test texts" in lines[3] and "after 5 untimed calls" in lines[3] and "torch intra-op=2" in lines[3]
     row = _cost_rows(lines[-1])["m"]
@@ -279,12 +286,12 @@ def test_cost_table_values_on_cpu():
     assert row["eval samples/s"] == "250.0" and row["train samples/s"] == "12.5"
     assert row["train real tokens/s"] == "1500" and row["MFU %"] == "n/a"
     assert row["peak RSS train MiB"] == "900" and row["peak RSS inference MiB"] == "600"
-    assert row["params (M)"] == "22.7" and row["size on disk MiB"] == "90.0"
+    assert row["params"] == "22.7M" and row["size on disk MiB"] == "90.0"
     assert "CUDA" not in lines[-1].splitlines()[0]
 
 
 def test_cost_table_cuda_columns_and_seed_mean():
-    lines = cost_section(model_rows({"g": [_result("g", cuda=True), _result("g", cuda=True)]}))
+    lines = cost_section(_board(g=[_result("g", cuda=True), _result("g", cuda=True)]))
     row = _cost_rows(lines[-1])["g"]
     assert row["CUDA alloc/reserved train MiB"] == "3000 ± 0 / 4096 ± 0"
     assert row["CUDA alloc/reserved inference MiB"] == "500 ± 0 / 1024 ± 0"
@@ -292,5 +299,4 @@ def test_cost_table_cuda_columns_and_seed_mean():
 
 
 def test_cost_table_skips_failed_models():
-    rows = model_rows({"bad": [{"status": "failed", "model": "bad", "error": {"type": "X", "message": "y"}}]})
-    assert cost_section(rows) == []
+    assert cost_section(_board(bad=[])) == []

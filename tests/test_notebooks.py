@@ -67,7 +67,19 @@ def test_data_exploration_runs_on_the_fixture(fixture_env):
 def test_evaluation_analysis_runs_on_the_tfidf_store(fixture_env):
     notebook = execute("evaluation_analysis.ipynb")
     text = outputs(notebook)
-    assert "tiny_multilingual: 1 model(s)" in text and "2 completed run(s); eval texts found" in text
+    assert "tiny_multilingual, configuration tiny-trainall-testall-" in text
+    assert ": 1 model(s); 2 completed run(s); eval texts found" in text
     assert "tfidf-logreg" in text and "best" in text
     assert "_Fewer than two models with predictions._" in text
     assert images(notebook) == 2  # interval chart, reliability diagram
+
+
+def test_python_api_notebook_runs_tfidf_and_prints_the_table(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTCLF_BENCHMARK", str(ROOT / "tests" / "fixtures" / "benchmarks" / "tiny_binary.yaml"))
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(ROOT / "tests" / "fixtures" / "binary"))
+    monkeypatch.setenv("TEXTCLF_RESULTS_DIR", str(tmp_path / "results"))
+    text = outputs(execute("python_api.ipynb"))
+    lines = [line.split() for line in text.splitlines() if "tfidf-" in line]
+    assert sorted(line[1] for line in lines) == ["tfidf-1gram", "tfidf-logreg"]
+    # rank, model, seed 42, then accuracy / macro-F1 / ROC-AUC in [0, 1] and a positive latency
+    assert all(line[2] == "42" and all(0 <= float(v) <= 1 for v in line[3:6]) and float(line[6]) > 0 for line in lines)

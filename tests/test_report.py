@@ -16,9 +16,9 @@ import pytest
 
 from harness import analysis, report, stats
 from harness.cli import main
-from harness.metrics import classification_metrics, group_metrics
 from harness.registry import load_benchmark
-from harness.store import ResultsStore, atomic_write_json
+from harness.store import ResultsStore
+from tests import synthetic
 
 PLOTS = [
     "quality_vs_latency.png",
@@ -43,36 +43,15 @@ def _probs(rng, labels: np.ndarray, accuracy: float, k: int = 3) -> np.ndarray:
 
 
 def write_run(store, spec, model, seed, labels, probs, langs, *, loss=None, latency=1.0, memory_mib=100):
-    run_dir = store.run_dir(spec.name, model, seed)
-    run_dir.mkdir(parents=True)
-    store.write_predictions(run_dir, np.arange(len(labels)), labels, probs, spec.label_names, {"lang": langs})
-    # Metrics from the probabilities as stored (rounded to 6 decimals), as the runner's would match them.
-    stored = ResultsStore.read_predictions(run_dir)[[f"prob_{k}" for k in range(3)]].to_numpy()
-    result = {
-        "status": "completed",
-        "fingerprint": "test",
-        "benchmark": spec.name,
-        "model": model,
-        "seed": seed,
-        "budget_profile": "tiny",
-        "budget": {"seed": seed},
-        "data": {"train_rows": 100, "eval_rows": len(labels), "eval_split": "test", "kind": "local"},
-        "metrics": classification_metrics(labels, stored, spec.label_names),
-        "group_metrics": {"lang": group_metrics(labels, stored, langs, spec.label_names)},
-        "training": {"train_seconds": 2.0, "samples_per_second": 50.0, "loss_curve": loss or []},
-        "inference": {
-            "throughput_samples_per_s": 100.0,
-            "latency_batch1_end_to_end": {"p50_ms": latency, "p95_ms": 2 * latency},
-        },
-        "memory": {
-            "train": {"rss_peak_bytes": 2 * memory_mib * 2**20},
-            "inference": {"rss_peak_bytes": memory_mib * 2**20},
-        },
-        "model_info": {"parameters": 1_000_000},
-        "device": {"device_name": "CPU: test"},
-        "environment": {"git_commit": "0123456789abcdef"},
-    }
-    atomic_write_json(run_dir / "result.json", result)
+    synthetic.write_run(store, spec, CONFIG[spec.name], model, seed, labels, probs, {"lang": langs},
+                        loss=loss, latency=latency, memory_mib=memory_mib)
+
+
+def run_dir(store, spec, model, seed):
+    return store.run_dir(spec.name, CONFIG[spec.name].label, model, seed)
+
+
+CONFIG: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +60,7 @@ def synthetic_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
     spec, _ = load_benchmark("tiny_multilingual", Path(__file__).parent / "fixtures" / "benchmarks")
     store = ResultsStore(root)
+    CONFIG[spec.name] = synthetic.configuration(spec)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, N)
     langs = LANGS[np.arange(N) % 3]
@@ -88,7 +68,7 @@ def synthetic_store(tmp_path_factory):
     lengths = 1 + np.arange(N) % 30
     texts = [" ".join([f"w{j}"] * int(lengths[j])) for j in range(N)]
     texts[7] = "PLANTED most confident mistake " + texts[7]
-    store.write_eval_texts(spec.name, np.arange(N), texts)
+    store.write_eval_texts(spec.name, CONFIG[spec.name].label, np.arange(N), texts)
 
     alpha = _probs(rng, labels, 0.85)
     wrong = (labels[7] + 1) % 3
@@ -104,6 +84,7 @@ def synthetic_store(tmp_path_factory):
     write_run(store, spec, "alpha", 2, labels, _probs(rng, labels, 0.84), langs, loss=curve[::2], latency=8.2)
     write_run(store, spec, "beta", 1, labels, beta, langs, latency=3.0, memory_mib=300)
     write_run(store, spec, "gamma", 1, labels, _probs(rng, labels, 0.55), langs, latency=0.5, memory_mib=50)
+    store.set_current(CONFIG[spec.name])
     path = report.write_report(store, spec)
     return store, spec, path, labels, texts
 
@@ -132,44 +113,53 @@ def test_every_plot_is_written_and_every_link_resolves(synthetic_store):
         assert (path.parent / link).is_file(), link
 
 
-def test_intervals_are_the_first_seeds_bootstrap_and_the_mean_over_seeds(synthetic_store):
+def test_intervals_are_of_the_mean_over_seeds_resampling_examples(synthetic_store):
     store, spec, path, labels, _ = synthetic_store
     board = path.read_text()
-    runs = [analysis.read_predictions(store.run_dir(spec.name, "alpha", s), "alpha", s, 3) for s in (1, 2)]
-    ci = stats.bootstrap_cis(runs[0].labels, runs[0].probs, analysis.CI_METRICS, n_boot=1000, seed=0)
+    runs = [analysis.read_predictions(run_dir(store, spec, "alpha", s), "alpha", s, 3) for s in (1, 2)]
+    ci = stats.seed_mean_bootstrap_cis(labels, [r.probs for r in runs], analysis.CI_METRICS, n_boot=analysis.N_BOOT)
     f1 = [stats.macro_f1(r.labels, r.probs) for r in runs]
+    assert ci["f1_macro"]["point"] == pytest.approx(np.mean(f1))
     row = _row(board, "alpha")
     expected = f"{np.mean(f1):.4f} ± {np.std(f1, ddof=1):.4f} [{ci['f1_macro']['low']:.4f}, {ci['f1_macro']['high']:.4f}]"
     assert row[_column(board, "macro-F1")] == expected
     assert row[_column(board, "accuracy")].endswith(
         f"[{ci['accuracy']['low']:.4f}, {ci['accuracy']['high']:.4f}]"
     )
+    # The mean of two seeds varies less over resamples than one seed alone.
+    alone = stats.bootstrap_cis(labels, runs[0].probs, analysis.CI_METRICS, n_boot=analysis.N_BOOT)
+    assert ci["f1_macro"]["high"] - ci["f1_macro"]["low"] < alone["f1_macro"]["high"] - alone["f1_macro"]["low"]
     ece = [stats.expected_calibration_error(r.labels, r.probs) for r in runs]
     brier = [stats.brier_score(r.labels, r.probs) for r in runs]
     assert row[_column(board, "ECE")] == f"{np.mean(ece):.3f} ± {np.std(ece, ddof=1):.3f}"
     assert row[_column(board, "Brier")] == f"{np.mean(brier):.3f} ± {np.std(brier, ddof=1):.3f}"
     # one seed: no ± part
     assert re.fullmatch(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", _row(board, "gamma")[_column(board, "macro-F1")])
+    assert "bootstrap CI of that mean over test examples (10,000 resamples" in board
 
 
-def test_tie_marks_follow_the_paired_test_against_the_leader(synthetic_store):
+def test_tie_marks_follow_the_paired_test_over_every_seed(synthetic_store):
     store, spec, path, *_ = synthetic_store
     board = path.read_text()
     col = _column(board, "vs best")
     assert _row(board, "alpha")[0] == "1" and _row(board, "alpha")[col] == "best"
-    leader = analysis.read_predictions(store.run_dir(spec.name, "alpha", 1), "alpha", 1, 3)
-    beta = analysis.read_predictions(store.run_dir(spec.name, "beta", 1), "beta", 1, 3)
-    p = stats.paired_bootstrap(leader.labels, beta.probs, leader.probs, stats.macro_f1, n_boot=1000)[
-        "p_value"
-    ]
-    assert p >= 0.05
-    assert _row(board, "beta")[col] == f"tied (p={p:.3f})"
-    assert _row(board, "gamma")[col] == "below (p<0.001)"
-    section = board.split("## Paired tests against the best model")[1]
+    leader = [analysis.read_predictions(run_dir(store, spec, "alpha", s), "alpha", s, 3) for s in (1, 2)]
+    beta = analysis.read_predictions(run_dir(store, spec, "beta", 1), "beta", 1, 3)
+    test = stats.paired_seed_mean_bootstrap(
+        leader[0].labels, [beta.probs], [r.probs for r in leader], stats.macro_f1, n_boot=analysis.N_BOOT
+    )
+    assert test["p_value"] >= 0.05
+    assert _row(board, "beta")[col] == f"tied (p {test['p_value']:.3f})"
+    # gamma is far below: the p-value sits at the test's floor and is printed as a bound, not as a finding
+    assert _row(board, "gamma")[col] == "below (p <1e-04 (resampling floor))"
+    section = board.split("## Paired tests against the best model (every seed)")[1]
     beta_line = next(line for line in section.splitlines() if line.startswith("| beta"))
-    assert (
-        "| 0 / 3 " in beta_line and "| tied " in beta_line
-    )  # McNemar: beta is never right where alpha is wrong
+    # McNemar per seed pair: beta (one seed) against each of alpha's two seeds; against seed 1 beta is
+    # never right where alpha is wrong, and is wrong on the 3 flipped answers.
+    cells = [c.strip() for c in beta_line.strip("|").split("|")]
+    assert cells[3].split("; ")[0] == "0/3" and len(cells[3].split("; ")) == 2
+    assert cells[4].split("; ")[0] == f"{stats._binom_two_sided(0, 3):.3f}"
+    assert cells[5] == "tied"
 
 
 def test_error_analysis_finds_the_planted_mistake_and_counts_by_length_and_group(synthetic_store):
@@ -182,7 +172,7 @@ def test_error_analysis_finds_the_planted_mistake_and_counts_by_length_and_group
         and "| 0.990 " in first_row
         and "PLANTED most confident mistake" in first_row
     )
-    leader = analysis.read_predictions(store.run_dir(spec.name, "alpha", 1), "alpha", 1, 3)
+    leader = analysis.read_predictions(run_dir(store, spec, "alpha", 1), "alpha", 1, 3)
     wrong = leader.predicted != leader.labels
     assert f"{int(wrong.sum()):,} errors in {N:,} examples" in errors
     # Length buckets are quantiles of the word counts; check the table against a direct count.
@@ -201,7 +191,7 @@ def test_error_analysis_finds_the_planted_mistake_and_counts_by_length_and_group
         assert line.split("|")[2].strip() == f"{100 * wrong[mask].mean():.1f}% ({mask.sum()})"
     preds = np.stack(
         [
-            analysis.read_predictions(store.run_dir(spec.name, m, 1), m, 1, 3).predicted
+            analysis.read_predictions(run_dir(store, spec, m, 1), m, 1, 3).predicted
             for m in ("alpha", "beta", "gamma")
         ]
     )
@@ -248,7 +238,8 @@ def test_a_tfidf_run_leaves_texts_and_a_report_without_loss_curves(tmp_path, ben
     ]  # fmt: skip
     assert main(argv) == 0
     bench = tmp_path / "tiny_multilingual"
-    texts = pd.read_csv(bench / "eval_texts.csv", keep_default_na=False)
+    (texts_file,) = bench.glob("configs/*/eval_texts.csv")  # kept per configuration, not per benchmark
+    texts = pd.read_csv(texts_file, keep_default_na=False)
     source = pd.read_csv(multilingual_dir / "test.csv", keep_default_na=False)
     assert texts["id"].tolist() == list(range(len(source)))
     assert texts["text"].tolist() == source["text"].tolist()

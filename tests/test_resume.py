@@ -51,8 +51,8 @@ def wait_until(condition, process: subprocess.Popen, what: str, timeout: float =
         time.sleep(0.005)
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains ``text`` (zombies have none)."""
+def processes_mentioning(text: str, *more: str) -> list[int]:
+    """Live processes whose command line contains ``text`` and every one of ``more`` (zombies have none)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -60,7 +60,7 @@ def processes_mentioning(text: str) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if text in cmdline:
+            if text in cmdline and all(m in cmdline for m in more):
                 pids.append(int(entry.name))
     return pids
 
@@ -71,7 +71,7 @@ def kill(process: subprocess.Popen) -> None:
 
 
 def result_files(results: Path) -> dict[str, Path]:
-    return {p.parent.parent.name: p for p in (results / "tiny_binary" / "runs").glob("*/seed-*/result.json")}
+    return {p.parent.parent.name: p for p in (results / "tiny_binary").glob("configs/*/runs/*/seed-*/result.json")}
 
 
 def completed(results: Path) -> dict[str, int]:
@@ -132,7 +132,7 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     def unfinished_worker() -> bool:
         done = completed(results)
         return any(
-            processes_mentioning(f"harness.worker {results}/tiny_binary/runs/{m}/")
+            processes_mentioning(f"harness.worker {results}/tiny_binary/configs/", f"/runs/{m}/seed-")
             for m in MODELS
             if m not in done
         )
@@ -196,14 +196,14 @@ def test_second_run_on_the_same_results_dir_is_refused(tmp_path):
         f"error: {results / 'tiny_binary'}: another run is writing here (pid {os.getpid()}) "
         "(fix: wait for it to finish, or pass a different --results-dir)\n"
     )
-    assert not (results / "tiny_binary" / "runs").exists()
+    assert not list((results / "tiny_binary").glob("configs/*/runs"))
     with store.lock("tiny_binary"):  # released by the refused run as well as by this one
         pass
 
 
 def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):
     store = ResultsStore(tmp_path)
-    run_dir = store.run_dir("tiny_binary", "m", 42)
+    run_dir = store.run_dir("tiny_binary", "c", "m", 42)
     run_dir.mkdir(parents=True)
     stale = run_dir / ".result.json.abc123.tmp"
     stale.write_text('{"status": "compl')  # what a SIGKILL in the middle of a write leaves
@@ -211,4 +211,4 @@ def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):
     keep.mkdir()
     with store.lock("tiny_binary"):
         assert not stale.exists() and keep.is_dir()
-    assert store.load_result("tiny_binary", "m", 42) is None
+    assert store.load_result(run_dir) is None

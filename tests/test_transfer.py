@@ -13,9 +13,11 @@ from harness import groups
 from harness.cli import main
 from harness.config import SAFE_NAME
 from harness.errors import HarnessInputError
+from harness.leaderboard import RunSet
 from harness.metrics import group_metrics
 from harness.registry import load_benchmark
 from harness.store import ResultsStore, filter_variant
+from tests.conftest import run_path
 
 LANGS = ["de", "en", "es", "fr"]
 
@@ -87,9 +89,9 @@ def test_different_filters_never_share_a_directory():
 def test_store_rejects_a_variant_that_leaves_the_root(tmp_path):
     store = ResultsStore(tmp_path)
     with pytest.raises(HarnessInputError, match="unsafe name"):
-        store.run_dir("bench", "m", 1, "transfer/../../../x")
-    assert store.run_dir("bench", "m", 1, "transfer/train-lang-en") == (
-        tmp_path.resolve() / "bench" / "transfer" / "train-lang-en" / "runs" / "m" / "seed-1"
+        store.run_dir("bench", "c", "m", 1, "transfer/../../../x")
+    assert store.run_dir("bench", "c", "m", 1, "transfer/train-lang-en") == (
+        tmp_path.resolve() / "bench" / "configs" / "c" / "transfer" / "train-lang-en" / "runs" / "m" / "seed-1"
     )
 
 
@@ -99,15 +101,17 @@ def test_store_rejects_a_variant_that_leaves_the_root(tmp_path):
 def test_train_on_one_language_evaluates_on_all_and_fills_its_row(tmp_path, bench_dir, multilingual_dir):
     assert main(bench_args(bench_dir, multilingual_dir, tmp_path, "--train-filter", "lang=en")) == 0
     run_dir = (
-        tmp_path / "tiny_multilingual" / "transfer" / "train-lang-en" / "runs" / "tfidf-logreg" / "seed-42"
+        run_path(tmp_path, "tiny_multilingual", "tfidf-logreg", 42, "transfer/train-lang-en")
     )
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "completed" and result["train_filter"] == {"lang": ["en"]}
     assert result["data"]["train_rows"] == 18  # the 18 English rows of 72
     assert {lang: m["n"] for lang, m in result["group_metrics"]["lang"].items()} == dict.fromkeys(LANGS, 9)
-    assert not (tmp_path / "tiny_multilingual" / "runs").exists()  # nothing written as a full-train run
+    assert not list((tmp_path / "tiny_multilingual").glob("configs/*/runs"))  # nothing written as a full-train run
 
-    matrices = groups.transfer_matrices(ResultsStore(tmp_path), tiny_spec(bench_dir), "lang", n_boot=50)
+    (config,) = ResultsStore(tmp_path).configurations("tiny_multilingual")
+    runs = RunSet.read(ResultsStore(tmp_path), "tiny_multilingual", config.label)
+    matrices = groups.transfer_matrices(runs, tiny_spec(bench_dir), "lang", n_boot=50)
     row = matrices["tfidf-logreg"]
     assert list(row) == ["en"]  # no full-train run yet: only its own row
     assert sorted(row["en"].cells) == LANGS
@@ -127,8 +131,10 @@ def test_train_on_one_language_evaluates_on_all_and_fills_its_row(tmp_path, benc
 def test_transfer_matrix_option_fills_every_cell(tmp_path, bench_dir, multilingual_dir, capsys):
     assert main(bench_args(bench_dir, multilingual_dir, tmp_path, "--transfer-matrix", "lang")) == 0
     base = tmp_path / "tiny_multilingual"
-    assert sorted(p.name for p in (base / "transfer").iterdir()) == [f"train-lang-{lang}" for lang in LANGS]
-    matrices = groups.transfer_matrices(ResultsStore(tmp_path), tiny_spec(bench_dir), "lang", n_boot=50)
+    (config_dir,) = (base / "configs").iterdir()
+    assert sorted(p.name for p in (config_dir / "transfer").iterdir()) == [f"train-lang-{lang}" for lang in LANGS]
+    runs = RunSet.read(ResultsStore(tmp_path), "tiny_multilingual", config_dir.name)
+    matrices = groups.transfer_matrices(runs, tiny_spec(bench_dir), "lang", n_boot=50)
     matrix = matrices["tfidf-logreg"]
     assert groups._row_order(matrix) == ["all", *LANGS]
     for train, scores in matrix.items():
@@ -168,17 +174,15 @@ def test_transfer_matrix_option_fills_every_cell(tmp_path, bench_dir, multilingu
 
 def test_filtered_runs_do_not_overwrite_the_full_run(tmp_path, bench_dir, multilingual_dir):
     assert main(bench_args(bench_dir, multilingual_dir, tmp_path)) == 0
-    full = tmp_path / "tiny_multilingual" / "runs" / "tfidf-logreg" / "seed-42"
+    full = run_path(tmp_path, "tiny_multilingual", "tfidf-logreg", 42)
     before = {name: (full / name).read_bytes() for name in ("result.json", "predictions.csv")}
     assert main(bench_args(bench_dir, multilingual_dir, tmp_path, "--train-filter", "lang=de")) == 0
     assert main(bench_args(bench_dir, multilingual_dir, tmp_path, "--train-filter", "lang=en,fr")) == 0
     assert {name: (full / name).read_bytes() for name in before} == before
     store = ResultsStore(tmp_path)
-    assert [
-        json.loads((d / "result.json").read_text())["data"]["train_rows"]
-        for d, _ in store.iter_results("tiny_multilingual")
-    ] == [72]
-    assert store.variants("tiny_multilingual") == ["transfer/train-lang-de", "transfer/train-lang-en_fr"]
+    (config,) = store.configurations("tiny_multilingual")
+    assert [run.result.data.train_rows for run in store.iter_runs("tiny_multilingual", config.label)] == [72]
+    assert store.variants("tiny_multilingual", config.label) == ["transfer/train-lang-de", "transfer/train-lang-en_fr"]
     board = (tmp_path / "tiny_multilingual" / "leaderboard.md").read_text()
     models = board.split("## Models", 1)[1].split("##", 1)[0]
     (row,) = [line for line in models.splitlines() if "| tfidf-logreg |" in line]
@@ -233,15 +237,13 @@ def test_bad_transfer_options_exit_2_and_write_nothing(
 ):
     assert main(bench_args(bench_dir, multilingual_dir, tmp_path, *extra)) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "tiny_multilingual" / "transfer").exists()
+    assert not list((tmp_path / "tiny_multilingual").glob("configs/*/transfer"))
 
 
 def test_group_metrics_by_hand_on_a_transfer_run(tmp_path, bench_dir, multilingual_dir):
     """The stored per-language numbers are the metrics of the stored predictions, language by language."""
     assert main(bench_args(bench_dir, multilingual_dir, tmp_path, "--train-filter", "lang=fr")) == 0
-    run_dir = ResultsStore(tmp_path).run_dir(
-        "tiny_multilingual", "tfidf-logreg", 42, "transfer/train-lang-fr"
-    )
+    run_dir = run_path(tmp_path, "tiny_multilingual", "tfidf-logreg", 42, "transfer/train-lang-fr")
     frame = ResultsStore.read_predictions(run_dir)
     probs = frame[["prob_0", "prob_1", "prob_2"]].to_numpy()
     expected = group_metrics(
@@ -287,7 +289,7 @@ def test_tiny_xlmr_trains_on_the_multilingual_fixture_and_fills_the_language_tab
     ]
     assert main(args) == 0
     result = json.loads(
-        (results / "tiny_multilingual" / "runs" / "tiny-xlmr" / "seed-42" / "result.json").read_text()
+        (run_path(results, "tiny_multilingual", "tiny-xlmr", 42) / "result.json").read_text()
     )
     assert result["status"] == "completed", result.get("error")
     assert result["training"]["examples_seen"] == 144  # 72 rows x 2 epochs

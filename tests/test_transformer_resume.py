@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.cli import main
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, run_path
 from tests.tiny_models import build_tiny_model, registry_yaml
 
 LONG_BENCH = """name: tiny_binary
@@ -48,24 +48,26 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     results = tmp_path / "results"
     env = {**os.environ, "TEXTCLF_BENCH_CHECKPOINT_S": "0", "TEXTCLF_BENCH_CACHE": str(tmp_path / "cache"),
            "OMP_NUM_THREADS": "1"}
-    state = results / "tiny_binary" / "runs" / "tiny-bert" / "seed-42" / "checkpoint" / "harness_state.json"
     process = subprocess.Popen([sys.executable, "run_benchmark.py", *args(registry, bench_dir, results)],
                                cwd=ROOT, env=env, start_new_session=True)
     deadline = time.time() + 120
+    pattern = "tiny_binary/configs/*/runs/tiny-bert/seed-42/checkpoint/harness_state.json"
+    state = None
     while time.time() < deadline and process.poll() is None:
-        if state.exists() and json.loads(state.read_text())["step"] >= 20:
+        state = next(results.glob(pattern), None)
+        if state is not None and state.exists() and json.loads(state.read_text())["step"] >= 20:
             break
         time.sleep(0.05)
     assert process.poll() is None, "the run finished before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     killed_at = json.loads(state.read_text())["step"]
-    assert not (results / "tiny_binary" / "runs" / "tiny-bert" / "seed-42" / "result.json").exists()
+    assert not (run_path(results, "tiny_binary", "tiny-bert", 42) / "result.json").exists()
 
     env["TEXTCLF_BENCH_CHECKPOINT_S"] = "300"
     done = subprocess.run([sys.executable, "run_benchmark.py", *args(registry, bench_dir, results)], cwd=ROOT, env=env)
     assert done.returncode == 0
-    result = json.loads((results / "tiny_binary" / "runs" / "tiny-bert" / "seed-42" / "result.json").read_text())
+    result = json.loads((run_path(results, "tiny_binary", "tiny-bert", 42) / "result.json").read_text())
     training = result["training"]
     assert training["resumed_from_step"] >= killed_at >= 20
     # the budget is honoured exactly across the interruption: 48 rows x 30 epochs / batch 8
@@ -77,7 +79,7 @@ def test_wall_clock_budget_stops_training(tmp_path, monkeypatch):
     registry, bench_dir = setup(tmp_path)
     monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "cache"))
     assert main([*args(registry, bench_dir, tmp_path / "r"), "--budget", "timed", "--no-isolate"]) == 0
-    result = json.loads((tmp_path / "r" / "tiny_binary" / "runs" / "tiny-bert" / "seed-42" / "result.json").read_text())
+    result = json.loads((run_path(tmp_path / "r", "tiny_binary", "tiny-bert", 42) / "result.json").read_text())
     training = result["training"]
     assert training["stopped_by"] == "max_seconds"
     assert 1.0 <= training["train_seconds"] < 10

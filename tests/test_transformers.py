@@ -15,7 +15,7 @@ import pytest
 
 from harness.cli import main
 from harness.models.transformer import Batches, length_bucketed_batches, sorted_batches
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, run_path
 from tests.tiny_models import FAMILIES, build_tiny_model, registry_yaml
 
 BENCH_DIR = FIXTURES / "benchmarks"
@@ -45,7 +45,7 @@ def cli_args(registry: Path, results: Path, models: str = "all") -> list[str]:
 
 
 def load_result(results: Path, model: str, seed: int = 42) -> dict:
-    return json.loads((results / "tiny_binary" / "runs" / model / f"seed-{seed}" / "result.json").read_text())
+    return json.loads((run_path(results, "tiny_binary", model, seed) / "result.json").read_text())
 
 
 def test_every_family_trains_under_the_identical_budget(tiny_registry, tmp_path):
@@ -64,8 +64,8 @@ def test_every_family_trains_under_the_identical_budget(tiny_registry, tmp_path)
         assert [p["step"] for p in t["loss_curve"]] == list(range(1, 13))
         assert r["metrics"]["n"] == 24
         assert r["model_info"]["parameters"] > 0 and r["model_info"]["non_embedding_parameters"] > 0
-        assert (tmp_path / "tiny_binary" / "runs" / name / "seed-42" / "model" / "model.safetensors").exists()
-        assert "## Training budget" in (tmp_path / "tiny_binary" / "runs" / name / "seed-42" / "model" / "README.md").read_text()
+        assert (run_path(tmp_path, "tiny_binary", name, 42) / "model" / "model.safetensors").exists()
+        assert "## Training budget" in (run_path(tmp_path, "tiny_binary", name, 42) / "model" / "README.md").read_text()
     assert budget["epochs"] == 2 and budget["batch_size"] == 8 and budget["max_length"] == 32
     board = (tmp_path / "tiny_binary" / "leaderboard.md").read_text()
     for name in [*names, "tfidf-logreg"]:
@@ -78,7 +78,7 @@ def test_saved_model_reloads_in_pipeline_with_same_predictions(tiny_registry, tm
     from harness.predict import predict_texts
 
     assert main([*cli_args(tiny_registry, tmp_path, "tiny-roberta"), "--no-isolate"]) == 0
-    model_dir = tmp_path / "tiny_binary" / "runs" / "tiny-roberta" / "seed-42" / "model"
+    model_dir = run_path(tmp_path, "tiny_binary", "tiny-roberta", 42) / "model"
     texts = pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist()[:6]
     ours = predict_texts(model_dir, texts)
     classify = pipeline("text-classification", model=str(model_dir), top_k=None, device="cpu")
@@ -89,7 +89,7 @@ def test_saved_model_reloads_in_pipeline_with_same_predictions(tiny_registry, tm
         for label, prob in mine["probabilities"].items():
             assert prob == pytest.approx(other[label], abs=1e-5)
     # the stored predictions came from the same model: re-predicting the test split gives the same numbers
-    stored = pd.read_csv(tmp_path / "tiny_binary" / "runs" / "tiny-roberta" / "seed-42" / "predictions.csv")
+    stored = pd.read_csv(run_path(tmp_path, "tiny_binary", "tiny-roberta", 42) / "predictions.csv")
     again = predict_texts(model_dir, pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist())
     assert np.allclose(stored["prob_1"].to_numpy(), [r["probabilities"]["positive"] for r in again], atol=1e-5)
 
@@ -118,8 +118,8 @@ def test_two_processes_match_one(tiny_registry, tmp_path):
     r1, r2 = load_result(one, "tiny-distilbert"), load_result(two, "tiny-distilbert")
     assert r2["training"]["processes"] == 2 and r1["training"]["processes"] == 1
     assert r1["training"]["examples_seen"] == r2["training"]["examples_seen"] == 96
-    p1 = pd.read_csv(one / "tiny_binary" / "runs" / "tiny-distilbert" / "seed-42" / "predictions.csv")
-    p2 = pd.read_csv(two / "tiny_binary" / "runs" / "tiny-distilbert" / "seed-42" / "predictions.csv")
+    p1 = pd.read_csv(run_path(one, "tiny_binary", "tiny-distilbert", 42) / "predictions.csv")
+    p2 = pd.read_csv(run_path(two, "tiny_binary", "tiny-distilbert", 42) / "predictions.csv")
     assert len(p2) == 24 and sorted(p2["id"]) == list(range(24)), "every test example exactly once"
     assert np.allclose(p1["prob_1"], p2["prob_1"], atol=1e-4)
     assert r1["metrics"]["accuracy"] == r2["metrics"]["accuracy"]
@@ -183,7 +183,7 @@ def test_minilm_learns_amazon_polarity(tmp_path):
                  "--limit-train", "1000", "--limit-test", "1000", "--results-dir", str(tmp_path), "--quiet",
                  "--no-save-model"])
     assert code == 0
-    result = json.loads((tmp_path / "amazon_polarity" / "runs" / "minilm-l6" / "seed-42" / "result.json").read_text())
+    result = json.loads((run_path(tmp_path, "amazon_polarity", "minilm-l6", 42) / "result.json").read_text())
     assert result["metrics"]["accuracy"] >= 0.85 and result["metrics"]["roc_auc"] >= 0.92
     assert result["training"]["loss_curve"][-1]["loss"] < result["training"]["loss_curve"][0]["loss"]
 

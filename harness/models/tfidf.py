@@ -19,6 +19,10 @@ WEIGHTS_FILE = "tfidf_weights.npz"
 
 
 class TfidfLogReg:
+    # The budget fields this family reads: how many rows, which seed, how large an inference batch. Epochs,
+    # learning rate and max_length mean nothing to it, and the leaderboard does not describe it by them.
+    budget_fields = ("train_examples", "test_examples", "seed", "eval_batch_size")
+
     def __init__(self, params: TfidfParams, label_names: list[str]):
         self.params = params
         self.label_names = list(label_names)
