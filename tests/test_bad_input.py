@@ -160,7 +160,7 @@ def test_key_given_twice_in_one_mapping_is_refused(capsys, setup):
     [
         (
             "models:\n  - {name: a, family: tfidf, tfidff: {C: 1}}\n",
-            "[model 'a']: unknown field 'tfidff' (fix: remove it or correct its spelling)",
+            "[model 'a']: unknown field 'tfidff' (did you mean 'tfidf'?) (fix: remove it or correct its spelling)",
         ),
         (
             "models:\n  - {name: a, family: tfidf, tfidf: {C: abc}}\n",
@@ -169,7 +169,7 @@ def test_key_given_twice_in_one_mapping_is_refused(capsys, setup):
         ),
         (
             "models:\n  - {name: ok, family: tfidf}\n  - {name: b, family: tfidf, trust_remote_code: maybe}\n",
-            "[model 'b']: field 'models.1.trust_remote_code': Input should be a valid boolean, unable to interpret input "
+            "[model 'b']: field 'models.1.trust_remote_code': Input should be a valid boolean "
             "(fix: give 'trust_remote_code' a valid value)",
         ),
         (
@@ -238,7 +238,8 @@ def test_unknown_benchmark_did_you_mean(capsys, setup):
     [
         (
             "label_name: label\n",
-            "[benchmark 'bench']: unknown field 'label_name' (fix: remove it or correct its spelling)",
+            "[benchmark 'bench']: unknown field 'label_name' (did you mean 'label_names'?) "
+            "(fix: remove it or correct its spelling)",
         ),
         ("eval_split: dev\n", "field 'eval_split': Input should be 'test' or 'validation'"),
         (
