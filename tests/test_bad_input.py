@@ -337,7 +337,8 @@ def test_labels_outside_the_declared_set(capsys, tmp_path, setup, bad_label, exp
     line = one_line_error(capsys, setup(data))
     assert line == (
         f"error: {data / 'train.csv'}: 1 label(s) outside the declared label set: {expected} (first at data row 49) "
-        "(fix: labels must be 0..1 or one of ['negative', 'positive']; fix the data or label_names)"
+        "(fix: labels must be class indices 0..1 or names from ['negative', 'positive'] "
+        "(read as names when most values are names); fix the data or label_names)"
     )
 
 
@@ -378,7 +379,7 @@ def test_undecodable_bytes_via_real_cli(tmp_path, setup):
     assert out.returncode == 2 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
     assert out.stderr == (
         f"error: {data / 'train.csv'}:50: bytes that are not UTF-8 (invalid continuation byte) "
-        "(fix: re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8))\n"
+        "(fix: re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 for Latin-1 text))\n"
     )
 
 
