@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import sys
 from pathlib import Path
 
 from harness.config import ModelSpec
@@ -43,3 +45,22 @@ def load_model(directory: Path) -> TextClassifier:
     marker = directory / FAMILY_FILE
     family = json.loads(marker.read_text())["family"] if marker.exists() else "transformer"
     return family_class(family).load(directory)
+
+
+def quiet_libraries() -> None:
+    """Turn off the progress bars the libraries draw on their own: loading and writing weights (transformers),
+    downloads (huggingface_hub), dataset map and shard writing (datasets).
+
+    Imports nothing: the environment switches cover libraries imported later (the TF-IDF path never imports
+    them), and a library already imported is told directly.
+    """
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    switches = {
+        "huggingface_hub.utils": "disable_progress_bars",
+        "transformers.utils.logging": "disable_progress_bar",
+        "datasets": "disable_progress_bars",
+    }
+    for module, switch in switches.items():
+        if module in sys.modules:
+            getattr(sys.modules[module], switch)()
