@@ -6,6 +6,8 @@ and a crash (out of memory, a segfault) ends only that model's run.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -37,5 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         return INTERRUPTED
 
 
+def _exit_on_interrupt(signum, frame) -> None:
+    # Leave at once: a KeyboardInterrupt raised inside library code (an import, a finaliser) still prints
+    # "Exception ignored ... KeyboardInterrupt". Nothing is lost: results are written atomically, the parent
+    # records the run as interrupted, and the rerun redoes it.
+    os._exit(INTERRUPTED)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _exit_on_interrupt)
     sys.exit(main())
