@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AllowInfNan,
     BaseModel,
     BeforeValidator,
@@ -57,6 +58,19 @@ FiniteFloat = Annotated[float, BeforeValidator(_plain_number), AllowInfNan(False
 Integer = Annotated[int, BeforeValidator(_plain_number)]
 # A switch takes only true or false: a 1 or the string "yes" in YAML is a mistake, not a yes.
 Flag = Annotated[bool, StrictType()]
+
+# A hub repository id ("name" or "org/name"), never a filesystem path: from_pretrained and load_dataset would
+# read a local folder of that name instead of the hub, so a hub_id such as "../x" must not get that far.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+
+
+def _check_hub_id(value: str) -> str:
+    if not HUB_ID.match(value) or ".." in value or "--" in value:
+        raise ValueError(f"{value!r} is not a hub repository id ('name' or 'org/name'); for local files use path")
+    return value
+
+
+HubId = Annotated[str, AfterValidator(_check_hub_id)]
 
 # Upper limits: far above any real run, low enough that a stray digit or exponent is caught before training.
 MAX_ROWS = 10**9
@@ -123,7 +137,7 @@ class DatasetSource(Strict):
     ``hub_id`` may be left out for data that only exists locally: such a benchmark then needs ``--data-dir``.
     """
 
-    hub_id: str | None = None
+    hub_id: HubId | None = None
     config: str | None = None
     configs_as_column: ConfigsAsColumn | None = None
     revision: str | None = None
@@ -164,6 +178,15 @@ class BenchmarkSpec(Strict):
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 
+    @field_validator("splits")
+    @classmethod
+    def _split_names_are_file_names(cls, value: dict[str, str]) -> dict[str, str]:
+        # With --data-dir a split name is a file name inside that folder: a path in it would read a file elsewhere.
+        for key, name in value.items():
+            if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
+                raise ValueError(f"split {key}: {name!r} is not a plain name (no '/', not '..')")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> BenchmarkSpec:
         if self.default_budget not in self.budgets:
@@ -190,7 +213,7 @@ class ModelSource(Strict):
     (importing would run the package's code), and ``package_subdir`` is a relative path that stays inside it.
     """
 
-    hub_id: str | None = None
+    hub_id: HubId | None = None
     revision: str | None = None
     path: str | None = None
     package: str | None = None
@@ -211,7 +234,8 @@ class ModelSource(Strict):
     @classmethod
     def _inside_package(cls, value: str) -> str:
         parts = PurePosixPath(value.replace("\\", "/")).parts
-        if not value.strip() or value.startswith(("/", "\\", "~")) or ":" in value or ".." in parts:
+        odd = not value.strip() or "\x00" in value or ":" in value
+        if odd or value.startswith(("/", "\\", "~")) or ".." in parts:
             raise ValueError(
                 f"{value!r} must be a relative folder inside the package (no '..', not absolute)"
             )

@@ -109,6 +109,14 @@ def sniff_bytes(head: bytes, parquet: bool = False) -> tuple[str, str] | None:
             return what, fix
     if not parquet and b"\x00" in head:
         return "binary or UTF-16/32 text without a byte-order mark (it holds NUL bytes)", "save it as UTF-8 text"
+    if parquet and head and not head.startswith(b"PAR1"):
+        try:
+            head.decode("utf-8")
+            what = "UTF-8 text"
+        except UnicodeDecodeError as exc:
+            # A multi-byte character cut at the end of the sample is still text.
+            what = "UTF-8 text" if exc.start >= len(head) - 3 else "an unknown format (no PAR1 mark)"
+        return what, "give it the suffix of its real format (.csv, .tsv, .jsonl)"
     return None
 
 

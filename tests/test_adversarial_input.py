@@ -279,7 +279,7 @@ def test_dotted_package_name_is_refused_before_anything_is_imported(tmp_path, ma
     assert not marker.exists() and "marker_pkg_xyz" not in sys.modules
 
 
-@pytest.mark.parametrize("subdir", ["../../etc", "model/../../x", "/etc", "~/weights", "C:/x", ""])
+@pytest.mark.parametrize("subdir", ["../../etc", "model/../../x", "/etc", "~/weights", "C:/x", "", "m\0"])
 def test_package_subdir_stays_inside_the_package(tmp_path, subdir):
     message = registry_error(
         tmp_path,
@@ -305,6 +305,29 @@ def test_a_module_that_is_not_a_package_folder_is_refused(tmp_path, monkeypatch)
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModelRunError, match="'lonely_module_xyz' is not installed as a package folder"):
         resolve_source(transformer_spec(package="lonely_module_xyz"))
+
+
+@pytest.mark.parametrize("hub_id", ["../weights", "/abs/model", "org/../x", "a/b/c", "~/m", "org--x/m"])
+def test_hub_id_is_a_repository_id_never_a_path(tmp_path, hub_id):
+    message = registry_error(
+        tmp_path, f"models:\n  - {{name: a, family: transformer, source: {{hub_id: {json.dumps(hub_id)}}}}}\n"
+    )
+    assert (
+        f"{hub_id!r} is not a hub repository id ('name' or 'org/name'); for local files use path" in message
+    )
+    message = bench_error(tmp_path, BENCH_HEAD.replace("x/y", json.dumps(hub_id)) + "budgets: {tiny: {}}\n")
+    assert f"field 'dataset.hub_id': Value error, {hub_id!r} is not a hub repository id" in message
+
+
+def test_split_name_cannot_reach_outside_the_data_dir(capsys, tmp_path, setup):
+    outside = data_dir_with(tmp_path, name="outside")
+    write_benchmark(setup.benches, extra="splits: {train: ../outside/train, test: test}\n")
+    line = one_line_error(capsys, setup(data_dir_with(tmp_path)))
+    assert (
+        "field 'splits': Value error, split train: '../outside/train' is not a plain name (no '/', not '..')"
+        in line
+    )
+    assert (outside / "train.csv").exists() and no_runs(setup)
 
 
 # ----- finding 8: one line, not a traceback -----------------------------------------------------------------
@@ -460,6 +483,16 @@ def test_file_behind_a_csv_name_is_named_for_what_it_is(capsys, tmp_path, setup,
     line = one_line_error(capsys, setup(data))
     assert line.startswith(f"error: {data / 'train.csv'}: {expected}")
     assert "latin1" not in line
+
+
+def test_text_file_behind_a_parquet_name_is_named_for_what_it_is(capsys, tmp_path, setup):
+    data = data_dir_with(tmp_path)
+    (data / "train.csv").rename(data / "train.parquet")
+    line = one_line_error(capsys, setup(data))
+    assert line == (
+        f"error: {data / 'train.parquet'}: is UTF-8 text, not Parquet "
+        "(fix: give it the suffix of its real format (.csv, .tsv, .jsonl))"
+    )
 
 
 def test_csv_with_utf8_byte_order_mark_reads_its_header(capsys, tmp_path, setup):
