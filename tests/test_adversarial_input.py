@@ -413,6 +413,50 @@ def test_predict_file_with_utf8_byte_order_mark_reads_the_text(capsys, tmp_path,
     assert [(r["text"], r["label"]) for r in rows] == [("good great", "positive"), ("awful poor", "negative")]
 
 
+def _tamper(directory: Path, kind: str) -> None:
+    if kind == "family-list":
+        (directory / "harness_family.json").write_text("[1]")
+        return
+    if kind == "one-label":
+        meta = json.loads((directory / "tfidf_config.json").read_text())
+        (directory / "tfidf_config.json").write_text(json.dumps({**meta, "label_names": ["only"]}))
+        return
+    weights = dict(np.load(directory / "tfidf_weights.npz"))
+    if kind == "classes":
+        weights["classes"] = np.array([0, 7])
+    elif kind == "idf":
+        weights["idf"] = weights["idf"][:1]
+    np.savez(directory / "tfidf_weights.npz", **weights)
+
+
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        (
+            "family-list",
+            "harness_family.json names no model family (expected {\"family\": one of ['tfidf', 'transformer']})",
+        ),
+        (
+            "one-label",
+            "tfidf_config.json: label_names: List should have at least 2 items after validation, not 1",
+        ),
+        (
+            "classes",
+            "tfidf_weights.npz does not match tfidf_config.json: classes [0, 7] do not fit 2 label names",
+        ),
+        ("idf", "tfidf_weights.npz does not match tfidf_config.json: idf has shape (1,), expected ("),
+    ],
+)
+def test_damaged_saved_model_is_one_line_not_a_traceback(capsys, tmp_path, tfidf_model, kind, expected):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tfidf_model, folder)
+    _tamper(folder, kind)
+    line = one_line_error(capsys, ["predict", "--model-dir", str(folder), "good great"])
+    assert line.startswith(f"error: {folder}: cannot load a saved model (ValueError: ") and expected in line
+
+
 def test_ctrl_c_in_the_worker_exits_130_without_a_traceback(tmp_path):
     """The job file is a FIFO, so the worker blocks reading it; SIGINT then lands inside its run."""
     fifo = tmp_path / "job.json"

@@ -43,8 +43,11 @@ def load_model(directory: Path) -> TextClassifier:
     """Load any saved model; a folder without our marker is taken as a Hugging Face model directory."""
     directory = Path(directory)
     marker = directory / FAMILY_FILE
-    family = json.loads(marker.read_text())["family"] if marker.exists() else "transformer"
-    return family_class(family).load(directory)
+    family = json.loads(marker.read_text()) if marker.exists() else {"family": "transformer"}
+    if not isinstance(family, dict) or family.get("family") not in FAMILIES:
+        # A ValueError like any other unreadable saved model: the caller reports it as bad input.
+        raise ValueError(f"{marker} names no model family (expected {{\"family\": one of {sorted(FAMILIES)}}})")
+    return family_class(family["family"]).load(directory)
 
 
 def quiet_libraries() -> None:
