@@ -197,6 +197,10 @@ class BenchmarkSpec(Strict):
             raise ValueError(f"splits must name 'train' and the eval_split {self.eval_split!r}")
         if any(not name.strip() for name in self.label_names):
             raise ValueError(f"label_names {self.label_names} has an empty name; give every class a name")
+        padded = [name for name in self.label_names if name != name.strip()]
+        if padded:
+            # Labels in the data are compared with surrounding spaces removed: a padded name could never match.
+            raise ValueError(f"label name(s) {padded} start or end with spaces; remove them")
         if len(set(self.label_names)) != len(self.label_names):
             raise ValueError("label_names has duplicates")
         return self

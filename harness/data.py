@@ -60,8 +60,17 @@ SUFFIXES = (".csv", ".parquet", ".tsv", ".jsonl")
 
 
 def _find_file(data_dir: Path, split_name: str) -> Path:
+    try:
+        return _probe_split_file(data_dir, split_name)
+    except OSError as exc:  # e.g. a folder this user may not enter
+        problem = f"cannot look inside it ({exc.strerror or type(exc).__name__})"
+        raise HarnessInputError(str(data_dir), problem, "check the folder and its permissions") from None
+
+
+def _probe_split_file(data_dir: Path, split_name: str) -> Path:
     if not data_dir.is_dir():
-        raise HarnessInputError(str(data_dir), "no such directory", "pass --data-dir a folder holding train/test files")
+        problem = "is a file, not a directory" if data_dir.exists() else "no such directory"
+        raise HarnessInputError(str(data_dir), problem, "pass --data-dir a folder holding train/test files")
     found = [path for path in (data_dir / f"{split_name}{suffix}" for suffix in SUFFIXES) if path.exists()]
     if len(found) > 1:
         # Picking one by suffix order would train on whichever file happens to come first, silently.
@@ -275,7 +284,9 @@ def label_indices(raw: pd.Series, spec: BenchmarkSpec, origin: str) -> np.ndarra
     name or a position; then labels are matched by name only, so data label 1 is always class "1".
     """
     text = raw.map(_label_text)
-    missing_label = raw.isna().to_numpy() | text.isin(["", "nan", "NaN", "None", "<NA>"]).to_numpy()
+    # The spellings of a missing value mean missing, unless the benchmark declares one of them as a class name.
+    absent = [t for t in ("", "nan", "NaN", "None", "<NA>") if t not in spec.label_names]
+    missing_label = raw.isna().to_numpy() | text.isin(absent).to_numpy()
     if missing_label.any():
         first = int(np.flatnonzero(missing_label)[0])
         raise HarnessInputError(

@@ -360,6 +360,16 @@ def test_two_files_for_one_split_are_refused(capsys, tmp_path, setup):
     )
 
 
+def test_data_dir_that_is_a_file(capsys, tmp_path, setup):
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\n")
+    line = one_line_error(capsys, setup(path))
+    assert (
+        line
+        == f"error: {path}: is a file, not a directory (fix: pass --data-dir a folder holding train/test files)"
+    )
+
+
 @pytest.fixture
 def tfidf_model(tmp_path_factory) -> Path:
     from harness.config import Budget, TfidfParams
@@ -612,6 +622,18 @@ def test_names_and_indices_follow_the_stated_rule(tmp_path):
         spec_with(names), labelled_dir(tmp_path / "n", ["positive", "negative"] * 2)
     )
     assert by_index.train.labels.tolist() == by_name.train.labels.tolist() == [1, 0, 1, 0]
+
+
+def test_a_class_named_like_a_missing_value_is_a_class(tmp_path):
+    data = load_benchmark_data(
+        spec_with(["None", "some"]), labelled_dir(tmp_path, ["None", "some", "None", "some"])
+    )
+    assert data.train.labels.tolist() == [0, 1, 0, 1]
+
+
+def test_label_names_with_surrounding_spaces_are_refused(tmp_path):
+    message = bench_error(tmp_path, BENCH_HEAD.replace("[a, b]", "[' a', b]") + "budgets: {tiny: {}}\n")
+    assert "label name(s) [' a'] start or end with spaces; remove them (fix: correct those fields)" in message
 
 
 @pytest.mark.parametrize("names", ["['', b]", "[a, '  ']"])
