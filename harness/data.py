@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,34 +58,100 @@ SUFFIXES = (".csv", ".parquet", ".tsv", ".jsonl")
 
 
 def _find_file(data_dir: Path, split_name: str) -> Path:
+    try:
+        return _probe_split_file(data_dir, split_name)
+    except OSError as exc:  # e.g. a folder this user may not enter
+        problem = f"cannot look inside it ({exc.strerror or type(exc).__name__})"
+        raise HarnessInputError(str(data_dir), problem, "check the folder and its permissions") from None
+
+
+def _probe_split_file(data_dir: Path, split_name: str) -> Path:
     if not data_dir.is_dir():
-        raise HarnessInputError(str(data_dir), "no such directory", "pass --data-dir a folder holding train/test files")
-    for suffix in SUFFIXES:
-        candidate = data_dir / f"{split_name}{suffix}"
-        if candidate.exists():
-            return candidate
-    raise HarnessInputError(
-        str(data_dir),
-        f"no file for split '{split_name}' (looked for {', '.join(split_name + s for s in SUFFIXES)})",
-        "put the split there or change 'splits' in the benchmark YAML",
-    )
+        problem = "is a file, not a directory" if data_dir.exists() else "no such directory"
+        raise HarnessInputError(str(data_dir), problem, "pass --data-dir a folder holding train/test files")
+    found = [path for path in (data_dir / f"{split_name}{suffix}" for suffix in SUFFIXES) if path.exists()]
+    if len(found) > 1:
+        # Picking one by suffix order would train on whichever file happens to come first, silently.
+        raise HarnessInputError(
+            str(data_dir),
+            f"{' and '.join(p.name for p in found)} both hold split '{split_name}'",
+            "keep one file per split (move the others out of the folder)",
+        )
+    if not found:
+        raise HarnessInputError(
+            str(data_dir),
+            f"no file for split '{split_name}' (looked for {', '.join(split_name + s for s in SUFFIXES)})",
+            "put the split there or change 'splits' in the benchmark YAML",
+        )
+    if not found[0].is_file():
+        kind = "a directory" if found[0].is_dir() else "not a regular file"
+        raise HarnessInputError(
+            str(found[0]), f"is {kind}, not a data file", f"put the {split_name} split there as a file"
+        )
+    return found[0]
+
+
+# What a file really is when its first bytes say so: (magic bytes, what it is, how to get plain UTF-8 text).
+# Longer marks first, so UTF-32's FF FE 00 00 is not taken for UTF-16's FF FE.
+_SIGNATURES = (
+    (b"\xff\xfe\x00\x00", "UTF-32 text (little-endian byte-order mark)", "iconv -f utf-32 -t utf-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text (big-endian byte-order mark)", "iconv -f utf-32 -t utf-8"),
+    (b"\xff\xfe", "UTF-16 text (little-endian byte-order mark)", "iconv -f utf-16 -t utf-8"),
+    (b"\xfe\xff", "UTF-16 text (big-endian byte-order mark)", "iconv -f utf-16 -t utf-8"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first: gunzip -c FILE > plain file"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first: unxz"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first: unzstd"),
+    (b"BZh", "bzip2-compressed", "decompress it first: bunzip2"),
+    (b"PK\x03\x04", "a zip archive (or an .xlsx/.ods workbook)", "unzip it, or export the sheet as UTF-8 CSV"),
+    (b"PAR1", "a Parquet file", "give it the .parquet suffix"),
+)
+
+
+def sniff_bytes(head: bytes, parquet: bool = False) -> tuple[str, str] | None:
+    """(what the data is, how to fix it) when its first bytes show it is not plain UTF-8 text (or Parquet)."""
+    for magic, what, fix in _SIGNATURES:
+        if head.startswith(magic) and not (magic == b"PAR1" and parquet):
+            if magic == b"BZh" and not head[3:4].isdigit():
+                continue  # a text that merely starts with "BZh"
+            return what, fix
+    if not parquet and b"\x00" in head:
+        return "binary or UTF-16/32 text without a byte-order mark (it holds NUL bytes)", "save it as UTF-8 text"
+    if parquet and head and not head.startswith(b"PAR1"):
+        try:
+            head.decode("utf-8")
+            what = "UTF-8 text"
+        except UnicodeDecodeError as exc:
+            # A multi-byte character cut at the end of the sample is still text.
+            what = "UTF-8 text" if exc.start >= len(head) - 3 else "an unknown format (no PAR1 mark)"
+        return what, "give it the suffix of its real format (.csv, .tsv, .jsonl)"
+    return None
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
+        with open(path, "rb") as handle:
+            sniffed = sniff_bytes(handle.read(4096), parquet=path.suffix == ".parquet")
+        if sniffed is not None:
+            what, fix = sniffed
+            expected = "Parquet" if path.suffix == ".parquet" else "UTF-8 text"
+            raise HarnessInputError(str(path), f"is {what}, not {expected}", fix)
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
         if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True)
+            return pd.read_json(path, lines=True, encoding="utf-8-sig")
         sep = "\t" if path.suffix == ".tsv" else ","
         # keep_default_na=False: a review that says "NA" or "null" is text, not a missing value.
-        return pd.read_csv(path, sep=sep, encoding="utf-8", keep_default_na=False, na_values=[""], dtype=str)
+        # utf-8-sig: a byte-order mark from a spreadsheet export is not part of the first column's name.
+        return pd.read_csv(path, sep=sep, encoding="utf-8-sig", keep_default_na=False, na_values=[""], dtype=str)
     except UnicodeDecodeError as exc:
         raise HarnessInputError(
             f"{path}:{_first_undecodable_line(path)}",
             f"bytes that are not UTF-8 ({exc.reason})",
-            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 for Latin-1 text)",
         ) from None
+    except OSError as exc:
+        problem = f"cannot read it ({exc.strerror or type(exc).__name__})"
+        raise HarnessInputError(str(path), problem, "check the file and its permissions") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise HarnessInputError(str(path), f"cannot parse: {str(exc).splitlines()[0]}", "check the file format") from None
 
@@ -122,8 +189,19 @@ def hub_reachable(timeout: float = 4.0) -> bool:
     return hub.reachable(timeout)
 
 
+def _hub_dataset(spec: BenchmarkSpec):
+    """The benchmark's hub dataset; a benchmark without ``dataset.hub_id`` has local data only."""
+    if not spec.dataset.hub_id:
+        raise HarnessInputError(
+            f"benchmark '{spec.name}'",
+            "has no dataset.hub_id, so its data can only come from a local folder",
+            "pass --data-dir DIR holding its train/test files (or add dataset.hub_id to the benchmark YAML)",
+        )
+    return spec.dataset
+
+
 def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
-    ds = spec.dataset
+    ds = _hub_dataset(spec)
     where = f"dataset '{ds.hub_id}' (benchmark {spec.name})"
     fix = (
         "pass --data-dir DIR with train/test CSV or Parquet files (see ../shared/data for the layout), "
@@ -155,6 +233,93 @@ def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
     return frame.rename(columns=ds.rename)
 
 
+def _check_scalar_column(values: pd.Series, column: str, origin: str) -> None:
+    """Refuse a column of lists, mappings or bytes (Parquet and JSONL can hold them): its text would be a repr."""
+    if values.dtype != object:
+        return
+    containers = (list, tuple, set, dict, np.ndarray, bytes, bytearray)
+    nested = values.map(lambda v: isinstance(v, containers)).to_numpy()
+    if nested.any():
+        first = int(np.flatnonzero(nested)[0])
+        value = values.iloc[first]
+        kind = "mappings" if isinstance(value, dict) else "bytes" if isinstance(value, (bytes, bytearray)) else "lists"
+        raise HarnessInputError(
+            origin,
+            f"column '{column}' holds {kind}, not single values "
+            f"({int(nested.sum())} row(s), first at data row {first + 1})",
+            "store one string (or label) per cell: join or pick the part you mean, "
+            "or choose another column in the benchmark YAML",
+        )
+
+
+_INTEGER = re.compile(r"^[+-]?\d+(\.0*)?$")
+
+
+def _label_text(value) -> str:
+    # A label as its user wrote it: 1 from JSONL and 1.0 from a float Parquet column both read "1".
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value)) if abs(value) < 2**53 else repr(float(value))
+    return str(value).strip()
+
+
+def _as_integer(text: str) -> int | None:
+    # Python ints have no overflow: a label 10**23 is reported as itself, not as a wrapped int64.
+    return int(text.split(".")[0]) if _INTEGER.match(text) else None
+
+
+def label_indices(raw: pd.Series, spec: BenchmarkSpec, origin: str) -> np.ndarray:
+    """The class index of every label, by one rule (``LABEL_RULE``); any value it cannot place is an error.
+
+    Labels are class indices ``0..K-1`` in ``label_names`` order, or label names (when at least as many values
+    are names as are valid indices).
+    When any label name looks like an integer (``label_names: ['1', '0']``), a value "1" could be either a
+    name or a position; then labels are matched by name only, so data label 1 is always class "1".
+    """
+    text = raw.map(_label_text)
+    # The spellings of a missing value mean missing, unless the benchmark declares one of them as a class name.
+    absent = [t for t in ("", "nan", "NaN", "None", "<NA>") if t not in spec.label_names]
+    missing_label = raw.isna().to_numpy() | text.isin(absent).to_numpy()
+    if missing_label.any():
+        first = int(np.flatnonzero(missing_label)[0])
+        raise HarnessInputError(
+            origin,
+            f"{int(missing_label.sum())} row(s) have no label in column '{spec.label_column}' "
+            f"(first at data row {first + 1})",
+            "label or remove those rows",
+        )
+    names = {n: i for i, n in enumerate(spec.label_names)}
+    as_name = text.map(names)
+    # A plain list: pandas would turn a None among ints into NaN and a huge int into a float.
+    as_index = [_as_integer(t) for t in text]
+    valid_index = np.array([v is not None and 0 <= v < spec.num_labels for v in as_index], dtype=bool)
+    numeric_names = any(_INTEGER.match(n.strip()) for n in spec.label_names)
+    by_name = numeric_names or as_name.notna().sum() >= valid_index.sum()
+    bad = as_name.isna().to_numpy() if by_name else ~valid_index
+    if bad.any():
+        values = sorted(
+            {v if v is not None else t for t, v, b in zip(text, as_index, bad, strict=True) if b},
+            key=lambda v: (isinstance(v, str), v),
+        )
+        first = int(np.flatnonzero(bad)[0]) + 1
+        if numeric_names:
+            fix = (
+                f"label_names {spec.label_names} look like integers, so labels are matched by name only, never by "
+                "position: every label must be one of them; fix the data or label_names"
+            )
+        else:
+            fix = (
+                f"labels must be class indices 0..{spec.num_labels - 1} or names from {spec.label_names} "
+                "(read as names when most values are names); fix the data or label_names"
+            )
+        raise HarnessInputError(
+            origin,
+            f"{int(bad.sum())} label(s) outside the declared label set: {values[:5]} (first at data row {first})",
+            fix,
+        )
+    chosen = as_name if by_name else as_index
+    return np.fromiter(chosen, dtype=np.int64, count=len(chosen))
+
+
 def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: str) -> tuple[Split, int]:
     """Validate columns and labels, build the text, drop (or reject) empty texts."""
     needed = [*spec.text_columns, spec.label_column, *spec.group_columns, *spec.train_filter]
@@ -165,6 +330,8 @@ def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: 
             f"missing column(s) {missing}; the file has {list(frame.columns)}",
             "rename the columns or set text_columns/label_column in the benchmark YAML",
         )
+    for column in dict.fromkeys(needed):
+        _check_scalar_column(frame[column], column, origin)
     ids = np.arange(len(frame))
     parts = frame[spec.text_columns].fillna("").astype(str)
     texts = parts.iloc[:, 0] if len(spec.text_columns) == 1 else parts.agg(spec.text_separator.join, axis=1)
@@ -172,37 +339,7 @@ def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: 
     # With several text columns the separator alone (": ") is not a text: empty means every part is empty.
     blank = parts.apply(lambda column: column.str.strip() == "").all(axis=1)
 
-    raw = frame[spec.label_column]
-    as_text = raw.astype(str).str.strip()
-    missing_label = raw.isna() | as_text.isin(["", "nan", "NaN", "None"])
-    if missing_label.any():
-        first = int(np.flatnonzero(missing_label.to_numpy())[0])
-        raise HarnessInputError(
-            origin,
-            f"{int(missing_label.sum())} row(s) have no label in column '{spec.label_column}' (first at data row {first + 1})",
-            "label or remove those rows",
-        )
-    names = {n: i for i, n in enumerate(spec.label_names)}
-    numeric = pd.to_numeric(as_text, errors="coerce")
-    if numeric.notna().all() and (numeric == numeric.round()).all():
-        labels = numeric.astype(np.int64).to_numpy()
-        bad = (labels < 0) | (labels >= spec.num_labels)
-        bad_values = sorted(set(labels[bad].tolist()))
-    else:
-        mapped = as_text.map(names)
-        bad = mapped.isna().to_numpy()
-        if numeric.notna().mean() > 0.5 and not as_text.isin(list(names)).any():
-            # Mostly class indices with a few strays: name the strays, not every index.
-            bad = (numeric.isna() | (numeric != numeric.round())).to_numpy()
-        bad_values = sorted(set(as_text[bad].tolist()))
-        labels = mapped.fillna(-1).astype(np.int64).to_numpy()
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0]) + 1
-        raise HarnessInputError(
-            origin,
-            f"{int(bad.sum())} label(s) outside the declared label set: {bad_values[:5]} (first at data row {first})",
-            f"labels must be 0..{spec.num_labels - 1} or one of {spec.label_names}; fix the data or label_names",
-        )
+    labels = label_indices(frame[spec.label_column], spec, origin)
 
     empty = blank.to_numpy()
     if empty.any() and spec.empty_text == "error":
@@ -334,7 +471,7 @@ def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
     if data_dir is None:
         from harness import hub
 
-        ds = spec.dataset
+        ds = _hub_dataset(spec)
         revision = ds.revision or "main"
         # The commit the revision points at now: an upstream change of the data is a new configuration.
         return {"hub_id": ds.hub_id, "config": ds.config, "revision": revision,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import BenchmarkSpec, ModelSpec
+from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
@@ -236,6 +236,11 @@ def run(config: RunConfig) -> RunSummary:
         )
     if not 1 <= config.seeds <= MAX_SEEDS:
         raise HarnessInputError("--seeds", f"must be between 1 and {MAX_SEEDS}, got {config.seeds}", "pass a smaller --seeds")
+    if spec.budgets[budget_name].seed + config.seeds - 1 > MAX_SEED:
+        raise HarnessInputError(
+            "--seeds", f"seeds {spec.budgets[budget_name].seed}..{spec.budgets[budget_name].seed + config.seeds - 1} "
+            f"pass the largest seed {MAX_SEED}", "lower the budget's seed or --seeds",
+        )
     store = ResultsStore(config.results_dir)
     summary = RunSummary(benchmark=spec.name)
 
@@ -277,6 +282,10 @@ def run(config: RunConfig) -> RunSummary:
     del data
     jobs = build_jobs(config, spec, models, configuration, filters)
     isolate = config.isolate and not is_distributed()
+    if config.quiet:
+        from harness.models import quiet_libraries
+
+        quiet_libraries()  # in-process runs draw the libraries' own progress bars otherwise
     with store.lock(spec.name) if is_main_process() else _null():
         if is_main_process():
             store.write_configuration(configuration)

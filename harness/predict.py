@@ -35,9 +35,35 @@ def predict_texts(model_dir: Path | str, texts: list[str], batch_size: int = 32)
 
 
 def read_texts(path: Path) -> list[str]:
-    if str(path) == "-":
-        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    """Non-blank lines of a UTF-8 file (``-``: standard input), one text each."""
+    from harness.data import sniff_bytes
+
+    where = "standard input" if str(path) == "-" else str(path)
     try:
-        return [line.rstrip("\n") for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if str(path) != "-":
+            data = Path(path).read_bytes()
+        else:
+            stdin = sys.stdin
+            data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode("utf-8")
+        sniffed = sniff_bytes(data[:4096])
+        if sniffed is not None:
+            raise HarnessInputError(where, f"is {sniffed[0]}, not UTF-8 text", sniffed[1])
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
-        raise HarnessInputError(str(path), "file not found", "check the path") from None
+        raise HarnessInputError(where, "file not found", "check the path") from None
+    except IsADirectoryError:
+        raise HarnessInputError(
+            where, "is a directory", "pass --file a text file with one text per line"
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise HarnessInputError(
+            f"{where}:{line}",
+            f"bytes that are not UTF-8 ({exc.reason})",
+            "re-encode the file as UTF-8 (e.g. with iconv)",
+        ) from None
+    except OSError as exc:
+        raise HarnessInputError(
+            where, f"cannot read it ({exc.strerror or type(exc).__name__})", "check the file"
+        ) from None
+    return [line for line in text.splitlines() if line.strip()]

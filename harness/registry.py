@@ -83,7 +83,7 @@ def load_registry(path: Path | None = None) -> dict[str, ModelSpec]:
     try:
         parsed = RegistryFile.model_validate(raw)
     except ValidationError as exc:
-        raise validation_error_line(path, exc, entry_of) from None
+        raise validation_error_line(path, exc, entry_of, RegistryFile) from None
     models: dict[str, ModelSpec] = {}
     for spec in parsed.models:
         if spec.name in models:
@@ -139,5 +139,7 @@ def load_benchmark(name_or_path: str, directory: Path | None = None) -> tuple[Be
     try:
         spec = BenchmarkSpec.model_validate(raw)
     except ValidationError as exc:
-        raise validation_error_line(path, exc, lambda loc: f"benchmark '{raw.get('name', path.stem)}'") from None
+        raise validation_error_line(
+            path, exc, lambda loc: f"benchmark '{raw.get('name', path.stem)}'", BenchmarkSpec
+        ) from None
     return spec, path

@@ -72,7 +72,9 @@ class Job(BaseModel):
 
     def run_budget(self) -> Budget:
         """The configuration's shared budget with this run's seed and the model's allowed overrides."""
-        return self.model_spec.budget_for(self.configuration.budget.model_copy(update={"seed": self.seed}))
+        # Validated, not copied: a seed past the schema's bound (base seed + --seeds) is refused, not used.
+        seeded = Budget.model_validate({**self.configuration.budget.model_dump(), "seed": self.seed})
+        return self.model_spec.budget_for(seeded)
 
     @property
     def variant(self) -> str | None:

@@ -6,23 +6,46 @@ and a crash (out of memory, a segfault) ends only that model's run.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
-from harness.errors import HarnessInputError
-from harness.runner import Job, run_job
+# Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the job whose JSON file is ``argv[0]``: 0 completed, 1 failed (recorded), 2 bad input, 130 Ctrl-C."""
     argv = sys.argv[1:] if argv is None else argv
-    job = Job.model_validate_json(Path(argv[0]).read_text())
+    # Ctrl-C reaches every process of the terminal's group, this one included: the parent says what happened
+    # and how to resume, so the child stops without a traceback. Imports sit inside for the same reason.
     try:
-        result = run_job(job)
-    except HarnessInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0 if result is None or result.completed else 1
+        from harness.errors import HarnessInputError
+        from harness.runner import Job, run_job
+
+        job = Job.model_validate_json(Path(argv[0]).read_text())
+        if not job.show_progress:
+            from harness.models import quiet_libraries
+
+            quiet_libraries()
+        try:
+            result = run_job(job)
+        except HarnessInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0 if result is None or result.completed else 1
+    except KeyboardInterrupt:
+        return INTERRUPTED
+
+
+def _exit_on_interrupt(signum, frame) -> None:
+    # Leave at once: a KeyboardInterrupt raised inside library code (an import, a finaliser) still prints
+    # "Exception ignored ... KeyboardInterrupt". Nothing is lost: results are written atomically, the parent
+    # records the run as interrupted, and the rerun redoes it.
+    os._exit(INTERRUPTED)
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _exit_on_interrupt)
     sys.exit(main())

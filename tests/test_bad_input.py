@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from tests.conftest import FIXTURES, ROOT, run_path, write_csv
+from tests.conftest import FIXTURES, ROOT, has_runs, run_path, write_csv
 
 BUDGET = "tiny: {epochs: 1, max_length: 32, batch_size: 8, learning_rate: 1.0e-3}"
 REGISTRY = """\
@@ -113,7 +113,7 @@ def data_dir_with(
 
 
 def no_runs(setup, benchmark: str = "bench") -> bool:
-    return not (setup.results / benchmark / "runs").exists()
+    return not has_runs(setup.results, benchmark)
 
 
 # ----- YAML files ---------------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_key_given_twice_in_one_mapping_is_refused(capsys, setup):
     [
         (
             "models:\n  - {name: a, family: tfidf, tfidff: {C: 1}}\n",
-            "[model 'a']: unknown field 'tfidff' (fix: remove it or correct its spelling)",
+            "[model 'a']: unknown field 'tfidff' (did you mean 'tfidf'?) (fix: remove it or correct its spelling)",
         ),
         (
             "models:\n  - {name: a, family: tfidf, tfidf: {C: abc}}\n",
@@ -169,7 +169,7 @@ def test_key_given_twice_in_one_mapping_is_refused(capsys, setup):
         ),
         (
             "models:\n  - {name: ok, family: tfidf}\n  - {name: b, family: tfidf, trust_remote_code: maybe}\n",
-            "[model 'b']: field 'models.1.trust_remote_code': Input should be a valid boolean, unable to interpret input "
+            "[model 'b']: field 'models.1.trust_remote_code': Input should be a valid boolean "
             "(fix: give 'trust_remote_code' a valid value)",
         ),
         (
@@ -238,7 +238,8 @@ def test_unknown_benchmark_did_you_mean(capsys, setup):
     [
         (
             "label_name: label\n",
-            "[benchmark 'bench']: unknown field 'label_name' (fix: remove it or correct its spelling)",
+            "[benchmark 'bench']: unknown field 'label_name' (did you mean 'label_names'?) "
+            "(fix: remove it or correct its spelling)",
         ),
         ("eval_split: dev\n", "field 'eval_split': Input should be 'test' or 'validation'"),
         (
@@ -336,7 +337,8 @@ def test_labels_outside_the_declared_set(capsys, tmp_path, setup, bad_label, exp
     line = one_line_error(capsys, setup(data))
     assert line == (
         f"error: {data / 'train.csv'}: 1 label(s) outside the declared label set: {expected} (first at data row 49) "
-        "(fix: labels must be 0..1 or one of ['negative', 'positive']; fix the data or label_names)"
+        "(fix: labels must be class indices 0..1 or names from ['negative', 'positive'] "
+        "(read as names when most values are names); fix the data or label_names)"
     )
 
 
@@ -377,7 +379,7 @@ def test_undecodable_bytes_via_real_cli(tmp_path, setup):
     assert out.returncode == 2 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
     assert out.stderr == (
         f"error: {data / 'train.csv'}:50: bytes that are not UTF-8 (invalid continuation byte) "
-        "(fix: re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8))\n"
+        "(fix: re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 for Latin-1 text))\n"
     )
 
 

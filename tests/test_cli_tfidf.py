@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.store import ResultsStore
-from tests.conftest import ROOT, run_path
+from tests.conftest import ROOT, has_runs, run_path
 
 
 def run_cli(*args: str) -> int:
@@ -143,4 +143,4 @@ def test_cli_bad_model_exits_2_with_one_line(tmp_path, bench_dir, binary_dir, mo
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert "--models 'nope'" in out.stderr
-    assert not (tmp_path / "tiny_binary" / "runs").exists()
+    assert not has_runs(tmp_path, "tiny_binary")

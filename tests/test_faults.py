@@ -179,7 +179,7 @@ def test_diverging_and_unloadable_transformers_fail_alone(tmp_path, capsys, monk
         tmp_path,
         "  - {name: tfidf, family: tfidf, tfidf: {min_df: 1}}\n"
         f"  - {{name: exploding, family: transformer, source: {{path: '{tiny}'}}, "
-        "budget_overrides: {learning_rate: 1.0e+4, warmup_ratio: 0.0}}\n"
+        "budget_overrides: {learning_rate: 10.0, warmup_ratio: 0.0}}\n"
         f"  - {{name: no-weights, family: transformer, source: {{path: '{empty}'}}, trust_remote_code: true}}\n",
     )
     results = tmp_path / "results"
@@ -193,12 +193,12 @@ def test_diverging_and_unloadable_transformers_fail_alone(tmp_path, capsys, monk
     diverged = result_of(results, "exploding")
     assert diverged["status"] == "failed" and diverged["error"]["type"] == "TrainingDiverged"
     message = diverged["error"]["message"]
-    assert "stopped instead of training on garbage (lower learning_rate, currently 10000.0)" in message
+    assert "stopped instead of training on garbage (lower learning_rate, currently 10.0)" in message
     step = int(message.split(" at step ")[1].split(";")[0])
     budget = diverged["budget"]
     total_steps = 48 // budget["batch_size"] * int(budget["epochs"])  # 48 train rows
     assert total_steps == 12 and 1 <= step < total_steps  # stopped early, not after the whole budget
-    assert diverged["budget_overrides"] == {"learning_rate": 10000.0, "warmup_ratio": 0.0}
+    assert diverged["budget_overrides"] == {"learning_rate": 10.0, "warmup_ratio": 0.0}
 
     unloadable = result_of(results, "no-weights")
     assert unloadable["status"] == "failed" and unloadable["error"]["type"] == "ModelRunError"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import sys
 from pathlib import Path
 
 from harness.config import ModelSpec
@@ -41,5 +43,27 @@ def load_model(directory: Path) -> TextClassifier:
     """Load any saved model; a folder without our marker is taken as a Hugging Face model directory."""
     directory = Path(directory)
     marker = directory / FAMILY_FILE
-    family = json.loads(marker.read_text())["family"] if marker.exists() else "transformer"
-    return family_class(family).load(directory)
+    family = json.loads(marker.read_text()) if marker.exists() else {"family": "transformer"}
+    if not isinstance(family, dict) or family.get("family") not in FAMILIES:
+        # A ValueError like any other unreadable saved model: the caller reports it as bad input.
+        raise ValueError(f"{marker} names no model family (expected {{\"family\": one of {sorted(FAMILIES)}}})")
+    return family_class(family["family"]).load(directory)
+
+
+def quiet_libraries() -> None:
+    """Turn off the progress bars the libraries draw on their own: loading and writing weights (transformers),
+    downloads (huggingface_hub), dataset map and shard writing (datasets).
+
+    Imports nothing: the environment switches cover libraries imported later (the TF-IDF path never imports
+    them), and a library already imported is told directly.
+    """
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    switches = {
+        "huggingface_hub.utils": "disable_progress_bars",
+        "transformers.utils.logging": "disable_progress_bar",
+        "datasets": "disable_progress_bars",
+    }
+    for module, switch in switches.items():
+        if module in sys.modules:
+            getattr(sys.modules[module], switch)()

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -16,6 +17,35 @@ from harness.data import Split
 
 CONFIG_FILE = "tfidf_config.json"
 WEIGHTS_FILE = "tfidf_weights.npz"
+
+
+class SavedTfidf(BaseModel):
+    """``tfidf_config.json`` as ``save`` writes it; checked on load so a damaged folder fails there, in one line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label_names: list[str] = Field(min_length=2)
+    params: TfidfParams
+    vocabulary: dict[str, int]
+
+
+def _check_weights(meta: SavedTfidf, arrays: dict[str, np.ndarray]) -> str | None:
+    """What makes the saved arrays unusable with this config (shapes, indices, classes), or None."""
+    size = len(meta.vocabulary)
+    idf, coef, intercept, classes = (arrays[k] for k in ("idf", "coef", "intercept", "classes"))
+    if idf.shape != (size,) or not np.isfinite(idf).all():
+        return f"idf has shape {idf.shape}, expected ({size},) finite values"
+    indices = np.fromiter(meta.vocabulary.values(), dtype=np.int64, count=size)
+    if size and (indices.min() < 0 or indices.max() >= size or len(np.unique(indices)) != size):
+        return "vocabulary indices are not 0..V-1, each once"
+    if classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer) or len(np.unique(classes)) != len(classes):
+        return "classes is not a list of distinct class indices"
+    if len(classes) < 2 or classes.min() < 0 or classes.max() >= len(meta.label_names):
+        return f"classes {classes.tolist()} do not fit {len(meta.label_names)} label names"
+    rows = 1 if len(classes) == 2 else len(classes)
+    if coef.shape != (rows, size) or intercept.shape != (rows,):
+        return f"coef {coef.shape} / intercept {intercept.shape} do not match {len(classes)} classes x {size} terms"
+    return None
 
 
 class TfidfLogReg:
@@ -95,16 +125,28 @@ class TfidfLogReg:
     @classmethod
     def load(cls, directory: Path) -> TfidfLogReg:
         directory = Path(directory)
-        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        model = cls(TfidfParams(**meta["params"]), meta["label_names"])
+        try:
+            meta = SavedTfidf.model_validate_json((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(map(str, err["loc"])) or "(top level)"
+            raise ValueError(f"{CONFIG_FILE}: {where}: {err['msg']}") from None
+        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as weights:
+            missing = {"idf", "coef", "intercept", "classes"} - set(weights.files)
+            if missing:
+                raise ValueError(f"{WEIGHTS_FILE} lacks {sorted(missing)}")
+            arrays = {k: weights[k] for k in ("idf", "coef", "intercept", "classes")}
+        problem = _check_weights(meta, arrays)
+        if problem:
+            raise ValueError(f"{WEIGHTS_FILE} does not match {CONFIG_FILE}: {problem}")
+        model = cls(meta.params, meta.label_names)
         pipeline = model._build(seed=0)
         vectorizer, logreg = pipeline.named_steps["tfidf"], pipeline.named_steps["logreg"]
-        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as weights:
-            vectorizer.vocabulary_ = meta["vocabulary"]
-            vectorizer.idf_ = weights["idf"]
-            logreg.coef_ = weights["coef"]
-            logreg.intercept_ = weights["intercept"]
-            logreg.classes_ = weights["classes"]
+        vectorizer.vocabulary_ = meta.vocabulary
+        vectorizer.idf_ = arrays["idf"]
+        logreg.coef_ = arrays["coef"]
+        logreg.intercept_ = arrays["intercept"]
+        logreg.classes_ = arrays["classes"]
         model.pipeline = pipeline
         return model
 

