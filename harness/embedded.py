@@ -1,8 +1,9 @@
-"""Data samples shipped inside the package, so a benchmark runs where neither the hub nor ``--data-dir`` is at hand.
+"""Data samples shipped inside the package, so a benchmark runs with neither the hub nor ``--data-dir``.
 
-A sample lives in ``harness/samples/<benchmark>/`` (``train.csv``, ``test.csv`` with the benchmark's columns,
-``SOURCE.md`` saying where every row came from and how it was drawn, ``LICENSE.md``). It is installed as package
-data, so it is there in a wheel install too. Only data whose licence allows redistribution is shipped.
+A sample lives in ``harness/samples/<benchmark>/``: ``train.csv`` and ``test.csv`` with the benchmark's
+columns, ``SOURCE.md`` saying where every row came from and how it was drawn, and ``LICENSE.md``. It is
+installed as package data, so a wheel install has it too. Only data whose licence allows redistribution is
+shipped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def sample_dir(benchmark: str, hub_id: str | None = None) -> Path | None:
 
     Args:
         benchmark: the benchmark's name.
-        hub_id: the benchmark's ``dataset.hub_id``; when given it must be the data set the sample was drawn from.
+        hub_id: the benchmark's ``dataset.hub_id``; when given, it must be the data set the sample was drawn
+            from.
     """
     if benchmark not in SAMPLES or (hub_id is not None and hub_id != SAMPLES[benchmark]):
         return None

@@ -1,4 +1,4 @@
-"""The data sample shipped inside the package: chosen when the hub is out of reach, said loudly, installed as package data."""
+"""The data sample shipped inside the package: read when the hub is out of reach, said so, installed."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def test_offline_without_data_dir_reads_the_shipped_sample(monkeypatch, no_hub_c
     result = D.load_benchmark_data(spec, None)
     _assert_is_the_sample(result)
     assert result.source["note"] == (
-        "the hub is out of reach and no --data-dir was given: read the 1,960-train / 980-test sample shipped inside "
-        "the package (harness/samples/dbpedia14/SOURCE.md), not the full fancyzhx/dbpedia_14; scores are not "
+        "the hub is out of reach and no --data-dir was given: read the 1,960-train / 980-test sample shipped "
+        "inside the package (harness/samples/dbpedia14/SOURCE.md), not the full fancyzhx/dbpedia_14; scores are not "
         "comparable with runs on the full data"
     )
     assert result.source["train_sha256"] == hashlib.sha256((SAMPLE / "train.csv").read_bytes()).hexdigest()
@@ -95,7 +95,11 @@ def test_reachable_hub_is_used_not_the_sample(monkeypatch, no_hub_cache):
     assert calls == [("fancyzhx/dbpedia_14", "train"), ("fancyzhx/dbpedia_14", "test")]
     assert result.source["kind"] == "hub" and "note" not in result.source
     assert result.train.texts == ["a company", "a school", "an artist"]
-    assert D.data_identity(spec, None) == {"hub_id": "fancyzhx/dbpedia_14", "config": None, "revision": "main"}
+    assert D.data_identity(spec, None) == {
+        "hub_id": "fancyzhx/dbpedia_14",
+        "config": None,
+        "revision": "main",
+    }
 
 
 def test_offline_with_the_dataset_in_the_hub_cache_reads_the_cache(monkeypatch, no_hub_cache):
@@ -113,7 +117,9 @@ def test_sample_passed_as_data_dir_is_still_named_a_sample(no_hub_cache):
     assert result.source["note"].startswith("passed as --data-dir: read the 1,960-train / 980-test sample")
 
 
-def test_a_benchmark_without_a_sample_still_fails_in_one_line(monkeypatch, no_hub_cache, hub_must_not_be_read):
+def test_a_benchmark_without_a_sample_still_fails_in_one_line(
+    monkeypatch, no_hub_cache, hub_must_not_be_read
+):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(D, "hub_reachable", lambda *a, **k: False)
     spec, _ = load_benchmark("amazon_polarity")
@@ -139,7 +145,9 @@ def test_source_md_states_the_files_counts_and_hashes():
     source = (SAMPLE / "SOURCE.md").read_text(encoding="utf-8")
     for name, rows in (("train.csv", "1,960"), ("test.csv", "980")):
         body = (SAMPLE / name).read_bytes()
-        row = re.search(rf"^\| {re.escape(name)} \| ([\d,]+) \|.*\| ([\d,]+) \| ([0-9a-f]{{64}}) \|$", source, re.M)
+        row = re.search(
+            rf"^\| {re.escape(name)} \| ([\d,]+) \|.*\| ([\d,]+) \| ([0-9a-f]{{64}}) \|$", source, re.M
+        )
         assert row is not None, name
         assert row.group(1) == rows and row.group(1).replace(",", "") == str(body.count(b"\n") - 1)
         assert row.group(2).replace(",", "") == str(len(body))
