@@ -283,12 +283,17 @@ def resolve_source(spec: BenchmarkSpec, data_dir: Path | None) -> tuple[str, Pat
         return (embedded.KIND if embedded.sample_of(data_dir) else "local"), Path(data_dir)
     hub_id = spec.dataset.hub_id if spec.dataset is not None else None
     sample = embedded.sample_dir(spec.name, hub_id) if hub_id else None
-    if sample is None:
-        return "hub", None
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    if (offline and not _in_local_hub_cache(hub_id)) or (not offline and not _hub_reachable_once()):
+    if sample is not None and hub_out_of_reach(hub_id):
         return embedded.KIND, sample
     return "hub", None
+
+
+def hub_out_of_reach(hub_id: str) -> bool:
+    """Whether the hub cannot serve this data set now: under ``HF_HUB_OFFLINE=1`` without a cached copy, or
+    with no connection to the hub (probed once per process)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return not _in_local_hub_cache(hub_id)
+    return not _hub_reachable_once()
 
 
 def load_benchmark_data(

@@ -110,6 +110,17 @@ def test_offline_with_the_dataset_in_the_hub_cache_reads_the_cache(monkeypatch, 
     assert D.resolve_source(spec, None) == ("hub", None)
 
 
+def test_hub_out_of_reach_answers_for_any_data_set(monkeypatch, no_hub_cache):
+    """What a caller asks before choosing a benchmark: amazon_polarity ships no sample, so offline it cannot run."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert D.hub_out_of_reach("fancyzhx/amazon_polarity")
+    (no_hub_cache / "datasets" / "fancyzhx___amazon_polarity").mkdir(parents=True)
+    assert not D.hub_out_of_reach("fancyzhx/amazon_polarity")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(D, "hub_reachable", lambda *a, **k: True)
+    assert not D.hub_out_of_reach("fancyzhx/dbpedia_14")
+
+
 def test_sample_passed_as_data_dir_is_still_named_a_sample(no_hub_cache):
     spec, _ = load_benchmark("dbpedia14")
     result = D.load_benchmark_data(spec, SAMPLE)
