@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import embedded
 from harness.config import BenchmarkSpec
 from harness.errors import HarnessInputError
 
@@ -383,6 +384,47 @@ def stratified_sample(split: Split, n: int, seed: int, flag: str) -> Split:
     return split.subset(index)
 
 
+@functools.lru_cache(maxsize=1)
+def _hub_reachable_once() -> bool:
+    # Asked once per process: every job's fingerprint asks where its data comes from, and the answer must not
+    # change between the fingerprint and the load.
+    return hub_reachable()
+
+
+def _in_local_hub_cache(hub_id: str) -> bool:
+    """Whether a copy of the hub data set lies in the local caches (what ``HF_HUB_OFFLINE=1`` reads)."""
+    from huggingface_hub import constants
+
+    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE", Path(constants.HF_HOME) / "datasets"))
+    return (Path(constants.HF_HUB_CACHE) / f"datasets--{hub_id.replace('/', '--')}").is_dir() or (
+        datasets_cache / hub_id.replace("/", "___")
+    ).is_dir()
+
+
+def resolve_source(spec: BenchmarkSpec, data_dir: Path | None) -> tuple[str, Path | None]:
+    """Where the data comes from: ``("local", dir)``, ``("embedded sample", dir)`` or ``("hub", None)``.
+
+    ``--data-dir`` wins. Without it the hub is used when it can be: reachable, or (under ``HF_HUB_OFFLINE=1``)
+    already in the local cache. Otherwise a benchmark that ships a sample inside the package reads that sample;
+    one that ships none goes to the hub and fails there with its one-line error.
+    """
+    if data_dir is not None:
+        return (embedded.KIND if embedded.sample_of(data_dir) else "local"), Path(data_dir)
+    hub_id = spec.dataset.hub_id if spec.dataset is not None else None
+    sample = embedded.sample_dir(spec.name, hub_id) if hub_id else None
+    if sample is not None and hub_out_of_reach(hub_id):
+        return embedded.KIND, sample
+    return "hub", None
+
+
+def hub_out_of_reach(hub_id: str) -> bool:
+    """Whether the hub cannot serve this data set now: under ``HF_HUB_OFFLINE=1`` without a cached copy, or
+    with no connection to the hub (probed once per process)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return not _in_local_hub_cache(hub_id)
+    return not _hub_reachable_once()
+
+
 def load_benchmark_data(
     spec: BenchmarkSpec,
     data_dir: Path | None = None,
@@ -398,7 +440,8 @@ def load_benchmark_data(
 
     Args:
         spec: the benchmark.
-        data_dir: a folder with one file per split (``train.csv``, ``test.parquet``...); the hub when None.
+        data_dir: a folder with one file per split (``train.csv``, ``test.parquet``...); when None, the hub, or
+            the sample shipped inside the package where the hub is out of reach (see ``resolve_source``).
         limit_train, limit_test: stratified fixed-seed subsample sizes (the CLI flags); more rows than the
             split has is an error.
         max_train, max_test: the budget's caps: the same subsample, but a smaller split is used whole.
@@ -408,7 +451,9 @@ def load_benchmark_data(
             scored on the same examples, so callers pass the budget's seed here.
         train_filter: keep train rows whose column value is listed (overrides the benchmark's).
     """
-    source: dict = {"kind": "local" if data_dir else "hub"}
+    asked_dir = data_dir
+    kind, data_dir = resolve_source(spec, data_dir)
+    source: dict = {"kind": kind}
     splits: dict[str, Split] = {}
     dropped: dict[str, int] = {}
     for key in ("train", spec.eval_split):
@@ -428,6 +473,15 @@ def load_benchmark_data(
             raise HarnessInputError(origin, "the split is empty (after dropping empty texts)", "check the file's contents")
 
     train, evaluation = splits["train"], splits[spec.eval_split]
+    if kind == embedded.KIND:
+        # Said wherever the source is shown: these scores come from a small sample, not the benchmark's data set.
+        why = "passed as --data-dir" if asked_dir is not None else "the hub is out of reach and no --data-dir was given"
+        source.update(
+            data_dir=str(data_dir),
+            note=f"{why}: read the {len(train):,}-train / {len(evaluation):,}-{spec.eval_split} sample shipped "
+            f"inside the package (harness/samples/{data_dir.name}/SOURCE.md), not the full {spec.dataset.hub_id}; "
+            "scores are not comparable with runs on the full data",
+        )
     filters = train_filter if train_filter is not None else spec.train_filter
     for column, values in filters.items():
         if column not in train.groups:
@@ -468,6 +522,8 @@ def load_benchmark_data(
 
 def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
     """What identifies the data without parsing it: file hashes for local data, hub id and revision otherwise."""
+    # The same choice as the load makes, so a run on the shipped sample is never taken for one on the hub data.
+    _, data_dir = resolve_source(spec, data_dir)
     if data_dir is None:
         from harness import hub
 
