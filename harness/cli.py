@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Train and evaluate models on a benchmark under its shared budget; skip runs "
                          "already in the store; write the leaderboard of this configuration.")
     run.add_argument("--models", default="all", help="'all' or comma-separated registry names (default: all)")
-    run.add_argument("--benchmark", default="amazon_polarity", help="benchmark name or a YAML path")
+    run.add_argument("--benchmark", default=None,
+                     help="benchmark name or a YAML path (default: amazon_polarity; with the hub out of reach and "
+                     "no --data-dir, the sample that ships with the harness)")
     run.add_argument("--budget", default=None, help="budget profile of the benchmark (default: its default_budget)")
     run.add_argument("--data-dir", type=Path, default=None, help="local train/test CSV or Parquet files instead of the hub")
     run.add_argument("--limit-train", type=_positive_int, default=None, help="stratified train subsample (drawn per seed)")
@@ -147,7 +149,7 @@ def _report(args) -> int:
     from harness.registry import load_benchmark
     from harness.store import ResultsStore
 
-    spec, _ = load_benchmark(args.benchmark, args.benchmarks_dir)
+    spec, _ = load_benchmark(args.benchmark or "amazon_polarity", args.benchmarks_dir)
     store = ResultsStore(args.results_dir)
     # One writer of a benchmark's files at a time: a report never overwrites a running job's newer one.
     with store.lock(spec.name):

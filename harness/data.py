@@ -420,7 +420,9 @@ def resolve_source(spec: BenchmarkSpec, data_dir: Path | None) -> tuple[str, Pat
 def hub_out_of_reach(hub_id: str) -> bool:
     """Whether the hub cannot serve this data set now: under ``HF_HUB_OFFLINE=1`` without a cached copy, or
     with no connection to the hub (probed once per process)."""
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    from harness import hub
+
+    if hub.offline():
         return not _in_local_hub_cache(hub_id)
     return not _hub_reachable_once()
 

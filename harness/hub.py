@@ -20,10 +20,7 @@ _REACHABLE: dict[str, bool] = {}  # endpoint -> answer: one probe per process, n
 
 def offline() -> bool:
     """The user's offline flag, with huggingface_hub's own notion of true (read now, not at import)."""
-    value = os.environ.get("HF_HUB_OFFLINE")
-    if value is None:
-        return bool(constants.HF_HUB_OFFLINE)
-    return value.strip().upper() in constants.ENV_VARS_TRUE_VALUES
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in constants.ENV_VARS_TRUE_VALUES
 
 
 def endpoint() -> str:

@@ -203,11 +203,12 @@ def header_lines(board: Leaderboard) -> list[str]:
         + (_sample_note(spec, train_rows[0], eval_rows[0]) if len(train_rows) == 1 and len(eval_rows) == 1 else ""),
         f"- **Device**: {', '.join(devices) or 'n/a'} (latency and throughput are only comparable on the same device)",
     ]
+    notes = sorted({note for r in results if (note := getattr(r.data, "note", None))})
     if any(kind.startswith("embedded") for kind in data_kinds):
-        lines.append(
-            "- **Note**: scored on the small sample shipped with the harness (the hub was out of reach and no "
-            "--data-dir was given): a smoke test, not the benchmark's published numbers"
-        )
+        notes = notes or ["scored on the small sample shipped with the harness: a smoke test, not the benchmark's "
+                          "published numbers"]
+    for note in notes:
+        lines.append(f"- **Note**: {escape(note)}")
     for warning in comparison_warnings(board):
         lines.append(f"- **Warning**: {warning}")
     versions = sorted({(_get(r, "environment", "harness_version"), _get(r, "environment", "harness_source_sha256"),

@@ -95,10 +95,15 @@ def test_reachable_hub_is_used_not_the_sample(monkeypatch, no_hub_cache):
     assert calls == [("fancyzhx/dbpedia_14", "train"), ("fancyzhx/dbpedia_14", "test")]
     assert result.source["kind"] == "hub" and "note" not in result.source
     assert result.train.texts == ["a company", "a school", "an artist"]
+    from harness import hub
+
+    # The revision is pinned to the commit it points at now, so new upstream data is a new configuration.
+    monkeypatch.setattr(hub, "resolve_revision", lambda repo, rev, kind: f"{kind}:{repo}@{rev}:abc123")
     assert D.data_identity(spec, None) == {
         "hub_id": "fancyzhx/dbpedia_14",
         "config": None,
         "revision": "main",
+        "commit": "dataset:fancyzhx/dbpedia_14@main:abc123",
     }
 
 
