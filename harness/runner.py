@@ -171,6 +171,21 @@ def _failed(job: Job, exc: BaseException, partial: dict) -> RunResult:
     )
 
 
+def _send_to_trackers(result: RunResult, run_dir: Path, log_with: list[str]) -> None:
+    """A tracker that fails (down, misconfigured) costs its copy of the numbers, never the run."""
+    import logging
+
+    from harness.trackers import log_run
+
+    try:
+        log_run(result, run_dir, log_with)
+    except Exception as exc:  # noqa: BLE001 - the store already holds the run; say what the tracker missed
+        logging.getLogger("harness").warning(
+            f"  could not send {result.model} (seed {result.seed}) to {', '.join(log_with)}: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        )
+
+
 def run_job(job: Job) -> RunResult | None:
     """Train, measure and score one run; always leaves a result.json behind.
 
@@ -285,6 +300,8 @@ def run_job(job: Job) -> RunResult | None:
             result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
             build_model_card(spec, model_spec, result).save(model_dir / "README.md")
         write_result(run_dir / RESULT_FILE, result)
+        if job.log_with:
+            _send_to_trackers(result, run_dir, job.log_with)
         return result
     except BaseException as exc:  # noqa: BLE001 - a failing model must never take the others down
         # The specs and data are shared by every model: bad ones stop the run. A model rejecting its own

@@ -362,3 +362,48 @@ def test_a_hub_model_with_offline_true_fails_fast_in_one_line(tmp_path, monkeypa
     assert "someone/not-cached-here" in failed["error"]["message"]
     done = json.loads((run_path(tmp_path / "r", "tiny_binary", "tfidf-logreg") / "result.json").read_text())
     assert done["status"] == "completed"
+
+
+def test_log_with_sends_the_measured_run_to_the_trackers(tmp_path):
+    from accelerate.tracking import GeneralTracker
+
+    from harness.trackers import log_run
+
+    class Recorder(GeneralTracker):
+        name = "recorder"
+        requires_logging_directory = False
+
+        def __init__(self):
+            super().__init__()
+            self.config, self.logged = None, []
+
+        @property
+        def tracker(self):
+            return self
+
+        def store_init_configuration(self, values):
+            self.config = values
+
+        def log(self, values, step=None, **kwargs):
+            self.logged.append((step, values))
+
+    assert main(tfidf_args(tmp_path)) == 0
+    run_dir = run_path(tmp_path, "tiny_binary", "tfidf-logreg")
+    result = RunResult.model_validate_json((run_dir / "result.json").read_text())
+    recorder = Recorder()
+    log_run(result, run_dir, [recorder])
+    assert recorder.config["model"] == "tfidf-logreg" and recorder.config["seed"] == 42
+    assert recorder.config["configuration"] == result.configuration.label
+    step, final = recorder.logged[-1]
+    assert final["eval/accuracy"] == pytest.approx(result.metrics.accuracy)
+    assert final["eval/f1_macro"] == pytest.approx(result.metrics.f1_macro)
+
+
+def test_log_with_a_tracker_that_is_not_installed_is_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    assert main([*tfidf_args(tmp_path), "--log-with", "wandb"]) == 2
+    assert capsys.readouterr().err == "error: --log-with: the wandb tracker is not installed (fix: pip install wandb)\n"
+    assert not (tmp_path / "tiny_binary").exists()
