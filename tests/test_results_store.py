@@ -407,3 +407,41 @@ def test_log_with_a_tracker_that_is_not_installed_is_one_line(tmp_path, capsys, 
     assert main([*tfidf_args(tmp_path), "--log-with", "wandb"]) == 2
     assert capsys.readouterr().err == "error: --log-with: the wandb tracker is not installed (fix: pip install wandb)\n"
     assert not (tmp_path / "tiny_binary").exists()
+
+
+def test_a_saved_transformer_has_a_hub_readable_card_and_truncation_is_measured(tmp_path):
+    pytest.importorskip("torch")
+    from huggingface_hub import ModelCard
+
+    from tests.tiny_models import build_tiny_model, registry_yaml
+
+    texts = pd.read_csv(FIXTURES / "binary" / "train.csv").text.tolist()
+    model_dir = build_tiny_model("bert", tmp_path / "bert", texts)
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(registry_yaml({"tiny-bert": model_dir}, extra_tfidf=False))
+    bench = tmp_path / "benches"
+    bench.mkdir()
+    # max_length 10: some of the fixture's reviews are longer, some are not
+    yaml = (FIXTURES / "benchmarks" / "tiny_binary.yaml").read_text().replace("max_length: 32", "max_length: 10")
+    (bench / "tiny_binary.yaml").write_text(yaml)
+    args = tfidf_args(tmp_path / "r", "--models", "tiny-bert", "--registry", str(registry),
+                      "--benchmarks-dir", str(bench))
+    assert main(args) == 0
+    run_dir = run_path(tmp_path / "r", "tiny_binary", "tiny-bert")
+    result = RunResult.model_validate_json((run_dir / "result.json").read_text())
+    card = ModelCard.load(run_dir / "model" / "README.md")
+    scores = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert scores["accuracy"] == pytest.approx(result.metrics.accuracy, abs=1e-6)
+    assert card.data.datasets == ["local/tiny_binary"] and card.data.library_name == "transformers"
+    # truncation, recomputed by hand with the saved tokenizer
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
+    test = pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist()
+    cut = sum(len(ids) > 10 for ids in tokenizer(test)["input_ids"])
+    assert result.truncation.applies and result.truncation.max_length == 10
+    assert result.truncation.eval.truncated == cut and result.truncation.eval.share == pytest.approx(cut / len(test))
+    assert 0 < cut < len(test)
+    board = (tmp_path / "r" / "tiny_binary" / "leaderboard.md").read_text()
+    row = next(line for line in board.split("## Truncation")[1].splitlines() if "| tiny-bert" in line)
+    assert f"{100 * cut / len(test):.1f}%" in row
