@@ -31,7 +31,8 @@ budgets:
 
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     texts = pd.read_csv(FIXTURES / "binary" / "train.csv").text.tolist()
-    model = build_tiny_model("bert", tmp_path / "bert", texts)
+    # Dropout on: a resumed run must replay the dropout masks as well as the batches.
+    model = with_dropout(build_tiny_model("bert", tmp_path / "bert", texts))
     (tmp_path / "registry.yaml").write_text(registry_yaml({"tiny-bert": model}, extra_tfidf=False))
     bench_dir = tmp_path / "benchmarks"
     bench_dir.mkdir()
@@ -73,6 +74,17 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     # the budget is honoured exactly across the interruption: 48 rows x 30 epochs / batch 8
     assert training["optimizer_steps"] == 180 and training["examples_seen"] == 1440
     assert not state.parent.exists(), "the checkpoint is removed once the run completes"
+
+    # The resumed run is the run it replaces: the same predictions as a run never killed.
+    whole = tmp_path / "whole"
+    assert subprocess.run([sys.executable, "run_benchmark.py", *args(registry, bench_dir, whole)], cwd=ROOT,
+                          env=env).returncode == 0
+    run = Path("tiny_binary") / "runs" / "tiny-bert" / "seed-42"
+    resumed, uninterrupted = pd.read_csv(results / run / "predictions.csv"), pd.read_csv(whole / run / "predictions.csv")
+    assert len(resumed) == 24 and (resumed["id"] == uninterrupted["id"]).all()
+    # predictions.csv holds 6 decimals: equal values may round one unit apart
+    assert (resumed["prob_1"] - uninterrupted["prob_1"]).abs().max() <= 1e-6 + 1e-12
+    assert json.loads((whole / run / "result.json").read_text())["training"]["loss_curve"] == training["loss_curve"]
 
 
 def test_wall_clock_budget_stops_training(tmp_path, monkeypatch):
