@@ -445,13 +445,34 @@ class HostBatch:
         self.padded_tokens = padded_tokens
 
 
+# Architectures whose SDPA attention takes a ready 4-D boolean mask unchanged (checked: identical logits).
+MASK_4D_MODEL_TYPES = frozenset({"bert", "distilbert", "roberta", "xlm-roberta"})
+
+
+def takes_4d_mask(config) -> bool:
+    """Whether to hand the model its attention mask ready-made (see ``build_host_batch``)."""
+    return getattr(config, "model_type", None) in MASK_4D_MODEL_TYPES and \
+        getattr(config, "_attn_implementation", None) == "sdpa"
+
+
 def build_host_batch(ids: TokenIds, rows: list[int], order: list[list[int]], world: int, rank: int, pad_id: int,
-                     max_length: int | None) -> HostBatch:
+                     max_length: int | None, mask_4d: bool = False) -> HostBatch:
+    """This process's share of a global batch, and the counts of the whole batch (known here, on the host).
+
+    With ``mask_4d`` the attention mask is given as the (batch, 1, 1, length) boolean mask SDPA uses, or left
+    out when the share has no padding: from a 2-D mask transformers decides that itself with
+    ``padding_mask.all()``, a device read that makes every forward pass wait for the previous step.
+    """
     shards = shard_rows(rows, order, world)
     real = int(sum(int(ids.lengths[s].sum()) for s in shards))
     padded = int(sum(len(s) * padded_width(int(ids.lengths[s].max()), max_length) for s in shards))
     examples = int(sum(len(s) for s in shards))
-    return HostBatch(ids.batch(shards[rank], pad_id, max_length), examples, real, padded)
+    arrays = ids.batch(shards[rank], pad_id, max_length)
+    if mask_4d:
+        mask = arrays.pop("attention_mask")
+        if not mask.all():
+            arrays["attention_mask"] = mask.astype(bool)[:, None, None, :]
+    return HostBatch(arrays, examples, real, padded)
 
 
 class BatchStream:
@@ -802,6 +823,7 @@ class TransformerClassifier:
         self.model = model
         pad_id = self.tokenizer.pad_token_id
         tally = DeviceTally(accelerator.device)
+        mask_4d = takes_4d_mask(self._unwrapped().config)
 
         state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "examples": 0, "real_tokens": 0, "padded_tokens": 0,
                  "loss_curve": [], "train_seconds": 0.0, "window_sum": 0.0, "window_count": 0,
@@ -841,7 +863,7 @@ class TransformerClassifier:
             order = length_bucketed_batches(lengths, budget.batch_size, seed=budget.seed + state["epoch"])
 
             def make(position: int, order=order) -> HostBatch:
-                return build_host_batch(ids, order[position], order, world, rank, pad_id, budget.max_length)
+                return build_host_batch(ids, order[position], order, world, rank, pad_id, budget.max_length, mask_4d)
 
             for position, host, batch in BatchStream(make, len(order), state["batch_in_epoch"], accelerator.device):
                 sync = (position + 1) % g == 0 or position + 1 == len(order)
