@@ -807,8 +807,16 @@ class TransformerClassifier:
             precision = {**saved["precision"], "resumed": True}
         else:
             typical = padded_width(int(np.median(lengths)) if len(lengths) else 1, budget.max_length)
-            precision = resolve_precision(budget.precision, self.model, budget.batch_size // world, typical,
-                                          threads["intra_op"])
+            state_now = PartialState()
+            # Every process must train in the same precision: the main process decides (and probes, once).
+            precision = None
+            if state_now.is_main_process:
+                precision = resolve_precision(budget.precision, self.model, budget.batch_size // world, typical,
+                                              threads["intra_op"])
+            if world > 1:
+                from accelerate.utils import broadcast_object_list
+
+                precision = broadcast_object_list([precision], from_process=0)[0]
         accelerator = self._make_accelerator(budget, precision["resolved"])
         rank = accelerator.process_index
         set_seed(budget.seed)
@@ -910,8 +918,6 @@ class TransformerClassifier:
             else:
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
-        if tally.window_count and (not state["loss_curve"] or state["loss_curve"][-1]["step"] != state["step"]):
-            tally.close_window(state["step"], state["examples"])  # a run stopped by the clock ends its curve
         read()
         progress.close()
         accelerator.wait_for_everyone()
@@ -952,13 +958,18 @@ class TransformerClassifier:
         start = time.perf_counter()
         per = budget.batch_size // accelerator.num_processes
         widths = sorted({padded_width(int(n), budget.max_length) for n in np.unique(lengths)}, reverse=True)
-        vocab = int(getattr(self._unwrapped().config, "vocab_size", 1000))
-        with torch.random.fork_rng(devices=[accelerator.device]), accelerator.no_sync(model):
+        config = self._unwrapped().config
+        vocab = int(getattr(config, "vocab_size", 1000))
+        device = accelerator.device
+        with torch.random.fork_rng(devices=[device]), accelerator.no_sync(model):
             for width in widths:
+                # The mask in the form training passes it, with one padded position: the same kernels run.
+                mask = torch.ones(per, width, dtype=torch.long, device=device)
+                mask[:, -1] = 0
                 batch = {
-                    "input_ids": torch.full((per, width), min(5, vocab - 1), dtype=torch.long, device=accelerator.device),
-                    "attention_mask": torch.ones(per, width, dtype=torch.long, device=accelerator.device),
-                    "labels": torch.zeros(per, dtype=torch.long, device=accelerator.device),
+                    "input_ids": torch.full((per, width), min(5, vocab - 1), dtype=torch.long, device=device),
+                    "attention_mask": mask[:, None, None, :].bool() if takes_4d_mask(config) else mask,
+                    "labels": torch.zeros(per, dtype=torch.long, device=device),
                 }
                 model(**batch).loss.backward()
         model.zero_grad(set_to_none=True)
