@@ -325,6 +325,17 @@ def device_peak_flops(precision: str, device_name: str | None = None) -> float |
     return None
 
 
+MFU_CONVENTION = (
+    "model-FLOPs utilisation = 6 x non-embedding parameters x real (unpadded) tokens / seconds / the card's dense "
+    "bf16 peak, for every precision (an fp32 recipe is measured against the same peak)"
+)
+
+
+def mfu_peak_flops(device_name: str | None = None) -> float | None:
+    """The one denominator of every MFU figure: the card's dense bf16 peak (fp16 on cards without bf16)."""
+    return device_peak_flops("bf16", device_name) or device_peak_flops("fp16", device_name)
+
+
 def model_flops_utilization(
     non_embedding_parameters: int, real_tokens: int, seconds: float, peak_flops: float | None
 ) -> float | None:

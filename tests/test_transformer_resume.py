@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from harness.cli import main
 from tests.conftest import FIXTURES, ROOT, run_path
@@ -29,7 +31,8 @@ budgets:
 
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     texts = pd.read_csv(FIXTURES / "binary" / "train.csv").text.tolist()
-    model = build_tiny_model("bert", tmp_path / "bert", texts)
+    # Dropout on: a resumed run must replay the dropout masks as well as the batches.
+    model = with_dropout(build_tiny_model("bert", tmp_path / "bert", texts))
     (tmp_path / "registry.yaml").write_text(registry_yaml({"tiny-bert": model}, extra_tfidf=False))
     bench_dir = tmp_path / "benchmarks"
     bench_dir.mkdir()
@@ -74,6 +77,17 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     assert training["optimizer_steps"] == 180 and training["examples_seen"] == 1440
     assert not state.parent.exists(), "the checkpoint is removed once the run completes"
 
+    # The resumed run is the run it replaces: the same predictions as a run never killed.
+    whole = tmp_path / "whole"
+    assert subprocess.run([sys.executable, "run_benchmark.py", *args(registry, bench_dir, whole)], cwd=ROOT,
+                          env=env).returncode == 0
+    run = Path("tiny_binary") / "runs" / "tiny-bert" / "seed-42"
+    resumed, uninterrupted = pd.read_csv(results / run / "predictions.csv"), pd.read_csv(whole / run / "predictions.csv")
+    assert len(resumed) == 24 and (resumed["id"] == uninterrupted["id"]).all()
+    # predictions.csv holds 6 decimals: equal values may round one unit apart
+    assert (resumed["prob_1"] - uninterrupted["prob_1"]).abs().max() <= 1e-6 + 1e-12
+    assert json.loads((whole / run / "result.json").read_text())["training"]["loss_curve"] == training["loss_curve"]
+
 
 def test_wall_clock_budget_stops_training(tmp_path, monkeypatch):
     registry, bench_dir = setup(tmp_path)
@@ -84,3 +98,72 @@ def test_wall_clock_budget_stops_training(tmp_path, monkeypatch):
     assert training["stopped_by"] == "max_seconds"
     assert 1.0 <= training["train_seconds"] < 10
     assert training["optimizer_steps"] < 6000
+
+
+# ----- a resumed run is the run it replaces ---------------------------------------------------------------
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL right after a checkpoint was written."""
+
+
+def with_dropout(directory: Path, p: float = 0.1) -> Path:
+    """Turn dropout on in a tiny model's config: the resumed run must then also replay the dropout masks."""
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text())
+    config.update(hidden_dropout_prob=p, attention_probs_dropout_prob=p, classifier_dropout=p)
+    config_path.write_text(json.dumps(config))
+    return directory
+
+
+def _fit_and_predict(model_dir: Path, workdir: Path, budget, texts, labels, test_texts, kill_at: int | None = None,
+                     monkeypatch=None):
+    from harness.data import Split
+    from harness.models.transformer import TransformerClassifier
+
+    classifier = TransformerClassifier.load(model_dir)
+    split = Split(name="train", texts=texts, labels=labels, ids=np.arange(len(texts)))
+    if kill_at is not None:
+        classifier.checkpoint_every_s = 0.0  # a checkpoint after every step
+        original = TransformerClassifier._checkpoint
+
+        def checkpoint_then_die(self, accelerator, directory, state, budget_):
+            original(self, accelerator, directory, state, budget_)
+            if state["step"] == kill_at:
+                raise Killed
+
+        monkeypatch.setattr(TransformerClassifier, "_checkpoint", checkpoint_then_die)
+        with pytest.raises(Killed):
+            classifier.fit(split, budget, workdir, show_progress=False)
+        monkeypatch.undo()
+        # The killed process is gone: a fresh model object from the initial weights picks up the checkpoint.
+        classifier = TransformerClassifier.load(model_dir)
+    report = classifier.fit(split, budget, workdir, show_progress=False)
+    return report, classifier.predict_proba(test_texts, batch_size=16)
+
+
+def test_resumed_run_predicts_exactly_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    """Kills at three steps (one mid-epoch, one on an epoch boundary, one later) with dropout on, in fp32."""
+    from harness.config import Budget
+
+    monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "cache"))
+    frame = pd.read_csv(FIXTURES / "binary" / "train.csv")
+    texts, labels = frame.text.tolist(), frame.label.to_numpy()
+    test_texts = pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist()
+    model_dir = with_dropout(build_tiny_model("bert", tmp_path / "bert", texts))
+    # 48 rows, batch 8: 6 steps an epoch, 18 in all; warm-up so the scheduler's state matters too.
+    budget = Budget(epochs=3, max_length=32, batch_size=8, learning_rate=3e-3, warmup_ratio=0.2, precision="fp32",
+                    seed=7)
+    reference, expected = _fit_and_predict(model_dir, tmp_path / "ref", budget, texts, labels, test_texts)
+    assert reference["resumed_from_step"] is None and reference["optimizer_steps"] == 18
+    for kill_at in (3, 6, 13):
+        report, probs = _fit_and_predict(model_dir, tmp_path / f"kill{kill_at}", budget, texts, labels, test_texts,
+                                         kill_at=kill_at, monkeypatch=monkeypatch)
+        assert report["resumed_from_step"] == kill_at
+        assert report["optimizer_steps"] == 18 and report["examples_seen"] == reference["examples_seen"] == 144
+        assert report["real_tokens"] == reference["real_tokens"]
+        assert np.abs(probs - expected).max() <= 1e-6, f"killed at step {kill_at}"
+        got = [(p["step"], p["examples"]) for p in report["loss_curve"]]
+        assert got == [(p["step"], p["examples"]) for p in reference["loss_curve"]]
+        assert np.allclose([p["loss"] for p in report["loss_curve"]], [p["loss"] for p in reference["loss_curve"]],
+                           rtol=0, atol=1e-6)

@@ -12,6 +12,7 @@ What makes the loop fast without changing what it computes:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -26,6 +27,7 @@ import torch
 from harness.config import Budget, ModelSpec
 from harness.data import Split, hub_reachable
 from harness.errors import ModelRunError, TrainingDiverged
+from harness.measure import MFU_CONVENTION
 
 # A cross-entropy loss above this means the true class got probability < e^-50: the run has diverged.
 EXPLODED_LOSS = 50.0
@@ -108,22 +110,186 @@ def non_embedding_parameters(model) -> int:
     return int(sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n))
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+# bf16 must beat fp32 by this factor in the probe: a near-tie is noise, and fp32 is the safer numeric choice.
+BF16_MARGIN = 0.95
+PROBE_DIR = "precision-probe"
+
+
 def pick_precision(requested: str) -> str:
-    """'auto' means bf16 where the hardware does bf16 matrix work natively, else fp32."""
+    """The precision for ``requested`` without a probe: explicit values as given; 'auto' is bf16 on CUDA with
+    bf16 (fp16 without), fp32 on CPU. Training on CPU resolves 'auto' by measuring (``resolve_precision``)."""
+    if requested == "no":
+        return "fp32"
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if _cpu_has_bf16() else "no"
+    return "fp32"
 
 
-def _cpu_has_bf16() -> bool:
+def _native_reduced_precision() -> str:
+    """For inference of a model trained in reduced precision: bf16/fp16 where the hardware has it natively."""
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     try:
         with open("/proc/cpuinfo") as handle:
             flags = next((line for line in handle if line.startswith("flags")), "")
-        return "avx512_bf16" in flags or "amx_bf16" in flags
     except OSError:
-        return False
+        flags = ""
+    return "bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def configure_threads() -> dict:
+    """Intra-op threads: OMP_NUM_THREADS when set, else the usable cores; never more than the usable cores.
+
+    Tokenisation (the fast tokenizer's own thread pool) runs before training and evaluation, never beside
+    them, so its threads do not compete with these; the one batch-building thread (CUDA only) mostly waits.
+    """
+    cores = usable_cores()
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    wanted = int(env) if env.strip().isdigit() and int(env) > 0 else cores
+    threads = max(1, min(wanted, cores))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return {"intra_op": torch.get_num_threads(), "usable_cores": cores, "omp_num_threads": env or None,
+            "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM")}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _shape_key(model) -> dict:
+    config = model.config
+    keys = ("model_type", "hidden_size", "dim", "num_hidden_layers", "n_layers", "num_attention_heads", "n_heads",
+            "intermediate_size", "hidden_dim", "vocab_size")
+    return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
+
+
+def _time_train_step(model, batch: dict, dtype, repeats: int, stop_after: float | None = None) -> list[float]:
+    """Seconds per forward + backward of ``batch`` (first call included as element 0)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        context = torch.autocast("cpu", dtype=dtype) if dtype is not None else _null_context()
+        with context:
+            loss = model(**batch).loss
+        loss.backward()
+        times.append(time.perf_counter() - start)
+        if stop_after is not None and times[-1] > stop_after:
+            break
+    return times
+
+
+def _null_context():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def probe_cpu_precision(model, batch_size: int, length: int, threads: int) -> dict:
+    """Time a training step of ``model`` at (``batch_size``, ``length``) in fp32 and in bf16 autocast on CPU.
+
+    The result is cached on disk under the cache root, keyed by CPU model, torch version, model shape, batch
+    shape and thread count, so a machine pays for the probe once per shape. The model's weights, gradients
+    and random state are left as they were: what is trained does not depend on the probe.
+
+    Returns:
+        ``{"fp32_s", "bf16_s", "choice", "key", "cached", "seconds"}``: median seconds per step for each.
+    """
+    identity = {"cpu": _cpu_model(), "torch": torch.__version__, "shape": _shape_key(model), "batch": batch_size,
+                "length": length, "threads": threads}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_root() / PROBE_DIR / f"{key}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("identity") == identity:
+            return {**cached["probe"], "cached": True, "seconds": 0.0}
+    except (OSError, ValueError):
+        pass
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(0)
+    vocab = int(getattr(model.config, "vocab_size", 1000))
+    batch = {
+        "input_ids": torch.randint(min(5, vocab - 1), vocab, (batch_size, length), generator=generator),
+        "attention_mask": torch.ones(batch_size, length, dtype=torch.long),
+        "labels": torch.zeros(batch_size, dtype=torch.long),
+    }
+    was_training = model.training
+    model.train()
+    with torch.random.fork_rng(devices=[]):
+        # The first call of each precision pays one-off set-up and is not counted. One timed step each is
+        # enough when the two differ by more than 30% (the usual case: 3x either way); a closer call takes
+        # two more steps of each and compares medians.
+        fp32 = _time_train_step(model, batch, None, 2)
+        # A CPU without native bf16 can be ten times slower: stop as soon as one step shows it cannot win.
+        bf16 = _time_train_step(model, batch, torch.bfloat16, 2, stop_after=3 * fp32[-1])
+        if len(bf16) > 1 and 0.7 < bf16[-1] / fp32[-1] < 1.3:
+            fp32 += _time_train_step(model, batch, None, 2)
+            bf16 += _time_train_step(model, batch, torch.bfloat16, 2)
+        fp32_s = float(np.median(fp32[1:]))
+        bf16_s = float(np.median(bf16[1:])) if len(bf16) > 1 else float(bf16[0])
+    for parameter in model.parameters():
+        parameter.grad = None
+    model.train(was_training)
+    choice = "bf16" if bf16_s < BF16_MARGIN * fp32_s else "fp32"
+    probe = {"fp32_s": round(fp32_s, 6), "bf16_s": round(bf16_s, 6), "choice": choice, "key": key,
+             "identity": identity}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"identity": identity, "probe": probe}) + "\n")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache costs a probe per run, nothing else
+        pass
+    return {**probe, "cached": False, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def resolve_precision(requested: str, model=None, batch_size: int = 32, length: int = 128,
+                      threads: int | None = None) -> dict:
+    """One order of precedence: the budget's explicit value, else an Accelerate launch's mixed precision,
+    else 'auto' (bf16 on a CUDA device with bf16, fp16 on one without; on CPU whichever a probe measured
+    faster at the model's shapes).
+
+    Returns:
+        ``{"resolved": "fp32"|"bf16"|"fp16", "requested": ..., "reason": ..., "probe": dict|None}``.
+    """
+    record = {"requested": requested, "probe": None}
+    if requested != "auto":
+        return {**record, "resolved": pick_precision(requested), "reason": "set in the budget"}
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "")
+    # 'accelerate launch' always exports this, "no" included when nothing was configured: only a reduced
+    # precision counts as a choice made in the Accelerate config.
+    if launched in ("bf16", "fp16"):
+        return {**record, "resolved": launched, "reason": "the Accelerate launch configuration"}
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return {**record, "resolved": "bf16", "reason": "auto: the CUDA device does bf16 natively"}
+        return {**record, "resolved": "fp16", "reason": "auto: the CUDA device has no bf16"}
+    if model is None:
+        return {**record, "resolved": "fp32", "reason": "auto on CPU without a model to probe"}
+    probe = probe_cpu_precision(model, batch_size, length, threads or torch.get_num_threads())
+    faster = probe["choice"]
+    how = "cached probe" if probe["cached"] else "probe"
+    reason = (f"auto on CPU: {how} at batch {batch_size} x {length} tokens measured "
+              f"{'bf16' if faster == 'bf16' else 'fp32'} faster (fp32 {probe['fp32_s'] * 1000:.1f} ms, "
+              f"bf16 {probe['bf16_s'] * 1000:.1f} ms a step)")
+    return {**record, "resolved": faster, "reason": reason, "probe": probe}
 
 
 def length_bucketed_batches(lengths: np.ndarray, batch_size: int, seed: int, chunk_batches: int = 50) -> list[list[int]]:
@@ -211,9 +377,7 @@ def pad_collate(pad_id: int, max_length: int | None = None, multiple: int = PAD_
     def collate(rows: dict) -> dict:
         ids = rows["input_ids"]
         longest = max(len(r) for r in ids)
-        width = -(-longest // multiple) * multiple
-        if max_length is not None:
-            width = max(longest, min(width, max_length))
+        width = padded_width(longest, max_length, multiple)
         input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for i, r in enumerate(ids):
@@ -228,6 +392,258 @@ def pad_collate(pad_id: int, max_length: int | None = None, multiple: int = PAD_
     return collate
 
 
+def padded_width(longest: int, max_length: int | None, multiple: int = PAD_MULTIPLE) -> int:
+    """The longest example rounded up to ``multiple``, never past ``max_length`` (the position table may end)."""
+    width = -(-longest // multiple) * multiple
+    if max_length is not None:
+        width = max(longest, min(width, max_length))
+    return width
+
+
+class TokenIds:
+    """A tokenised split as one flat id array plus offsets, read from the Arrow table without Python lists.
+
+    Building a batch is then a handful of numpy copies (tens of microseconds), cheap enough to do between
+    steps; the Arrow table's per-row conversion to Python lists cost more than a small model's step.
+    """
+
+    def __init__(self, table):
+        column = table.flatten_indices().data.column("input_ids") if table._indices is not None else \
+            table.data.column("input_ids")
+        ids = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        self.offsets = ids.offsets.to_numpy().astype(np.int64)
+        self.values = ids.values.to_numpy()
+        self.lengths = np.diff(self.offsets)
+        self.labels = np.asarray(table["label"], dtype=np.int64) if "label" in table.column_names else None
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, rows: np.ndarray, pad_id: int, max_length: int | None) -> dict[str, np.ndarray]:
+        """Input ids, attention mask and labels for ``rows``, padded as ``pad_collate`` pads."""
+        lengths = self.lengths[rows]
+        width = padded_width(int(lengths.max()), max_length)
+        input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, (row, n) in enumerate(zip(rows.tolist(), lengths.tolist(), strict=True)):
+            start = self.offsets[row]
+            input_ids[i, :n] = self.values[start : start + n]
+            mask[i, :n] = 1
+        batch = {"input_ids": input_ids, "attention_mask": mask}
+        if self.labels is not None:
+            batch["labels"] = self.labels[rows]
+        return batch
+
+
+def shard_rows(rows: list[int], epoch_order: list[list[int]], world: int) -> list[np.ndarray]:
+    """One global batch split into ``world`` equal parts, one per process (the budget's batch is global).
+
+    A short last batch that does not divide evenly is completed with the epoch's first examples, as
+    Accelerate's ``even_batches`` does, so every process takes part in every step.
+    """
+    rows = list(rows)
+    if len(rows) % world:
+        first = [i for b in epoch_order for i in b]
+        rows += first[: world - len(rows) % world]
+    per = len(rows) // world
+    return [np.asarray(rows[r * per : (r + 1) * per], dtype=np.int64) for r in range(world)]
+
+
+class HostBatch:
+    """One process's share of a global batch as numpy arrays, with the host-known counts of the whole batch."""
+
+    __slots__ = ("arrays", "examples", "real_tokens", "padded_tokens")
+
+    def __init__(self, arrays: dict, examples: int, real_tokens: int, padded_tokens: int):
+        self.arrays = arrays
+        self.examples = examples
+        self.real_tokens = real_tokens
+        self.padded_tokens = padded_tokens
+
+
+# Architectures whose SDPA attention takes a ready 4-D boolean mask unchanged (checked: identical logits).
+MASK_4D_MODEL_TYPES = frozenset({"bert", "distilbert", "roberta", "xlm-roberta"})
+
+
+def takes_4d_mask(config) -> bool:
+    """Whether to hand the model its attention mask ready-made (see ``build_host_batch``)."""
+    return getattr(config, "model_type", None) in MASK_4D_MODEL_TYPES and \
+        getattr(config, "_attn_implementation", None) == "sdpa"
+
+
+def build_host_batch(ids: TokenIds, rows: list[int], order: list[list[int]], world: int, rank: int, pad_id: int,
+                     max_length: int | None, mask_4d: bool = False) -> HostBatch:
+    """This process's share of a global batch, and the counts of the whole batch (known here, on the host).
+
+    With ``mask_4d`` the attention mask is given as the (batch, 1, 1, length) boolean mask SDPA uses, or left
+    out when the share has no padding: from a 2-D mask transformers decides that itself with
+    ``padding_mask.all()``, a device read that makes every forward pass wait for the previous step.
+    """
+    shards = shard_rows(rows, order, world)
+    real = int(sum(int(ids.lengths[s].sum()) for s in shards))
+    padded = int(sum(len(s) * padded_width(int(ids.lengths[s].max()), max_length) for s in shards))
+    examples = int(sum(len(s) for s in shards))
+    arrays = ids.batch(shards[rank], pad_id, max_length)
+    if mask_4d:
+        mask = arrays.pop("attention_mask")
+        if not mask.all():
+            arrays["attention_mask"] = mask.astype(bool)[:, None, None, :]
+    return HostBatch(arrays, examples, real, padded)
+
+
+class BatchStream:
+    """The batches of one epoch from position ``start`` on, as device tensors.
+
+    On CUDA a background thread builds the next batches into pinned memory while the GPU works and the copy
+    to the device is non-blocking; on CPU a batch is built in the loop (a few numpy copies), which costs
+    less than handing it between threads.
+    """
+
+    def __init__(self, make, count: int, start: int, device, prefetch: int = 4):
+        self.make, self.count, self.start, self.device = make, count, start, device
+        self.threaded = device.type == "cuda"
+        self.prefetch = prefetch
+        self._stop = None
+
+    @staticmethod
+    def _tensors(batch: HostBatch, pin: bool) -> dict:
+        out = {k: torch.from_numpy(v) for k, v in batch.arrays.items()}
+        return {k: v.pin_memory() for k, v in out.items()} if pin else out
+
+    def __iter__(self):
+        if not self.threaded:
+            for position in range(self.start, self.count):
+                batch = self.make(position)
+                yield position, batch, self._tensors(batch, False)
+            return
+        import queue
+        import threading
+
+        slots: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = self._stop = threading.Event()
+
+        def produce():
+            try:
+                for position in range(self.start, self.count):
+                    batch = self.make(position)
+                    item = (position, batch, self._tensors(batch, True))
+                    while not stop.is_set():
+                        try:
+                            slots.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                slots.put(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the training loop, which raises it
+                slots.put(exc)
+
+        worker = threading.Thread(target=produce, daemon=True, name="batch-builder")
+        worker.start()
+        try:
+            while True:
+                item = slots.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                position, batch, tensors = item
+                yield position, batch, {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+
+
+class DeviceTally:
+    """Loss sums and the first non-finite or exploded step, kept on the device and read every few steps.
+
+    Reading a device value makes the host wait for the device; doing it once per step keeps the GPU idle
+    while the host prepares the next step. Here a step only queues work; ``read`` fetches every pending
+    loss point and the divergence record in one transfer.
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self.window = torch.zeros((), dtype=torch.float32, device=device)
+        self.window_count = 0
+        self.points: list[tuple[int, int, torch.Tensor]] = []
+        self.first_bad_step = torch.full((), -1.0, dtype=torch.float32, device=device)
+        self.first_bad_loss = torch.zeros((), dtype=torch.float32, device=device)
+
+    def add(self, loss: torch.Tensor, step: int) -> None:
+        loss = loss.detach().float()
+        self.window += loss
+        self.window_count += 1
+        bad = ~torch.isfinite(loss) | (loss > EXPLODED_LOSS)
+        new = bad & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(new, float(step), self.first_bad_step)
+        self.first_bad_loss = torch.where(new, loss, self.first_bad_loss)
+
+    def close_window(self, step: int, examples: int) -> None:
+        """A loss-curve point: the mean loss since the last point (still on the device)."""
+        self.points.append((step, examples, self.window / max(1, self.window_count)))
+        self.window = torch.zeros((), dtype=torch.float32, device=self.device)
+        self.window_count = 0
+
+    def read(self, accelerator) -> tuple[list[dict], tuple[int, float] | None]:
+        """Loss-curve points since the last read and the first bad (step, loss) of any process, if any."""
+        values = [p[2] for p in self.points] + [self.first_bad_loss, self.first_bad_step]
+        packed = torch.stack(values).unsqueeze(0)
+        if accelerator is not None and accelerator.num_processes > 1:
+            packed = accelerator.gather(packed)
+        rows = packed.cpu().tolist()
+        points = [{"step": step, "examples": examples, "loss": float(np.mean([r[i] for r in rows]))}
+                  for i, (step, examples, _) in enumerate(self.points)]
+        self.points = []
+        bad = [(int(r[-1]), r[-2]) for r in rows if r[-1] >= 0]
+        return points, (min(bad) if bad else None)
+
+    def window_state(self) -> tuple[float, int]:
+        return float(self.window), self.window_count
+
+    def restore_window(self, total: float, count: int) -> None:
+        self.window = torch.tensor(total, dtype=torch.float32, device=self.device)
+        self.window_count = count
+
+
+# Reading the loss from the device every step makes the host wait for the device; it is read this often.
+READ_EVERY_STEPS = 50
+
+
+def make_adamw(groups, learning_rate: float, device) -> torch.optim.Optimizer:
+    """AdamW in one fused kernel where this torch has it for the device (CUDA, and CPU since torch 2.4),
+    else the multi-tensor (foreach) form: both do the same update with far fewer launches than a loop."""
+    try:
+        return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.AdamW(groups, lr=learning_rate, foreach=True)
+
+
+RANDOM_STATES = "random_states_harness_{rank}.pt"
+
+
+def save_random_states(directory: Path, rank: int) -> None:
+    """Python, numpy and torch (CPU and every CUDA device) generator states: dropout draws from them."""
+    import random
+
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(states, Path(directory) / RANDOM_STATES.format(rank=rank))
+
+
+def restore_random_states(directory: Path, rank: int) -> None:
+    import random
+
+    states = torch.load(Path(directory) / RANDOM_STATES.format(rank=rank), weights_only=False)
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 class TransformerClassifier:
     """AutoModelForSequenceClassification + AutoTokenizer, trained under a shared Budget."""
 
@@ -239,7 +655,7 @@ class TransformerClassifier:
         self.label_names = list(label_names)
         self.spec = spec
         self.accelerator = None
-        self.precision = "no"
+        self.precision = "fp32"
         self.max_length: int | None = None
         self.checkpoint_every_s = float(os.environ.get("TEXTCLF_BENCH_CHECKPOINT_S", "300"))
 
@@ -281,7 +697,7 @@ class TransformerClassifier:
             loaded.max_length = saved.get("max_length")
             # A model trained in reduced precision predicts in it wherever the hardware has it natively
             # (the same rule as training); a model trained in fp32 stays fp32.
-            loaded.precision = pick_precision("auto") if saved.get("precision") in ("bf16", "fp16") else "no"
+            loaded.precision = _native_reduced_precision() if saved.get("precision") in ("bf16", "fp16") else "fp32"
         return loaded
 
     def save(self, directory: Path) -> None:
@@ -343,47 +759,79 @@ class TransformerClassifier:
         return datasets.load_from_disk(str(path))
 
     # ----- training ----------------------------------------------------------------------------------------
-    def _make_accelerator(self, budget: Budget):
+    def _make_accelerator(self, budget: Budget, precision: str):
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
         from accelerate.utils import DataLoaderConfiguration
 
-        self.precision = pick_precision(budget.precision)
+        self.precision = precision
         # One process may train several models (--no-isolate, benchmarks): each gets its own precision.
         # Only the accelerator settings are reset; the distributed process group (PartialState) stays.
         AcceleratorState._reset_state(reset_partial_state=False)
-        # split_batches: the budget's batch size is the global batch, so 1 or N processes see the same batches.
+        # split_batches: the budget's batch size is the global batch (the scheduler steps once per batch).
+        # Gradient accumulation is done by the loop itself, which knows where an epoch ends.
         self.accelerator = Accelerator(
-            mixed_precision=None if self.precision in ("fp32", "no") else self.precision,
-            gradient_accumulation_steps=budget.gradient_accumulation_steps,
+            mixed_precision=None if precision == "fp32" else precision,
             dataloader_config=DataLoaderConfiguration(split_batches=True, even_batches=True),
             cpu=not torch.cuda.is_available(),
         )
         return self.accelerator
 
+    def resolved_precision(self) -> str:
+        """The precision the last ``fit`` trained in (part of a run's identity): fp32, bf16 or fp16."""
+        return self.precision
+
     def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True) -> dict:
+        """Train under ``budget``; resumable from ``workdir``'s checkpoint; returns the training report.
+
+        Nothing here depends on timing or on a resume: the examples, their order (fixed by the seed and the
+        epoch), the dropout masks and the number of steps are those of an uninterrupted run.
+        """
+        from accelerate.state import PartialState
         from accelerate.utils import set_seed
         from tqdm.auto import tqdm
         from transformers import get_linear_schedule_with_warmup
 
-        accelerator = self._make_accelerator(budget)
+        threads = configure_threads()
         self.max_length = budget.max_length
-        set_seed(budget.seed)
-        # Fresh random head with the run's seed: seeds differ in initialisation as well as data order.
-        self._reset_head(budget.seed)
-        world = accelerator.num_processes
+        world = PartialState(cpu=not torch.cuda.is_available()).num_processes
         if budget.batch_size % world:
             raise ModelRunError(f"batch_size {budget.batch_size} is not divisible by {world} processes")
 
         tokenize_start = time.perf_counter()
         table = self.tokenize(train.texts, budget.max_length, train.labels)
         tokenize_seconds = time.perf_counter() - tokenize_start
-        lengths = np.asarray(table["length"])
-        table = table.remove_columns(["length"]).with_format(None)
+        ids = TokenIds(table)
+        lengths = ids.lengths
 
-        batches_per_epoch = math.ceil(len(table) / budget.batch_size)
-        steps_per_epoch = max(1, batches_per_epoch // budget.gradient_accumulation_steps)
+        batches_per_epoch = math.ceil(len(ids) / budget.batch_size)
+        g = budget.gradient_accumulation_steps
+        steps_per_epoch = max(1, batches_per_epoch // g)
         total_steps = budget.max_steps or max(1, math.ceil(budget.epochs * steps_per_epoch))
+
+        checkpoint = Path(workdir) / CHECKPOINT_DIR
+        saved = self._read_checkpoint(checkpoint, budget)
+        clock_start = time.perf_counter() - (saved["train_seconds"] if saved else 0.0)
+        if saved:
+            # A resumed run keeps the precision it started with: deciding again could pick another one.
+            precision = {**saved["precision"], "resumed": True}
+        else:
+            typical = padded_width(int(np.median(lengths)) if len(lengths) else 1, budget.max_length)
+            state_now = PartialState()
+            # Every process must train in the same precision: the main process decides (and probes, once).
+            precision = None
+            if state_now.is_main_process:
+                precision = resolve_precision(budget.precision, self.model, budget.batch_size // world, typical,
+                                              threads["intra_op"])
+            if world > 1:
+                from accelerate.utils import broadcast_object_list
+
+                precision = broadcast_object_list([precision], from_process=0)[0]
+        accelerator = self._make_accelerator(budget, precision["resolved"])
+        rank = accelerator.process_index
+        set_seed(budget.seed)
+        # Fresh random head with the run's seed: seeds differ in initialisation as well as data order.
+        self._reset_head(budget.seed)
 
         model = self.model
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -391,71 +839,79 @@ class TransformerClassifier:
             {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": budget.weight_decay},
             {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=budget.learning_rate, fused=torch.cuda.is_available())
+        optimizer = make_adamw(groups, budget.learning_rate, accelerator.device)
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(budget.warmup_ratio * total_steps), total_steps
         )
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         self.model = model
-        dataset = TokenizedSet(table, self.tokenizer.pad_token_id)
-        collate = pad_collate(self.tokenizer.pad_token_id, budget.max_length)
+        pad_id = self.tokenizer.pad_token_id
+        tally = DeviceTally(accelerator.device)
+        mask_4d = takes_4d_mask(self._unwrapped().config)
 
         state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "examples": 0, "real_tokens": 0, "padded_tokens": 0,
-                 "loss_curve": [], "train_seconds": 0.0}
-        checkpoint = Path(workdir) / CHECKPOINT_DIR
-        resumed = self._maybe_resume(accelerator, checkpoint, state, budget)
+                 "loss_curve": [], "train_seconds": 0.0, "window_sum": 0.0, "window_count": 0,
+                 "precision": precision}
+        resumed = None
+        if saved:
+            accelerator.load_state(str(checkpoint))
+            state.update(saved)
+            state["precision"] = precision
+            tally.restore_window(state["window_sum"], state["window_count"])
+            restore_random_states(checkpoint, rank)
+            resumed = state["step"]
+        warmup_seconds = self._warm_up(model, accelerator, lengths, budget) if accelerator.device.type == "cuda" else 0.0
+
         log_every = max(1, total_steps // 100)
-        window: list[float] = []
         stopped_by = "steps" if budget.max_steps else "epochs"
         progress = tqdm(total=total_steps, initial=state["step"], desc=f"train {self.spec.name if self.spec else ''}",
                         disable=not show_progress or not accelerator.is_main_process, unit="step", leave=False)
+
+        def read() -> None:
+            points, bad = tally.read(accelerator)
+            state["loss_curve"].extend(points)
+            if points:
+                progress.set_postfix(loss=f"{points[-1]['loss']:.4f}")
+            if bad is not None:
+                step, value = bad
+                raise TrainingDiverged(
+                    f"loss became {value:.4g} at step {step}; stopped instead of training on garbage "
+                    f"(lower learning_rate, currently {budget.learning_rate}); noticed at step {state['step']}, "
+                    f"the loss is read every {READ_EVERY_STEPS} steps"
+                )
+
         model.train()
-        clock_start = time.perf_counter() - state["train_seconds"]
         last_checkpoint = time.perf_counter()
         done = state["step"] >= total_steps
         while not done:
             order = length_bucketed_batches(lengths, budget.batch_size, seed=budget.seed + state["epoch"])
-            loader = torch.utils.data.DataLoader(
-                dataset, batch_sampler=Batches(order, budget.batch_size), collate_fn=collate
-            )
-            loader = accelerator.prepare_data_loader(loader)
-            if state["batch_in_epoch"]:
-                loader = accelerator.skip_first_batches(loader, state["batch_in_epoch"])
-            for batch in loader:
-                batch.pop("idx")
-                with accelerator.accumulate(model):
+
+            def make(position: int, order=order) -> HostBatch:
+                return build_host_batch(ids, order[position], order, world, rank, pad_id, budget.max_length, mask_4d)
+
+            for position, host, batch in BatchStream(make, len(order), state["batch_in_epoch"], accelerator.device):
+                sync = (position + 1) % g == 0 or position + 1 == len(order)
+                with contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model):
                     loss = model(**batch).loss
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), budget.max_grad_norm)
+                    accelerator.backward(loss / g if g > 1 else loss)
+                if sync:
+                    accelerator.clip_grad_norm_(model.parameters(), budget.max_grad_norm)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                counts = accelerator.reduce(
-                    torch.tensor([batch["input_ids"].shape[0], int(batch["attention_mask"].sum()),
-                                  batch["input_ids"].numel()], device=accelerator.device), reduction="sum"
-                )
-                state["examples"] += int(counts[0])
-                state["real_tokens"] += int(counts[1])
-                state["padded_tokens"] += int(counts[2])
-                state["batch_in_epoch"] += 1
-                value = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
-                if not math.isfinite(value) or value > EXPLODED_LOSS:
-                    raise TrainingDiverged(
-                        f"loss became {value:.4g} at step {state['step'] + 1}; stopped instead of training on garbage "
-                        f"(lower learning_rate, currently {budget.learning_rate})"
-                    )
-                window.append(value)
-                if not accelerator.sync_gradients:
+                tally.add(loss, state["step"] + 1)
+                state["examples"] += host.examples
+                state["real_tokens"] += host.real_tokens
+                state["padded_tokens"] += host.padded_tokens
+                state["batch_in_epoch"] = position + 1
+                if not sync:
                     continue
                 state["step"] += 1
                 progress.update(1)
                 if state["step"] % log_every == 0 or state["step"] == total_steps:
-                    state["loss_curve"].append(
-                        {"step": state["step"], "examples": state["examples"], "loss": float(np.mean(window))}
-                    )
-                    progress.set_postfix(loss=f"{np.mean(window):.4f}")
-                    window = []
+                    tally.close_window(state["step"], state["examples"])
+                if state["step"] % READ_EVERY_STEPS == 0:
+                    read()
                 elapsed = time.perf_counter() - clock_start
                 if state["step"] >= total_steps:
                     done = True
@@ -464,12 +920,15 @@ class TransformerClassifier:
                 if done:
                     break
                 if time.perf_counter() - last_checkpoint >= self.checkpoint_every_s:
+                    read()
                     state["train_seconds"] = elapsed
+                    state["window_sum"], state["window_count"] = tally.window_state()
                     self._checkpoint(accelerator, checkpoint, state, budget)
                     last_checkpoint = time.perf_counter()
             else:
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
+        read()
         progress.close()
         accelerator.wait_for_everyone()
         seconds = time.perf_counter() - clock_start
@@ -480,23 +939,52 @@ class TransformerClassifier:
         model.eval()
         return {
             "examples_seen": state["examples"],
-            "unique_examples": len(table),
+            "unique_examples": len(ids),
             "optimizer_steps": state["step"],
-            "epochs_completed": state["examples"] / len(table),
+            "epochs_completed": state["examples"] / len(ids),
             "train_seconds": seconds,
             "tokenize_seconds": tokenize_seconds,
+            "warmup_seconds": warmup_seconds,
             "samples_per_second": state["examples"] / seconds if seconds else None,
             "real_tokens": state["real_tokens"],
             "padded_tokens": state["padded_tokens"],
             "padding_fraction": 1 - state["real_tokens"] / max(1, state["padded_tokens"]),
             "tokens_per_second": state["real_tokens"] / seconds if seconds else None,
             "mfu": self._mfu(state["real_tokens"], seconds),
+            "mfu_convention": MFU_CONVENTION,
             "loss_curve": state["loss_curve"],
+            "loss_read_every_steps": READ_EVERY_STEPS,
             "stopped_by": stopped_by,
             "resumed_from_step": resumed,
-            "precision": self.precision,
+            "precision": precision,
+            "threads": threads,
             "processes": accelerator.num_processes,
         }
+
+    def _warm_up(self, model, accelerator, lengths: np.ndarray, budget: Budget) -> float:
+        """Run forward + backward once at every padded width the data will use, widest first, before the clock
+        of the first step: kernel selection and the allocator's growth are paid here, once, and the widest
+        batch reserves the memory every later one fits in. Gradients and random state are left untouched."""
+        start = time.perf_counter()
+        per = budget.batch_size // accelerator.num_processes
+        widths = sorted({padded_width(int(n), budget.max_length) for n in np.unique(lengths)}, reverse=True)
+        config = self._unwrapped().config
+        vocab = int(getattr(config, "vocab_size", 1000))
+        device = accelerator.device
+        with torch.random.fork_rng(devices=[device]), accelerator.no_sync(model):
+            for width in widths:
+                # The mask in the form training passes it, with one padded position: the same kernels run.
+                mask = torch.ones(per, width, dtype=torch.long, device=device)
+                mask[:, -1] = 0
+                batch = {
+                    "input_ids": torch.full((per, width), min(5, vocab - 1), dtype=torch.long, device=device),
+                    "attention_mask": mask[:, None, None, :].bool() if takes_4d_mask(config) else mask,
+                    "labels": torch.zeros(per, dtype=torch.long, device=device),
+                }
+                model(**batch).loss.backward()
+        model.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
 
     def _reset_head(self, seed: int) -> None:
         """Initialise the classification head from the run's seed (the encoder keeps its pretrained weights)."""
@@ -510,9 +998,12 @@ class TransformerClassifier:
                         module.bias.zero_()
 
     def _checkpoint(self, accelerator, directory: Path, state: dict, budget: Budget) -> None:
-        """Model, optimizer, scheduler and RNG state plus our counters, so a killed run resumes here."""
+        """Model, optimizer, scheduler, grad scaler, every random state and our counters, so a killed run
+        resumes exactly where it stopped."""
         tmp = directory.with_name(directory.name + ".tmp")
         accelerator.save_state(str(tmp))
+        save_random_states(tmp, accelerator.process_index)
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / "harness_state.json").write_text(json.dumps({**state, "budget": budget.model_dump()}))
             import shutil
@@ -521,22 +1012,22 @@ class TransformerClassifier:
             os.replace(tmp, directory)
         accelerator.wait_for_everyone()
 
-    def _maybe_resume(self, accelerator, directory: Path, state: dict, budget: Budget) -> int | None:
+    @staticmethod
+    def _read_checkpoint(directory: Path, budget: Budget) -> dict | None:
+        """This run's saved state, or None when there is none or it belongs to another budget."""
         marker = directory / "harness_state.json"
         if not marker.exists():
             return None
         saved = json.loads(marker.read_text())
-        if saved.pop("budget", None) != budget.model_dump():
-            return None  # a checkpoint of a different budget is not this run's: start over
-        accelerator.load_state(str(directory))
-        state.update(saved)
-        return state["step"]
+        if saved.pop("budget", None) != budget.model_dump() or "precision" not in saved:
+            return None  # a checkpoint of a different budget (or an older layout) is not this run's: start over
+        return saved
 
     def _mfu(self, real_tokens: int, seconds: float) -> float | None:
-        from harness.measure import device_peak_flops, model_flops_utilization
+        from harness.measure import mfu_peak_flops, model_flops_utilization
 
         params = non_embedding_parameters(self._unwrapped())
-        return model_flops_utilization(params, real_tokens, seconds, device_peak_flops(self.precision))
+        return model_flops_utilization(params, real_tokens, seconds, mfu_peak_flops())
 
     # ----- inference ---------------------------------------------------------------------------------------
     def _device(self):
