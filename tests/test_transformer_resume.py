@@ -81,12 +81,12 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     whole = tmp_path / "whole"
     assert subprocess.run([sys.executable, "run_benchmark.py", *args(registry, bench_dir, whole)], cwd=ROOT,
                           env=env).returncode == 0
-    run = Path("tiny_binary") / "runs" / "tiny-bert" / "seed-42"
-    resumed, uninterrupted = pd.read_csv(results / run / "predictions.csv"), pd.read_csv(whole / run / "predictions.csv")
+    killed_run, whole_run = run_path(results, "tiny_binary", "tiny-bert"), run_path(whole, "tiny_binary", "tiny-bert")
+    resumed, uninterrupted = pd.read_csv(killed_run / "predictions.csv"), pd.read_csv(whole_run / "predictions.csv")
     assert len(resumed) == 24 and (resumed["id"] == uninterrupted["id"]).all()
     # predictions.csv holds 6 decimals: equal values may round one unit apart
     assert (resumed["prob_1"] - uninterrupted["prob_1"]).abs().max() <= 1e-6 + 1e-12
-    assert json.loads((whole / run / "result.json").read_text())["training"]["loss_curve"] == training["loss_curve"]
+    assert json.loads((whole_run / "result.json").read_text())["training"]["loss_curve"] == training["loss_curve"]
 
 
 def test_wall_clock_budget_stops_training(tmp_path, monkeypatch):
