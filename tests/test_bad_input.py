@@ -577,3 +577,35 @@ def test_saved_weights_are_never_unpickled(capsys, tmp_path):
         f"error: {folder}: cannot load a saved model (ValueError: Object arrays cannot be loaded"
     )
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "flags", [["--force"], ["--models", "tfidf-logreg"], ["--seeds", "2"], ["--limit-train", "5"], ["--limit-test", "5"]]
+)
+def test_report_only_refuses_the_flags_it_would_ignore(capsys, setup, flags):
+    """--report-only trains nothing: --force, --models and the rest used to be ignored without a word."""
+    line = one_line_error(capsys, [*setup(), "--report-only", *flags])
+    assert line == (
+        "error: --report-only: trains nothing, so --force, --models, --limit-*, --seeds do not apply "
+        "(fix: drop them, or name the configuration with --configuration)"
+    )
+    assert not setup.results.exists()
+
+
+def test_seeds_have_an_upper_bound(capsys, setup):
+    line = one_line_error(capsys, [*setup(), "--seeds", "101"])
+    assert line == "error: --seeds: must be between 1 and 100, got 101 (fix: pass a smaller --seeds)"
+    assert not setup.results.exists()
+
+
+def test_seeds_past_the_largest_seed_are_refused(capsys, setup):
+    """The budget's seed plus --seeds - 1 must stay a valid seed: 2**31 - 1 + 1 would wrap or crash a library."""
+    (setup.benches / "bench.yaml").write_text(
+        (setup.benches / "bench.yaml").read_text().replace("epochs: 1,", f"seed: {2**31 - 1}, epochs: 1,")
+    )
+    line = one_line_error(capsys, [*setup(), "--seeds", "2"])
+    assert line == (
+        f"error: --seeds: seeds {2**31 - 1}..{2**31} pass the largest seed {2**31 - 1} "
+        "(fix: lower the budget's seed or --seeds)"
+    )
+    assert not setup.results.exists()
