@@ -609,3 +609,11 @@ def test_seeds_past_the_largest_seed_are_refused(capsys, setup):
         "(fix: lower the budget's seed or --seeds)"
     )
     assert not setup.results.exists()
+
+
+def test_results_dir_that_is_a_file(capsys, tmp_path, setup):
+    target = tmp_path / "not-a-folder"
+    target.write_text("keep me\n")
+    line = one_line_error(capsys, [*setup(), "--results-dir", str(target)])
+    assert line == f"error: {target}: the results directory is a file (fix: pass a directory to --results-dir)"
+    assert target.read_text() == "keep me\n"

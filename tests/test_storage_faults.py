@@ -240,6 +240,24 @@ def test_report_that_cannot_be_written_keeps_every_run(tmp_path, registry, monke
     assert board_statuses(results) == {"first": "completed", "victim": "completed", "last": "completed"}
 
 
+@pytest.mark.xfail(strict=True, reason="needs the OSError hunk in harness.cli._report (the report command's own "
+                   "publish call); remove this marker once it is wired in")
+@pytest.mark.parametrize("how", [["report"], ["--report-only"]], ids=["report", "report-only"])
+def test_report_command_on_a_full_store_is_one_line(tmp_path, registry, monkeypatch, capfd, how):
+    results = tmp_path / "results"
+    assert main(tiny_binary_cli_args(registry, results, "--quiet", "--no-isolate")) == 0
+    before = {p: p.read_bytes() for p in results.rglob("result.json")}
+    capfd.readouterr()
+    refuse_writes(monkeypatch, "leaderboard")
+    code = main([*how, "--benchmark", "tiny_binary", "--benchmarks-dir", str(FIXTURES / "benchmarks"),
+                 "--results-dir", str(results), "--quiet"])
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    assert code == 1
+    assert f"could not write the report: [Errno 28] {ENOSPC}" in out + err
+    assert {p: p.read_bytes() for p in results.rglob("result.json")} == before
+
+
 def test_store_that_refuses_the_configuration_stops_before_any_run(tmp_path, registry, monkeypatch, capfd):
     results = tmp_path / "results"
     first = finished_first(registry, results)
