@@ -617,3 +617,42 @@ def test_results_dir_that_is_a_file(capsys, tmp_path, setup):
     line = one_line_error(capsys, [*setup(), "--results-dir", str(target)])
     assert line == f"error: {target}: the results directory is a file (fix: pass a directory to --results-dir)"
     assert target.read_text() == "keep me\n"
+
+
+def test_bad_input_after_finished_runs_changes_nothing_in_the_store(capsys, tmp_path, setup):
+    """Bad input at every stage (flags, YAML, registry, budget, data, lock) against a store that already holds
+    a finished run and its leaderboard: each stops in one line and not one byte of the store changes."""
+    from harness.store import ResultsStore
+
+    assert main(setup()) == 0
+    capsys.readouterr()
+
+    def snapshot() -> dict[str, bytes]:
+        return {str(p.relative_to(setup.results)): p.read_bytes() for p in setup.results.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    assert any(name.endswith("result.json") for name in before) and any("leaderboard.md" in n for n in before)
+    bad_yaml = tmp_path / "elsewhere" / "bench.yaml"
+    write_benchmark(bad_yaml.parent, extra="").write_text(bad_yaml.read_text().replace("epochs: 1,", "epochs: .inf,"))
+    cases = {
+        "malformed registry": (lambda: setup.registry.write_text("models: [\n"), setup()),
+        "unknown model": (None, [*setup(), "--models", "tfidf-logreg,nope"]),
+        "too many seeds": (None, [*setup(), "--seeds", "101"]),
+        "report-only with --force": (None, [*setup(), "--report-only", "--force"]),
+        "unknown budget": (None, [*setup(), "--budget", "huge"]),
+        "limit above the data": (None, [*setup(), "--limit-train", "100000"]),
+        "train filter syntax": (None, [*setup(), "--train-filter", "lang"]),
+        "missing labels": (None, setup(data_dir_with(tmp_path, train_rows=[("a text", "")]))),
+        "missing data dir": (None, setup(tmp_path / "nowhere")),
+        "infinite epochs in a benchmark path": (None, [*setup(), "--benchmark", str(bad_yaml)]),
+    }
+    registry_text = setup.registry.read_text()
+    for name, (prepare, argv) in cases.items():
+        if prepare:
+            prepare()
+        one_line_error(capsys, argv)
+        setup.registry.write_text(registry_text)
+        assert snapshot() == before, name
+    with ResultsStore(setup.results).lock("bench"):
+        one_line_error(capsys, setup())
+    assert snapshot() == before
