@@ -100,7 +100,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(137)
 
 
-def _record_death(job: Job, store: ResultsStore, process_code: int) -> RunResult:
+def _record_death(job: Job, store: ResultsStore, process_code: int, write: bool = True) -> RunResult:
     code = process_code
     how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     if code == -signal.SIGKILL:
@@ -108,6 +108,8 @@ def _record_death(job: Job, store: ResultsStore, process_code: int) -> RunResult
     kind, message = "ChildProcessDied", f"the run's process {how} before writing its result"
     if code == STORE_FAILED:
         kind, message = "ResultNotWritten", "the run's process could not write its result to the results store"
+        if not write:
+            message += " (the earlier finished result is kept)"
     result = RunResult(
         status="failed",
         benchmark=job.benchmark,
@@ -120,7 +122,8 @@ def _record_death(job: Job, store: ResultsStore, process_code: int) -> RunResult
         error=RunError(type=kind, message=message),
     )
     try:
-        write_result(job.run_dir(store) / RESULT_FILE, result)
+        if write:
+            write_result(job.run_dir(store) / RESULT_FILE, result)
     except OSError as exc:
         # The child's cause is known here; losing it to a traceback would also stop every later model.
         raise ResultNotRecorded(result, exc) from None
@@ -142,8 +145,11 @@ def _run_isolated(job: Job, store: ResultsStore) -> RunResult:
     if process.returncode == 130:
         raise KeyboardInterrupt
     if process.returncode == STORE_FAILED:
-        # Whatever result.json holds is not this attempt's: record the attempt as failed where the store lets us.
-        return _record_death(job, store, process.returncode)
+        # Whatever result.json holds is not this attempt's: record the attempt as failed where the store lets us,
+        # but never over a finished result of this same run (a --force redo): nothing finished is lost.
+        earlier = store.load_result(job.run_dir(store))
+        keep = earlier is not None and earlier.completed and earlier.fingerprint == job.fingerprint
+        return _record_death(job, store, process.returncode, write=not keep)
     result = store.load_result(job.run_dir(store))
     if result is None or result.fingerprint != job.fingerprint:
         result = _record_death(job, store, process.returncode)

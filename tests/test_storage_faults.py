@@ -183,6 +183,21 @@ def test_isolated_child_cannot_write_parent_records_the_failure(tmp_path, regist
     assert board_statuses(results) == {"first": "completed", "victim": "failed", "last": "completed"}
 
 
+def test_forced_redo_that_cannot_be_written_keeps_the_finished_result(tmp_path, registry, monkeypatch, capfd):
+    """--force redoes 'first'; its process cannot write the new result. The earlier finished result stays as
+    it was (the parent could write a failure record, and must not write it over a finished run)."""
+    results = tmp_path / "results"
+    first = finished_first(registry, results)
+    capfd.readouterr()
+    child_hook(tmp_path, monkeypatch, "/runs/first/seed-42/result.json")
+    assert main(tiny_binary_cli_args(registry, results, "--quiet", "--force", "--models", "first")) == 1
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    assert last_line(err) == "1 run(s) failed: first (seed 42) (see the leaderboard)"
+    assert (run_dir(results, "first") / "result.json").read_bytes() == first
+    assert board_statuses(results) == {"first": "completed"}
+
+
 @pytest.mark.parametrize("kill", [False, True], ids=["child-cannot-write", "child-killed"])
 def test_isolated_parent_cannot_record_the_failure_either(tmp_path, registry, monkeypatch, capfd, kill):
     """The finding itself: the parent failing to record a child's failure crashed the whole command (five
