@@ -17,8 +17,9 @@ from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.results import RESULT_FILE, Configuration, RunError, RunResult
-from harness.runner import Job, run_job
+from harness.runner import Job, ResultNotRecorded, run_job
 from harness.store import ResultsStore, StoredRun, atomic_write_bytes, normalize_filter, write_result
+from harness.worker import STORE_FAILED
 
 DEFAULT_BENCHMARK = "amazon_polarity"
 # Amazon Polarity's text has no licence that allows shipping it; this sample (CC BY-SA) ships with the harness.
@@ -99,11 +100,16 @@ def _die_with_parent(parent: int) -> None:
         os._exit(137)
 
 
-def _record_death(job: Job, store: ResultsStore, process_code: int) -> RunResult:
+def _record_death(job: Job, store: ResultsStore, process_code: int, write: bool = True) -> RunResult:
     code = process_code
     how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     if code == -signal.SIGKILL:
         how += " (often the out-of-memory killer)"
+    kind, message = "ChildProcessDied", f"the run's process {how} before writing its result"
+    if code == STORE_FAILED:
+        kind, message = "ResultNotWritten", "the run's process could not write its result to the results store"
+        if not write:
+            message += " (the earlier finished result is kept)"
     result = RunResult(
         status="failed",
         benchmark=job.benchmark,
@@ -113,9 +119,14 @@ def _record_death(job: Job, store: ResultsStore, process_code: int) -> RunResult
         configuration=job.configuration,
         fingerprint=job.fingerprint,
         train_filter=job.train_filter,
-        error=RunError(type="ChildProcessDied", message=f"the run's process {how} before writing its result"),
+        error=RunError(type=kind, message=message),
     )
-    write_result(job.run_dir(store) / RESULT_FILE, result)
+    try:
+        if write:
+            write_result(job.run_dir(store) / RESULT_FILE, result)
+    except OSError as exc:
+        # The child's cause is known here; losing it to a traceback would also stop every later model.
+        raise ResultNotRecorded(result, exc) from None
     return result
 
 
@@ -133,6 +144,12 @@ def _run_isolated(job: Job, store: ResultsStore) -> RunResult:
         raise HarnessInputError(f"model '{job.model}'", "bad input (see the message above)", "fix it and rerun")
     if process.returncode == 130:
         raise KeyboardInterrupt
+    if process.returncode == STORE_FAILED:
+        # Whatever result.json holds is not this attempt's: record the attempt as failed where the store lets us,
+        # but never over a finished result of this same run (a --force redo): nothing finished is lost.
+        earlier = store.load_result(job.run_dir(store))
+        keep = earlier is not None and earlier.completed and earlier.fingerprint == job.fingerprint
+        return _record_death(job, store, process.returncode, write=not keep)
     result = store.load_result(job.run_dir(store))
     if result is None or result.fingerprint != job.fingerprint:
         result = _record_death(job, store, process.returncode)
@@ -314,10 +331,17 @@ def run(config: RunConfig) -> RunSummary:
         quiet_libraries()  # in-process runs draw the libraries' own progress bars otherwise
     with store.lock(spec.name) if is_main_process() else _null():
         if is_main_process():
-            store.write_configuration(configuration)
-            store.set_current(configuration)
-            # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
-            store.write_eval_texts(spec.name, configuration.label, eval_ids, eval_texts)
+            try:
+                store.write_configuration(configuration)
+                store.set_current(configuration)
+                # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
+                store.write_eval_texts(spec.name, configuration.label, eval_ids, eval_texts)
+            except OSError as exc:
+                # Nothing has run yet and no run could be recorded: stop in one line, as the lock does.
+                raise HarnessInputError(
+                    str(store.benchmark_dir(spec.name)), f"cannot write to the results directory ({exc.strerror or exc})",
+                    "free some space or pass a writable --results-dir",
+                ) from None
         for job in jobs:
             _run_one(config, job, store, isolate, summary)
         if is_main_process():
@@ -327,7 +351,7 @@ def run(config: RunConfig) -> RunSummary:
             except OSError as exc:
                 # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
                 summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"
-                _log(config, f"could not write the report: {exc}; rerun with --report-only once there is room")
+                log.warning(f"could not write the report: {exc}; rebuild it with 'report' once there is room")
     _close_process_group()
     return summary
 
@@ -344,18 +368,23 @@ def _run_one(config: RunConfig, job: Job, store: ResultsStore, isolate: bool, su
         return
     if reason and not config.force:
         _log(config, f"- {label}: stored run not used: {reason}")
-    if not done and is_main_process():
-        moved = store.supersede(run_dir, job.configuration.label, job.benchmark) if reason else None
-        if moved is not None:
-            _log(config, f"  the earlier run (another registry entry) is kept at {moved}")
     _log(config, f"- {label}: running")
     start = time.perf_counter()
     try:
+        if not done and reason and is_main_process():
+            moved = store.supersede(run_dir, job.configuration.label, job.benchmark)
+            if moved is not None:
+                _log(config, f"  the earlier run (another registry entry) is kept at {moved}")
         result = _run_isolated(job, store) if isolate else run_job(job)
+    except ResultNotRecorded as exc:
+        # The run failed and the store would not take the record: say so even with --quiet, then go on.
+        summary.failed[label] = exc.describe()
+        log.warning(f"- {label}: FAILED: {summary.failed[label]}")
+        return
     except OSError as exc:
         # The store itself failed (disk full, read-only): say so, keep going with the next run.
         summary.failed[label] = f"could not write to the results store ({exc.strerror or exc})"
-        _log(config, f"  FAILED: {summary.failed[label]}")
+        log.warning(f"- {label}: FAILED: {summary.failed[label]}")
         return
     took = time.perf_counter() - start
     if result is None:  # a secondary process of a distributed run: only the main one records

@@ -158,6 +158,23 @@ def truncation_report(model, data: BenchmarkData, max_length: int, group_columns
     )
 
 
+class ResultNotRecorded(OSError):
+    """A run failed and its failure record could not be written to the store either.
+
+    An ``OSError`` (with the write's errno), so every caller that contains storage faults contains this one;
+    ``result`` is the record that could not be written, with the run's own error.
+    """
+
+    def __init__(self, result: RunResult, cause: OSError):
+        super().__init__(cause.errno, cause.strerror or str(cause), getattr(cause, "filename", None))
+        self.result = result
+
+    def describe(self) -> str:
+        """One line: the run's error, then why it is not in the store."""
+        return (f"{self.result.error.type}: {self.result.error.message}; this failure could not be recorded in the "
+                f"results store either ({self.strerror})")
+
+
 def _failed(job: Job, exc: BaseException, partial: dict) -> RunResult:
     return RunResult(
         **partial,
@@ -309,5 +326,10 @@ def run_job(job: Job) -> RunResult | None:
         if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, HarnessInputError) and not model_stage):
             raise
         result = _failed(job, exc, partial)
-        write_result(run_dir / RESULT_FILE, result)
+        try:
+            write_result(run_dir / RESULT_FILE, result)
+        except OSError as write_error:
+            # The store itself refuses the record (disk full, read-only): the failure must still reach the
+            # caller with its cause, not turn into a traceback that hides it.
+            raise ResultNotRecorded(result, write_error) from None
         return result

@@ -13,27 +13,37 @@ from pathlib import Path
 
 # Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
+# Exit status of a run whose result (or failure record) the results store would not take (disk full, read-only).
+STORE_FAILED = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the job whose JSON file is ``argv[0]``: 0 completed, 1 failed (recorded), 2 bad input, 130 Ctrl-C."""
+    """Run the job whose JSON file is ``argv[0]``.
+
+    Returns 0 completed, 1 failed (recorded), 2 bad input, 3 the store would not take the result, 130 Ctrl-C.
+    """
     argv = sys.argv[1:] if argv is None else argv
     # Ctrl-C reaches every process of the terminal's group, this one included: the parent says what happened
     # and how to resume, so the child stops without a traceback. Imports sit inside for the same reason.
     try:
         from harness.errors import HarnessInputError
-        from harness.runner import Job, run_job
+        from harness.runner import Job, ResultNotRecorded, run_job
 
-        job = Job.model_validate_json(Path(argv[0]).read_text())
-        if not job.show_progress:
-            from harness.models import quiet_libraries
-
-            quiet_libraries()
         try:
+            job = Job.model_validate_json(Path(argv[0]).read_text())
+            if not job.show_progress:
+                from harness.models import quiet_libraries
+
+                quiet_libraries()
             result = run_job(job)
         except HarnessInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:
+            # The store failed, not the model: one line with the cause; the parent records what it can.
+            what = exc.describe() if isinstance(exc, ResultNotRecorded) else f"the results store failed ({exc.strerror or exc})"
+            print(f"error: {Path(argv[0]).parent}: {what}", file=sys.stderr)
+            return STORE_FAILED
         return 0 if result is None or result.completed else 1
     except KeyboardInterrupt:
         return INTERRUPTED

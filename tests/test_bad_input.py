@@ -577,3 +577,82 @@ def test_saved_weights_are_never_unpickled(capsys, tmp_path):
         f"error: {folder}: cannot load a saved model (ValueError: Object arrays cannot be loaded"
     )
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "flags", [["--force"], ["--models", "tfidf-logreg"], ["--seeds", "2"], ["--limit-train", "5"], ["--limit-test", "5"]]
+)
+def test_report_only_refuses_the_flags_it_would_ignore(capsys, setup, flags):
+    """--report-only trains nothing: --force, --models and the rest used to be ignored without a word."""
+    line = one_line_error(capsys, [*setup(), "--report-only", *flags])
+    assert line == (
+        "error: --report-only: trains nothing, so --force, --models, --limit-*, --seeds do not apply "
+        "(fix: drop them, or name the configuration with --configuration)"
+    )
+    assert not setup.results.exists()
+
+
+def test_seeds_have_an_upper_bound(capsys, setup):
+    line = one_line_error(capsys, [*setup(), "--seeds", "101"])
+    assert line == "error: --seeds: must be between 1 and 100, got 101 (fix: pass a smaller --seeds)"
+    assert not setup.results.exists()
+
+
+def test_seeds_past_the_largest_seed_are_refused(capsys, setup):
+    """The budget's seed plus --seeds - 1 must stay a valid seed: 2**31 - 1 + 1 would wrap or crash a library."""
+    (setup.benches / "bench.yaml").write_text(
+        (setup.benches / "bench.yaml").read_text().replace("epochs: 1,", f"seed: {2**31 - 1}, epochs: 1,")
+    )
+    line = one_line_error(capsys, [*setup(), "--seeds", "2"])
+    assert line == (
+        f"error: --seeds: seeds {2**31 - 1}..{2**31} pass the largest seed {2**31 - 1} "
+        "(fix: lower the budget's seed or --seeds)"
+    )
+    assert not setup.results.exists()
+
+
+def test_results_dir_that_is_a_file(capsys, tmp_path, setup):
+    target = tmp_path / "not-a-folder"
+    target.write_text("keep me\n")
+    line = one_line_error(capsys, [*setup(), "--results-dir", str(target)])
+    assert line == f"error: {target}: the results directory is a file (fix: pass a directory to --results-dir)"
+    assert target.read_text() == "keep me\n"
+
+
+def test_bad_input_after_finished_runs_changes_nothing_in_the_store(capsys, tmp_path, setup):
+    """Bad input at every stage (flags, YAML, registry, budget, data, lock) against a store that already holds
+    a finished run and its leaderboard: each stops in one line and not one byte of the store changes."""
+    from harness.store import ResultsStore
+
+    assert main(setup()) == 0
+    capsys.readouterr()
+
+    def snapshot() -> dict[str, bytes]:
+        return {str(p.relative_to(setup.results)): p.read_bytes() for p in setup.results.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    assert any(name.endswith("result.json") for name in before) and any("leaderboard.md" in n for n in before)
+    bad_yaml = tmp_path / "elsewhere" / "bench.yaml"
+    write_benchmark(bad_yaml.parent, extra="").write_text(bad_yaml.read_text().replace("epochs: 1,", "epochs: .inf,"))
+    cases = {
+        "malformed registry": (lambda: setup.registry.write_text("models: [\n"), setup()),
+        "unknown model": (None, [*setup(), "--models", "tfidf-logreg,nope"]),
+        "too many seeds": (None, [*setup(), "--seeds", "101"]),
+        "report-only with --force": (None, [*setup(), "--report-only", "--force"]),
+        "unknown budget": (None, [*setup(), "--budget", "huge"]),
+        "limit above the data": (None, [*setup(), "--limit-train", "100000"]),
+        "train filter syntax": (None, [*setup(), "--train-filter", "lang"]),
+        "missing labels": (None, setup(data_dir_with(tmp_path, train_rows=[("a text", "")]))),
+        "missing data dir": (None, setup(tmp_path / "nowhere")),
+        "infinite epochs in a benchmark path": (None, [*setup(), "--benchmark", str(bad_yaml)]),
+    }
+    registry_text = setup.registry.read_text()
+    for name, (prepare, argv) in cases.items():
+        if prepare:
+            prepare()
+        one_line_error(capsys, argv)
+        setup.registry.write_text(registry_text)
+        assert snapshot() == before, name
+    with ResultsStore(setup.results).lock("bench"):
+        one_line_error(capsys, setup())
+    assert snapshot() == before

@@ -212,3 +212,24 @@ def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):
     with store.lock("tiny_binary"):
         assert not stale.exists() and keep.is_dir()
     assert store.load_result(run_dir) is None
+
+
+@pytest.mark.parametrize("how", [["report"], ["--report-only"]], ids=["report", "report-only"])
+def test_report_takes_the_lock_and_writes_nothing_while_a_run_holds_it(tmp_path, capsys, how):
+    """A report used to rebuild the leaderboard while a run was writing, replacing the run's newer one."""
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(REGISTRY)
+    results = tmp_path / "results"
+    assert main(cli_args(registry, results, "--no-isolate", "--quiet")) == 0
+    board = results / "tiny_binary" / "leaderboard.md"
+    board.unlink()  # a report that slips past the lock would write it again
+    capsys.readouterr()
+    with ResultsStore(results).lock("tiny_binary"):
+        code = main([*how, "--benchmark", "tiny_binary", "--benchmarks-dir", str(ROOT / "tests" / "fixtures" / "benchmarks"),
+                     "--results-dir", str(results), "--quiet"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: {results / 'tiny_binary'}: another run is writing here (pid {os.getpid()}) "
+        "(fix: wait for it to finish, or pass a different --results-dir)\n"
+    )
+    assert not board.exists()
