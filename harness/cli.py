@@ -154,7 +154,12 @@ def _report(args) -> int:
     # One writer of a benchmark's files at a time: a report never overwrites a running job's newer one.
     with store.lock(spec.name):
         board = Leaderboard.from_store(store, spec, args.configuration)
-        path = report.publish(store, board)
+        try:
+            path = report.publish(store, board)
+        except OSError as exc:
+            # A full or read-only store: the runs in it are untouched; say so in one line instead of a traceback.
+            log.warning(f"could not write the report: {exc}; rerun 'report' once there is room")
+            return 1
     log.info(f"leaderboard: {path} (configuration {board.configuration.label})")
     configurations = store.configurations(spec.name)
     if len(configurations) > 1:

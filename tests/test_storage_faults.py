@@ -255,8 +255,6 @@ def test_report_that_cannot_be_written_keeps_every_run(tmp_path, registry, monke
     assert board_statuses(results) == {"first": "completed", "victim": "completed", "last": "completed"}
 
 
-@pytest.mark.xfail(strict=True, reason="needs the OSError hunk in harness.cli._report (the report command's own "
-                   "publish call); remove this marker once it is wired in")
 @pytest.mark.parametrize("how", [["report"], ["--report-only"]], ids=["report", "report-only"])
 def test_report_command_on_a_full_store_is_one_line(tmp_path, registry, monkeypatch, capfd, how):
     results = tmp_path / "results"
