@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-isolate", action="store_true", help="run models in this process (default: one process each)")
     run.add_argument("--no-save-model", action="store_true", help="do not keep fine-tuned weights in the store")
     run.add_argument("--latency-samples", type=_positive_int, default=50, help="timed batch-1 calls per model")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where the grid's runs execute: here (default) or as Ray tasks (pip install '.[ray]')")
+    run.add_argument("--parallel", type=_positive_int, default=None,
+                     help="runs at once: processes on this machine, or the CPUs of a local Ray instance")
+    run.add_argument("--devices", default=None, metavar="0,1,2,3",
+                     help="one run per GPU at once on this machine (CUDA_VISIBLE_DEVICES set per run)")
+    run.add_argument("--ray-address", default=None,
+                     help="a running Ray cluster (default: RAY_ADDRESS, else a local instance for this command)")
     run.add_argument("--log-with", choices=[*TRACKERS, "all"], default=None,
                      help="send training metrics to an experiment tracker through Accelerate (must be installed)")
     run.add_argument("--quiet", action="store_true", help="warnings and errors only")
@@ -202,6 +210,15 @@ def _predict(args) -> int:
     return 0
 
 
+def _devices(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    devices = [d.strip() for d in text.split(",") if d.strip()]
+    if not devices or not all(d.isdigit() for d in devices):
+        raise HarnessInputError("--devices", f"{text!r} is not a list of device numbers", "write e.g. --devices 0,1,2,3")
+    return devices
+
+
 def check_trackers(log_with: str | None) -> list[str] | None:
     """The trackers to hand to Accelerate; one line naming the missing package when one is not installed."""
     if log_with is None:
@@ -247,6 +264,10 @@ def _run(args) -> int:
         save_model=not args.no_save_model,
         fixed_train_sample=args.fixed_train_sample,
         log_with=check_trackers(args.log_with),
+        executor=args.executor,
+        parallel=args.parallel,
+        devices=_devices(args.devices),
+        ray_address=args.ray_address,
     )
     summary = pipeline.run(config)
     if summary.failed:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +12,9 @@ from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
-from harness.results import RESULT_FILE, Configuration, RunError, RunResult
-from harness.runner import Job, ResultNotRecorded, run_job
-from harness.store import ResultsStore, StoredRun, atomic_write_bytes, normalize_filter, write_result
-from harness.worker import STORE_FAILED
+from harness.results import Configuration
+from harness.runner import Job
+from harness.store import ResultsStore, StoredRun, normalize_filter
 
 DEFAULT_BENCHMARK = "amazon_polarity"
 # Amazon Polarity's text has no licence that allows shipping it; this sample (CC BY-SA) ships with the harness.
@@ -48,6 +43,11 @@ class RunConfig:
     save_model: bool = True
     fixed_train_sample: bool = False
     log_with: list[str] | None = None
+    executor: str = "local"  # local | ray: where the grid's runs execute (harness.executors)
+    parallel: int | None = None  # runs at once (local: processes here; ray: CPUs of a local Ray instance)
+    devices: list[str] | None = None  # local: one run per device at once, CUDA_VISIBLE_DEVICES set to it
+    ray_address: str | None = None  # ray: an existing cluster (default RAY_ADDRESS, else a local instance)
+    gpus_per_run: float | None = None  # ray: GPUs each run asks for (default 1 where CUDA is present)
 
 
 @dataclass
@@ -74,86 +74,6 @@ log = logging.getLogger("harness")
 def _log(config: RunConfig, message: str) -> None:
     if not config.quiet and is_main_process():
         log.info(message)
-
-
-def _load_libc():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _load_libc()
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    # Runs in the child between fork and exec. Without it, a run killed with SIGKILL leaves its model's
-    # process behind, still writing into the store while the rerun starts the same model again.
-    _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(137)
-
-
-def _record_death(job: Job, store: ResultsStore, process_code: int, write: bool = True) -> RunResult:
-    code = process_code
-    how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-    if code == -signal.SIGKILL:
-        how += " (often the out-of-memory killer)"
-    kind, message = "ChildProcessDied", f"the run's process {how} before writing its result"
-    if code == STORE_FAILED:
-        kind, message = "ResultNotWritten", "the run's process could not write its result to the results store"
-        if not write:
-            message += " (the earlier finished result is kept)"
-    result = RunResult(
-        status="failed",
-        benchmark=job.benchmark,
-        model=job.model,
-        seed=job.seed,
-        family=job.model_spec.family,
-        configuration=job.configuration,
-        fingerprint=job.fingerprint,
-        train_filter=job.train_filter,
-        error=RunError(type=kind, message=message),
-    )
-    try:
-        if write:
-            write_result(job.run_dir(store) / RESULT_FILE, result)
-    except OSError as exc:
-        # The child's cause is known here; losing it to a traceback would also stop every later model.
-        raise ResultNotRecorded(result, exc) from None
-    return result
-
-
-def _run_isolated(job: Job, store: ResultsStore) -> RunResult:
-    """Run the job in a child process; a child that dies without a result is recorded as failed."""
-    job_path = job.run_dir(store) / "job.json"
-    atomic_write_bytes(job_path, job.model_dump_json().encode("utf-8"))
-    setup = functools.partial(_die_with_parent, os.getpid()) if _LIBC is not None else None
-    # The child must import this same harness even when it is not installed and the cwd is elsewhere.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
-    process = subprocess.run(
-        [sys.executable, "-m", "harness.worker", str(job_path)], check=False, preexec_fn=setup, env=env
-    )
-    if process.returncode == 2:
-        raise HarnessInputError(f"model '{job.model}'", "bad input (see the message above)", "fix it and rerun")
-    if process.returncode == 130:
-        raise KeyboardInterrupt
-    if process.returncode == STORE_FAILED:
-        # Whatever result.json holds is not this attempt's: record the attempt as failed where the store lets us,
-        # but never over a finished result of this same run (a --force redo): nothing finished is lost.
-        earlier = store.load_result(job.run_dir(store))
-        keep = earlier is not None and earlier.completed and earlier.fingerprint == job.fingerprint
-        return _record_death(job, store, process.returncode, write=not keep)
-    result = store.load_result(job.run_dir(store))
-    if result is None or result.fingerprint != job.fingerprint:
-        result = _record_death(job, store, process.returncode)
-    return result
 
 
 def transfer_filters(column: str, spec: BenchmarkSpec, train_values) -> list[dict[str, list[str]] | None]:
@@ -329,7 +249,7 @@ def run(config: RunConfig) -> RunSummary:
         from harness.models import quiet_libraries
 
         quiet_libraries()  # in-process runs draw the libraries' own progress bars otherwise
-    with store.lock(spec.name) if is_main_process() else _null():
+    with store.lock(spec.name, wait=True) if is_main_process() else _null():
         if is_main_process():
             try:
                 store.write_configuration(configuration)
@@ -342,8 +262,8 @@ def run(config: RunConfig) -> RunSummary:
                     str(store.benchmark_dir(spec.name)), f"cannot write to the results directory ({exc.strerror or exc})",
                     "free some space or pass a writable --results-dir",
                 ) from None
-        for job in jobs:
-            _run_one(config, job, store, isolate, summary)
+    _run_jobs(config, jobs, isolate, summary)
+    with store.lock(spec.name, wait=True) if is_main_process() else _null():
         if is_main_process():
             try:
                 summary.leaderboard = report.write_report(store, spec, configuration.label)
@@ -356,46 +276,75 @@ def run(config: RunConfig) -> RunSummary:
     return summary
 
 
-def _run_one(config: RunConfig, job: Job, store: ResultsStore, isolate: bool, summary: RunSummary) -> None:
-    """Skip, run or retry one job; whatever happens to it, the other jobs go on."""
+def make_executor(config: RunConfig):
+    """Where the jobs run: here one at a time (the default), here several at once, or on Ray."""
+    from harness.executors import LocalExecutor, RayExecutor
+
+    if config.executor == "ray":
+        gpus = 1.0 if config.gpus_per_run is None else config.gpus_per_run
+        return RayExecutor(config.ray_address, config.parallel, gpus if _cuda_available() else 0.0, config.force)
+    if config.executor != "local":
+        raise HarnessInputError("--executor", f"unknown executor {config.executor!r}", "use 'local' or 'ray'")
+    return LocalExecutor(config.parallel or 1, config.devices)
+
+
+def _cuda_available() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _label(job: Job) -> str:
     trained_on = "".join(f", trained on {c}={','.join(v)}" for c, v in (job.train_filter or {}).items())
-    label = f"{job.model} (seed {job.seed}{trained_on})"
-    run_dir = job.run_dir(store)
-    done, reason = store.check_run(run_dir, job.fingerprint)
-    if done and not config.force:
-        _log(config, f"- {label}: already complete, skipped (--force to redo)")
-        summary.skipped.append(label)
-        return
-    if reason and not config.force:
-        _log(config, f"- {label}: stored run not used: {reason}")
-    _log(config, f"- {label}: running")
-    start = time.perf_counter()
-    try:
-        if not done and reason and is_main_process():
-            moved = store.supersede(run_dir, job.configuration.label, job.benchmark)
-            if moved is not None:
-                _log(config, f"  the earlier run (another registry entry) is kept at {moved}")
-        result = _run_isolated(job, store) if isolate else run_job(job)
-    except ResultNotRecorded as exc:
-        # The run failed and the store would not take the record: say so even with --quiet, then go on.
-        summary.failed[label] = exc.describe()
-        log.warning(f"- {label}: FAILED: {summary.failed[label]}")
-        return
-    except OSError as exc:
-        # The store itself failed (disk full, read-only): say so, keep going with the next run.
-        summary.failed[label] = f"could not write to the results store ({exc.strerror or exc})"
-        log.warning(f"- {label}: FAILED: {summary.failed[label]}")
-        return
-    took = time.perf_counter() - start
-    if result is None:  # a secondary process of a distributed run: only the main one records
-        return
-    if result.completed:
-        m = result.metrics
-        _log(config, f"  done in {took:.1f}s: accuracy {m.accuracy:.4f}, macro-F1 {m.f1_macro:.4f}")
-        summary.completed.append(label)
-    else:
-        _log(config, f"  FAILED after {took:.1f}s: {result.error.type}: {result.error.message}")
-        summary.failed[label] = result.error.message
+    return f"{job.model} (seed {job.seed}{trained_on})"
+
+
+def _run_jobs(config: RunConfig, jobs: list[Job], isolate: bool, summary: RunSummary) -> None:
+    """Every job through the executor; each outcome is logged and counted, whatever happened to the others."""
+    from harness.executors import Outcome, execute_job
+
+    distributed = is_distributed()
+    one_at_a_time = config.executor == "local" and (config.parallel or 1) == 1 and not config.devices
+
+    def on_start(job: Job, notes: list[str]) -> None:
+        for note in notes:
+            _log(config, f"- {_label(job)}: {note}")
+        if one_at_a_time:
+            _log(config, f"- {_label(job)}: running")
+
+    def execute(job: Job, env: dict[str, str]) -> Outcome:
+        # Under a launcher every rank trains every run together, in this process: no run lock between ranks.
+        return execute_job(job, force=config.force, isolate=isolate, env=env, exclusive=not distributed,
+                           on_start=on_start)
+
+    for job, outcome in make_executor(config).map(jobs, execute):
+        label = _label(job)
+        for note in outcome.notes:
+            _log(config, f"  {note}")
+        if outcome.status == "bad_input":
+            raise HarnessInputError(f"model '{job.model}'", outcome.message, "fix it and rerun")
+        if outcome.status == "interrupted":
+            raise KeyboardInterrupt
+        if outcome.status in ("skipped", "busy"):
+            _log(config, f"- {label}: {outcome.message}")
+            summary.skipped.append(label)
+        elif outcome.status == "completed":
+            prefix = "  " if one_at_a_time else f"- {label}: "
+            _log(config, f"{prefix}done in {outcome.seconds:.1f}s: accuracy {outcome.accuracy:.4f}, "
+                         f"macro-F1 {outcome.f1_macro:.4f}")
+            summary.completed.append(label)
+        elif outcome.status == "store_failed":
+            # Said even with --quiet: the store itself is in trouble, not the model.
+            summary.failed[label] = outcome.message
+            log.warning(f"- {label}: FAILED: {outcome.message}")
+        elif outcome.status == "failed":
+            prefix = "  " if one_at_a_time else f"- {label}: "
+            _log(config, f"{prefix}FAILED after {outcome.seconds:.1f}s: {outcome.message}")
+            summary.failed[label] = outcome.message.split(": ", 1)[-1]
 
 
 def _close_process_group() -> None:

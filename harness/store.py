@@ -353,11 +353,48 @@ class ResultsStore:
         path = self.benchmark_dir(benchmark) / "runs"
         return path if path.is_dir() else None
 
-    # ----- one writer ------------------------------------------------------------------------------------
+    # ----- one writer per run, one writer of a benchmark's report ------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, benchmark: str) -> Iterator[None]:
-        """One writer per benchmark directory; a second run gets a clear message instead of corrupting it."""
+    def run_lock(self, run_dir: Path) -> Iterator[str | None]:
+        """Hold one run for this process: yields None when held, else who holds it ("pid N on host").
+
+        The lock file sits beside the run's folder, not in it, so moving a superseded run aside never moves
+        the lock. flock is advisory and per open file: it works across processes on one machine and, on a
+        shared filesystem that supports it (NFSv4, Lustre, CephFS), across machines.
+        """
+        run_dir = Path(run_dir)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir.parent / f".{run_dir.name}.lock", "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                yield handle.read().strip() or "another process"
+                return
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+                handle.flush()
+            # A writer of this run killed mid-write left only temporary files; no one else writes here now.
+            for stale in run_dir.glob(".*.tmp") if run_dir.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+            yield None
+        finally:
+            handle.close()
+
+    @contextlib.contextmanager
+    def lock(self, benchmark: str, wait: bool = False) -> Iterator[None]:
+        """One writer at a time of a benchmark's shared files (configurations, leaderboards, plots).
+
+        Runs do not hold it while they train: each run has its own lock (:meth:`run_lock`), so several commands,
+        processes or machines can work through one grid together. A command holds this lock only to set up a
+        configuration and to write a report. ``wait``: queue behind the current holder (a run's short sections);
+        otherwise refuse at once with one line (``report``, so it never overwrites a newer leaderboard).
+        """
         directory = self.benchmark_dir(benchmark)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -373,20 +410,26 @@ class ResultsStore:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
-                raise HarnessInputError(
-                    str(directory),
-                    f"another run is writing here ({holder})",
-                    "wait for it to finish, or pass a different --results-dir",
-                ) from None
+                if not wait:
+                    raise HarnessInputError(
+                        str(directory),
+                        f"another run is writing here ({holder})",
+                        "wait for it to finish, or pass a different --results-dir",
+                    ) from None
+                import logging
+
+                logging.getLogger("harness").info(f"waiting for {holder} to finish writing {directory}")
+                fcntl.flock(handle, fcntl.LOCK_EX)
             with contextlib.suppress(OSError):
                 handle.seek(0)
                 handle.truncate()
                 handle.write(f"pid {os.getpid()}")
                 handle.flush()
-            # A writer killed mid-write leaves only its temporary file, never a half target: sweep those now
-            # that no one else can be writing here.
+            # A writer killed mid-write leaves only its temporary file, never a half target: sweep those of the
+            # benchmark's shared files now that no one else writes them. Files inside runs/ belong to the run's
+            # own writer (which may be working right now) and are swept under its run lock.
             for stale in directory.rglob(".*.tmp"):
-                if stale.is_file():
+                if stale.is_file() and "runs" not in stale.relative_to(directory).parts:
                     with contextlib.suppress(OSError):
                         stale.unlink()
             yield

@@ -177,28 +177,33 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     assert kills >= 2
 
 
-def test_second_run_on_the_same_results_dir_is_refused(tmp_path):
+def test_a_second_command_on_the_same_grid_waits_for_the_shared_files_and_skips_held_runs(tmp_path):
+    """One writer per run: while another process holds the benchmark's files, a second command waits for them;
+    a run held by another process is left to it, and every other run is done once."""
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY)
     results = tmp_path / "results"
+    assert main(cli_args(registry, results, "--no-isolate", "--quiet", "--models", "tfidf-c0.5")) == 0
     store = ResultsStore(results)
-    with store.lock("tiny_binary"):
-        out = subprocess.run(
-            [sys.executable, str(ROOT / "run_benchmark.py"), *cli_args(registry, results, "--no-isolate")],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=120,
-        )
-    assert out.returncode == 2
-    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
-    assert out.stderr == (
-        f"error: {results / 'tiny_binary'}: another run is writing here (pid {os.getpid()}) "
-        "(fix: wait for it to finish, or pass a different --results-dir)\n"
-    )
-    assert not list((results / "tiny_binary").glob("configs/*/runs"))
-    with store.lock("tiny_binary"):  # released by the refused run as well as by this one
-        pass
+    (config,) = store.configurations("tiny_binary")
+    held = store.run_dir("tiny_binary", config.label, "tfidf-c4", 42)
+    with store.run_lock(held) as holder:
+        assert holder is None
+        with store.lock("tiny_binary"):
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "run_benchmark.py"), *cli_args(registry, results, "--no-isolate")],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            )
+            time.sleep(3)
+            assert process.poll() is None  # waiting for the benchmark's shared files, not refused
+            assert not (held / "result.json").exists()
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"waiting for pid {os.getpid()} to finish writing" in out
+    assert f"- tfidf-c4 (seed 42): being run by pid {os.getpid()} on {os.uname().nodename}, left to it" in out
+    assert "- tfidf-c0.5 (seed 42): already complete, skipped" in out
+    assert "- tfidf-c16 (seed 42): running" in out and not (held / "result.json").exists()
 
 
 def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):
@@ -209,8 +214,13 @@ def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):
     stale.write_text('{"status": "compl')  # what a SIGKILL in the middle of a write leaves
     keep = run_dir / "checkpoint.tmp"  # not ours: a training loop's own folder
     keep.mkdir()
+    shared = store.benchmark_dir("tiny_binary") / ".leaderboard.md.abc123.tmp"
+    shared.write_text("# Leader")
     with store.lock("tiny_binary"):
-        assert not stale.exists() and keep.is_dir()
+        # the benchmark's own files are swept by its lock; a run's files only by that run's writer
+        assert not shared.exists() and stale.exists()
+    with store.run_lock(run_dir) as holder:
+        assert holder is None and not stale.exists() and keep.is_dir()
     assert store.load_result(run_dir) is None
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import harness.executors
 import harness.store
 from harness.cli import main
 from tests.conftest import FIXTURES, ROOT, tiny_binary_cli_args
@@ -227,7 +228,7 @@ def test_isolated_parent_cannot_record_the_failure_either(tmp_path, registry, mo
 def test_job_file_refused_fails_that_run_only(tmp_path, registry, monkeypatch, capfd):
     """The parent cannot even hand the job to a process: that run fails in one line, the next one runs."""
     results = tmp_path / "results"
-    refuse_writes(monkeypatch, "/runs/victim/seed-42/job.json", module=harness.pipeline)
+    refuse_writes(monkeypatch, "/runs/victim/seed-42/job.json", module=harness.executors)
     assert main(tiny_binary_cli_args(registry, results, "--quiet")) == 1
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
