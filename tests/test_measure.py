@@ -300,3 +300,13 @@ def test_cost_table_cuda_columns_and_seed_mean():
 
 def test_cost_table_skips_failed_models():
     assert cost_section(_board(bad=[])) == []
+
+
+def test_mfu_uses_the_cards_bf16_peak_for_every_precision():
+    from harness.measure import MFU_CONVENTION, mfu_peak_flops
+
+    assert mfu_peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12
+    assert mfu_peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert mfu_peak_flops("Tesla V100-SXM2-16GB") == 125e12  # no bf16: its fp16 tensor-core peak
+    assert mfu_peak_flops("CPU: AMD EPYC") is None
+    assert "bf16 peak" in MFU_CONVENTION and "non-embedding" in MFU_CONVENTION and "real" in MFU_CONVENTION
