@@ -149,9 +149,9 @@ def comparison_warnings(board: Leaderboard) -> list[str]:
     results = board.completed_results
     warnings = []
 
-    def differing(name: str, value_of) -> None:
+    def differing(name: str, value_of, among=None) -> None:
         seen: dict = {}
-        for r in results:
+        for r in among if among is not None else results:
             seen.setdefault(value_of(r), []).append(f"{r.model}/seed {r.seed}")
         if len(seen) > 1:
             parts = "; ".join(f"{escape(k)}: {', '.join(v)}" for k, v in sorted(seen.items(), key=lambda kv: str(kv[0])))
@@ -160,6 +160,8 @@ def comparison_warnings(board: Leaderboard) -> list[str]:
     differing("train rows", lambda r: r.data.train_rows)
     differing("test rows", lambda r: r.data.eval_rows)
     differing("device", lambda r: _get(r, "device", "device_name") or "?")
+    # TF-IDF has no training precision; among the transformers a mix (bf16 here, fp32 there) is worth a warning.
+    differing("training precision", lambda r: r.precision or "?", [r for r in results if r.family == "transformer"])
     differing("harness version", lambda r: _get(r, "environment", "harness_source_sha256") or "?")
     overridable = set(Budget.model_fields) - {"learning_rate", "weight_decay", "warmup_ratio", "seed"}
 
@@ -430,7 +432,8 @@ def cost_section(board: Leaderboard) -> list[str]:
         "included) and model-only (pre-tokenised forward pass; transformers only). Eval samples/s: the whole eval "
         f"split at batch {_get(first, 'inference', 'eval_batch_size') or '?'}, sorted by length, after one "
         "untimed batch. Train real tokens/s counts unpadded tokens. MFU: 6 x non-embedding parameters x real "
-        "tokens / train time / the GPU's dense bf16 peak FLOP/s (n/a on CPU or an unlisted GPU). Params: weights "
+        "tokens / train time / the card's dense bf16 peak FLOP/s, whatever the training precision (n/a on CPU or an "
+        "unlisted GPU). Params: weights "
         "of a transformer, coefficients of a linear model. Peak RSS and CUDA memory are reset between training "
         "and inference; each model runs in its own process."
         + (f" Threads: {thread_text}." if thread_text else "")

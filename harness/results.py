@@ -271,6 +271,9 @@ class RunResult(_Closed):
     budget: Budget | None = Field(None, description="the budget this run trained with (overrides applied)")
     budget_overrides: dict[str, float] = Field(default_factory=dict)
     budget_fields_used: list[str] = Field(default_factory=list, description="budget fields this family reads")
+    precision: str | None = Field(
+        None, description="the precision the run trained in, resolved from the budget's (auto: measured); a resumed run keeps it"
+    )
     model_settings: dict[str, Any] = Field(default_factory=dict, description="the family's own settings")
     trust_remote_code: bool = False
     data: DataInfo | None = None

@@ -287,9 +287,11 @@ def run_job(job: Job) -> RunResult | None:
         atomic_write_json(run_dir / "evaluation_metrics.json", M.exercise_metrics(metrics))
 
         info = model.describe()
+        chosen = training.get("precision")
         result = RunResult(
             **partial,
             status="completed",
+            precision=chosen.get("resolved") if isinstance(chosen, dict) else (chosen or info.get("precision")),
             model_settings=model_settings(model_spec, info),
             metrics=metrics,
             group_metrics=groups,
