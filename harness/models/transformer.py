@@ -701,8 +701,13 @@ class TransformerClassifier:
         return loaded
 
     def save(self, directory: Path) -> None:
-        """safetensors weights + tokenizer: loads with ``transformers.pipeline("text-classification", model=dir)``."""
-        self._unwrapped().save_pretrained(str(directory))
+        """safetensors weights + tokenizer: loads with ``transformers.pipeline("text-classification", model=dir)``.
+
+        After a multi-process fit the full weights gathered through ``accelerator.get_state_dict`` are written,
+        so a model trained under FSDP or DeepSpeed ZeRO-3 saves whole, not one process's shard.
+        """
+        full = getattr(self, "_full_state_dict", None)
+        self._unwrapped().save_pretrained(str(directory), **({"state_dict": full} if full is not None else {}))
         self.tokenizer.save_pretrained(str(directory))
         settings = {"max_length": getattr(self, "max_length", None), "precision": self.precision}
         (Path(directory) / INFERENCE_FILE).write_text(json.dumps(settings) + "\n")
@@ -843,6 +848,13 @@ class TransformerClassifier:
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(budget.warmup_ratio * total_steps), total_steps
         )
+        if accelerator.state.deepspeed_plugin is not None:
+            # There is no DataLoader for Accelerate to read the micro-batch from (DeepSpeed's "auto" would raise
+            # at prepare): each process's share of the budget's global batch is the micro-batch.
+            config = accelerator.state.deepspeed_plugin.deepspeed_config
+            config["train_micro_batch_size_per_gpu"] = budget.batch_size // world
+            config["gradient_accumulation_steps"] = budget.gradient_accumulation_steps
+            config["train_batch_size"] = budget.batch_size * budget.gradient_accumulation_steps
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         self.model = model
         pad_id = self.tokenizer.pad_token_id
@@ -932,6 +944,9 @@ class TransformerClassifier:
         progress.close()
         accelerator.wait_for_everyone()
         seconds = time.perf_counter() - clock_start
+        # Every process takes part in gathering the full weights (FSDP and ZeRO-3 shard them); the main process
+        # keeps them for save(), which only it calls.
+        self._full_state_dict = accelerator.get_state_dict(model) if accelerator.num_processes > 1 else None
         if accelerator.is_main_process and checkpoint.exists():
             import shutil
 
