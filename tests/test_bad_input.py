@@ -653,6 +653,9 @@ def test_bad_input_after_finished_runs_changes_nothing_in_the_store(capsys, tmp_
         one_line_error(capsys, argv)
         setup.registry.write_text(registry_text)
         assert snapshot() == before, name
+    # A report while another process writes the benchmark's files is refused (a run would wait for them).
     with ResultsStore(setup.results).lock("bench"):
-        one_line_error(capsys, setup())
+        line = one_line_error(capsys, ["report", "--benchmark", "bench", "--benchmarks-dir", str(setup.benches),
+                                       "--results-dir", str(setup.results)])
+    assert "another run is writing here" in line
     assert snapshot() == before
