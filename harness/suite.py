@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,13 +106,17 @@ def load_suite_file(path: Path) -> SuiteSpec:
     """Read and validate a suite YAML; any problem is one line naming the file, the entry and the field."""
     raw = read_yaml(path)
     if not isinstance(raw, dict):
-        raise HarnessInputError(str(path), "expected a mapping with 'name' and 'benchmarks'", "see benchmarks/suites/")
+        raise HarnessInputError(
+            str(path), "expected a mapping with 'name' and 'benchmarks'", "see benchmarks/suites/"
+        )
     entries = raw.get("benchmarks") if isinstance(raw.get("benchmarks"), list) else []
 
     def entry_of(loc: list) -> str | None:
         if len(loc) >= 2 and loc[0] == "benchmarks" and isinstance(loc[1], int) and loc[1] < len(entries):
             item = entries[loc[1]]
-            name = item if isinstance(item, str) else item.get("benchmark") if isinstance(item, dict) else None
+            name = (
+                item if isinstance(item, str) else item.get("benchmark") if isinstance(item, dict) else None
+            )
             return f"benchmark '{name}'" if name else f"benchmarks[{loc[1]}]"
         return None
 
@@ -138,11 +143,14 @@ def resolve_suite(
     """
     if data_dir is not None:
         raise HarnessInputError(
-            "--data-dir", "names one benchmark's files; a suite runs several",
+            "--data-dir",
+            "names one benchmark's files; a suite runs several",
             "pass --data-root DIR holding one folder per benchmark (e.g. DIR/sst5, DIR/ag_news)",
         )
     if suite is not None and benchmark is not None:
-        raise HarnessInputError("--suite", "cannot be combined with --benchmark", "list the benchmarks in the suite YAML")
+        raise HarnessInputError(
+            "--suite", "cannot be combined with --benchmark", "list the benchmarks in the suite YAML"
+        )
     root = Path(data_root).expanduser() if data_root is not None else None
     if suite is not None:
         path = find_suite_file(suite, benchmarks_dir)
@@ -157,7 +165,9 @@ def resolve_suite(
         names = [n.strip() for n in (benchmark or "").split(",")]
         if not all(names):
             raise HarnessInputError(
-                f"--benchmark '{benchmark}'", "has an empty name in its comma list", "write e.g. --benchmark sst5,ag_news"
+                f"--benchmark '{benchmark}'",
+                "has an empty name in its comma list",
+                "write e.g. --benchmark sst5,ag_news",
             )
         base, description, where = None, "", "--benchmark"
         entries = [(n, None) for n in names]
@@ -171,21 +181,31 @@ def resolve_suite(
     for entry, entry_dir in entries:
         as_path = Path(entry).expanduser()
         looks_like_path = as_path.suffix in (".yaml", ".yml") or "/" in entry
-        target = str(base / as_path) if looks_like_path and base is not None and not as_path.is_absolute() else entry
+        target = (
+            str(base / as_path)
+            if looks_like_path and base is not None and not as_path.is_absolute()
+            else entry
+        )
         spec, _ = load_benchmark(target, benchmarks_dir)
         if spec.name in [m.spec.name for m in members]:
-            raise HarnessInputError(f"{where} [benchmark '{spec.name}']", "listed twice", "list each benchmark once")
+            raise HarnessInputError(
+                f"{where} [benchmark '{spec.name}']", "listed twice", "list each benchmark once"
+            )
         if spec.name == SUITES_DIR:
             raise HarnessInputError(
                 f"{where} [benchmark '{spec.name}']",
                 f"a benchmark named '{SUITES_DIR}' would share its results folder with the suite summaries",
                 "rename the benchmark",
             )
-        members.append(SuiteMember(benchmark=target, spec=spec, data_dir=_member_data_dir(entry_dir, root, base, spec)))
+        members.append(
+            SuiteMember(benchmark=target, spec=spec, data_dir=_member_data_dir(entry_dir, root, base, spec))
+        )
     return Suite(name=name, members=members, description=description, source=Path(where) if suite else None)
 
 
-def _member_data_dir(entry_dir: str | None, root: Path | None, base: Path | None, spec: BenchmarkSpec) -> Path | None:
+def _member_data_dir(
+    entry_dir: str | None, root: Path | None, base: Path | None, spec: BenchmarkSpec
+) -> Path | None:
     if entry_dir is not None:
         folder = Path(entry_dir).expanduser()
         if folder.is_absolute():
@@ -241,7 +261,9 @@ def model_names(config) -> list[str]:
     registry_path = config.registry_path or default_registry_path()
     names = []
     if config.models or not config.model_specs:
-        names = [m.name for m in select_models(load_registry(registry_path), config.models or "all", registry_path)]
+        names = [
+            m.name for m in select_models(load_registry(registry_path), config.models or "all", registry_path)
+        ]
     return names + [m.name for m in config.model_specs or [] if m.name not in names]
 
 
@@ -259,12 +281,16 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
         budget = config.budget or member.spec.default_budget
         if budget not in member.spec.budgets:
             raise HarnessInputError(
-                f"--budget '{budget}'", f"not a budget of benchmark {member.spec.name} (suite {suite.name})",
+                f"--budget '{budget}'",
+                f"not a budget of benchmark {member.spec.name} (suite {suite.name})",
                 f"choose a profile every benchmark has: {sorted(_common_budgets(suite))}",
             )
     store = ResultsStore(config.results_dir)
-    _say(config, f"suite {suite.name}: {len(suite.members)} benchmarks ({', '.join(suite.names)}), "
-                 f"{len(models)} model(s): {', '.join(models)}")
+    _say(
+        config,
+        f"suite {suite.name}: {len(suite.members)} benchmarks ({', '.join(suite.names)}), "
+        f"{len(models)} model(s): {', '.join(models)}",
+    )
     outcomes = []
     for i, member in enumerate(suite.members, 1):
         outcome = BenchmarkOutcome(name=member.spec.name, data_dir=member.data_dir)
@@ -272,19 +298,27 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
         _say(config, f"=== benchmark {i}/{len(suite.members)}: {member.spec.name} ({where}) ===")
         start = time.perf_counter()
         try:
-            summary = pipeline.run(dataclasses.replace(config, benchmark=member.benchmark, data_dir=member.data_dir))
+            summary = pipeline.run(
+                dataclasses.replace(config, benchmark=member.benchmark, data_dir=member.data_dir)
+            )
             outcome.configuration = summary.configuration
             outcome.failed_runs = dict(summary.failed)
             if pipeline.is_main_process():
                 outcome.board = Leaderboard.from_store(store, member.spec, summary.configuration)
-                outcome.leaderboard = store.config_dir(member.spec.name, summary.configuration) / "leaderboard.md"
+                outcome.leaderboard = (
+                    store.config_dir(member.spec.name, summary.configuration) / "leaderboard.md"
+                )
         except HarnessInputError as exc:
             outcome.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one benchmark's failure must not lose the others
             outcome.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         outcome.seconds = time.perf_counter() - start
         if outcome.error:
-            _say(config, f"benchmark {member.spec.name} FAILED after {outcome.seconds:.1f}s: {outcome.error}", warn=True)
+            _say(
+                config,
+                f"benchmark {member.spec.name} FAILED after {outcome.seconds:.1f}s: {outcome.error}",
+                warn=True,
+            )
         outcomes.append(outcome)
     table = summarize(outcomes, models)
     result = SuiteSummary(suite=suite, models=models, outcomes=outcomes, table=table)
@@ -391,13 +425,18 @@ def f1_resamples(board: Leaderboard, models: list[str], n_boot: int, rng: np.ran
         weights = rng.multinomial(n, counts / n, size=size).astype(np.float64)
         column = 1
         for j, preds in runs.items():
-            scores = [stats.macro_f1.weighted(truth, one_hot[patterns[:, column + s]], weights) for s in range(len(preds))]
+            scores = [
+                stats.macro_f1.weighted(truth, one_hot[patterns[:, column + s]], weights)
+                for s in range(len(preds))
+            ]
             out[start : start + size, j] = np.mean(scores, axis=0)
             column += len(preds)
     return out
 
 
-def rank_resamples(boards: list[Leaderboard], models: list[str], n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+def rank_resamples(
+    boards: list[Leaderboard], models: list[str], n_boot: int = N_BOOT, seed: int = 0
+) -> np.ndarray:
     """Mean rank over the benchmarks of every model on each bootstrap resample, (n_boot, models).
 
     Every benchmark's test examples are resampled independently (:func:`f1_resamples`), the models are ranked on
@@ -411,7 +450,9 @@ def rank_resamples(boards: list[Leaderboard], models: list[str], n_boot: int = N
     return total / max(len(boards), 1)
 
 
-def summarize(outcomes: list[BenchmarkOutcome], models: list[str], n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+def summarize(
+    outcomes: list[BenchmarkOutcome], models: list[str], n_boot: int = N_BOOT, seed: int = 0
+) -> pd.DataFrame:
     """One row per model: per-benchmark macro-F1 and rank, mean rank with its interval, mean cost.
 
     Columns: ``model``, ``mean_rank``, ``mean_rank_low``/``_high`` (95% percentile bootstrap interval),
@@ -446,7 +487,10 @@ def summarize(outcomes: list[BenchmarkOutcome], models: list[str], n_boot: int =
                 "mean_rank_high": np.percentile(resampled, 97.5, axis=0),
                 "best_rank": point.min(axis=0),
                 "worst_rank": point.max(axis=0),
-                "mean_f1_macro": [float(np.mean(f1[done[:, j], j])) if done[:, j].any() else np.nan for j in range(len(models))],
+                "mean_f1_macro": [
+                    float(np.mean(f1[done[:, j], j])) if done[:, j].any() else np.nan
+                    for j in range(len(models))
+                ],
                 "benchmarks_completed": done.sum(axis=0),
             }
         )
@@ -473,7 +517,13 @@ def _fmt(value, digits: int) -> str:
 
 
 def _rank(value: float) -> str:
-    return f"{value:g}" if float(value).is_integer() else f"{value:.1f}" if float(value * 2).is_integer() else f"{value:.2f}"
+    return (
+        f"{value:g}"
+        if float(value).is_integer()
+        else f"{value:.1f}"
+        if float(value * 2).is_integer()
+        else f"{value:.2f}"
+    )
 
 
 def render_markdown(summary: SuiteSummary, out_dir: Path, figure: str | None) -> str:
@@ -487,7 +537,9 @@ def render_markdown(summary: SuiteSummary, out_dir: Path, figure: str | None) ->
         f"Models: {', '.join(escape(m) for m in summary.models)}. Every benchmark ran with the same options in one "
         "command; each has its own leaderboard (linked below) with intervals, per-class scores and cost."
     )
-    devices = sorted({r.device.device_name for o in ran for r in o.board.completed_results if r.device is not None})
+    devices = sorted(
+        {r.device.device_name for o in ran for r in o.board.completed_results if r.device is not None}
+    )
     if devices:
         lines.append(f"Measured on: {', '.join(escape(d) for d in devices)}.")
     lines += ["", "## Benchmarks", ""]
@@ -496,32 +548,75 @@ def render_markdown(summary: SuiteSummary, out_dir: Path, figure: str | None) ->
         if outcome.ran:
             board = outcome.board
             link = (
-                os.path.relpath(outcome.leaderboard, out_dir).replace(os.sep, "/") if outcome.leaderboard else None
+                os.path.relpath(outcome.leaderboard, out_dir).replace(os.sep, "/")
+                if outcome.leaderboard
+                else None
             )
             first = board.completed_results[0] if board.completed_results else None
             rows = f"{first.data.train_rows:,} / {first.data.eval_rows:,}" if first and first.data else "n/a"
             status = "ran" + (f", {len(outcome.failed_runs)} failed run(s)" if outcome.failed_runs else "")
-            bench_rows.append([
-                escape(outcome.name), str(board.spec.num_labels), f"{escape(board.spec.eval_split)}", rows,
-                escape(board.configuration.describe()), f"[{escape(board.configuration.label)}]({link})" if link else escape(board.configuration.label),
-                status, f"{outcome.seconds:.0f}",
-            ])
+            bench_rows.append(
+                [
+                    escape(outcome.name),
+                    str(board.spec.num_labels),
+                    f"{escape(board.spec.eval_split)}",
+                    rows,
+                    escape(board.configuration.describe()),
+                    f"[{escape(board.configuration.label)}]({link})"
+                    if link
+                    else escape(board.configuration.label),
+                    status,
+                    f"{outcome.seconds:.0f}",
+                ]
+            )
         else:
-            bench_rows.append([escape(outcome.name), "", "", "", "", "", f"FAILED: {escape(outcome.error, 300)}",
-                               f"{outcome.seconds:.0f}"])
-    lines.append(tabulate(
-        bench_rows,
-        headers=["benchmark", "classes", "scored on", "train / eval rows", "configuration", "leaderboard", "status", "seconds"],
-        tablefmt="github", disable_numparse=True,
-    ))
+            bench_rows.append(
+                [
+                    escape(outcome.name),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"FAILED: {escape(outcome.error, 300)}",
+                    f"{outcome.seconds:.0f}",
+                ]
+            )
+    lines.append(
+        tabulate(
+            bench_rows,
+            headers=[
+                "benchmark",
+                "classes",
+                "scored on",
+                "train / eval rows",
+                "configuration",
+                "leaderboard",
+                "status",
+                "seconds",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
     if ran and len(table):
-        lines += ["", "## Models across benchmarks", "", _quality_table(table, ran), "", _rank_caption(len(ran), summary)]
+        lines += [
+            "",
+            "## Models across benchmarks",
+            "",
+            _quality_table(table, ran),
+            "",
+            _rank_caption(len(ran), summary),
+        ]
         lines += ["", "## Cost (mean over benchmarks)", "", _cost_table(table, len(ran)), "", COST_CAPTION]
     problems = summary.failed
     if problems:
         lines += ["", "## Failures", ""] + [f"- {escape(p, 400)}" for p in problems]
     if figure:
-        lines += ["", "## Plot", "", f"![Mean rank and macro-F1 per benchmark]({figure})"]
+        caption = (
+            "Mean rank with its interval, and each model's macro-F1 distance from the best per benchmark"
+        )
+        lines += ["", "## Plot", "", f"![{caption}]({figure})"]
     return "\n".join(lines) + "\n"
 
 
@@ -561,18 +656,35 @@ def _quality_table(table: pd.DataFrame, ran: list[BenchmarkOutcome]) -> str:
             cells.append(f"{'failed' if np.isnan(f1) else _fmt(f1, 4)} ({_rank(place)})")
         cells.append(f"{int(rec['benchmarks_completed'])}/{len(ran)}")
         rows.append(cells)
-    headers = ["model", "mean rank [95% interval]", "best–worst", "mean macro-F1",
-               *(escape(o.name) for o in ran), "completed"]
+    headers = [
+        "model",
+        "mean rank [95% interval]",
+        "best–worst",
+        "mean macro-F1",
+        *(escape(o.name) for o in ran),
+        "completed",
+    ]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _cost_table(table: pd.DataFrame, n_benchmarks: int) -> str:
     cuda = table["peak_cuda_mib"].notna().any()
-    headers = ["model", "batch-1 p50 ms", "train s", "peak RSS MiB", *(["peak CUDA MiB"] if cuda else []), "benchmarks"]
+    headers = [
+        "model",
+        "batch-1 p50 ms",
+        "train s",
+        "peak RSS MiB",
+        *(["peak CUDA MiB"] if cuda else []),
+        "benchmarks",
+    ]
     rows = []
     for _, rec in table.iterrows():
-        cells = [escape(rec["model"]), _fmt(rec["latency_p50_ms"], 2), _fmt(rec["train_seconds"], 1),
-                 _fmt(rec["peak_rss_mib"], 0)]
+        cells = [
+            escape(rec["model"]),
+            _fmt(rec["latency_p50_ms"], 2),
+            _fmt(rec["train_seconds"], 1),
+            _fmt(rec["peak_rss_mib"], 0),
+        ]
         if cuda:
             cells.append(_fmt(rec["peak_cuda_mib"], 0))
         cells.append(f"{int(rec['benchmarks_completed'])}/{n_benchmarks}")
@@ -581,7 +693,7 @@ def _cost_table(table: pd.DataFrame, n_benchmarks: int) -> str:
 
 
 def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
-    """Two panels: mean rank with its 95% interval per model, and macro-F1 per benchmark per model.
+    """Two panels: mean rank with its 95% interval per model, and each model's macro-F1 gap to the best per benchmark.
 
     Returns a matplotlib Figure, or None with no model and benchmark to draw.
     """
@@ -600,10 +712,19 @@ def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
     left, right = fig.subplots(1, 2, width_ratios=[1.0, max(1.2, 0.45 * len(benchmarks))])
 
     y = np.arange(n_models)[::-1]  # best on top
-    mean, low, high = (table[c].to_numpy(dtype=float) for c in ("mean_rank", "mean_rank_low", "mean_rank_high"))
+    mean, low, high = (
+        table[c].to_numpy(dtype=float) for c in ("mean_rank", "mean_rank_low", "mean_rank_high")
+    )
     for k, model in enumerate(models):
-        left.errorbar(mean[k], y[k], xerr=[[mean[k] - low[k]], [high[k] - mean[k]]], fmt="o", color=colors[model],
-                      capsize=4, markersize=6)
+        left.errorbar(
+            mean[k],
+            y[k],
+            xerr=[[mean[k] - low[k]], [high[k] - mean[k]]],
+            fmt="o",
+            color=colors[model],
+            capsize=4,
+            markersize=6,
+        )
     left.set_yticks(y, models)
     left.set_xlim(0.5, n_models + 0.5)
     left.set_ylim(-0.6, n_models - 0.4)
@@ -612,22 +733,32 @@ def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
     left.grid(axis="x", alpha=0.3)
     left.set_title("Mean rank over benchmarks")
 
+    # Benchmarks differ far more in difficulty than models do on one benchmark: on a shared macro-F1 axis the
+    # models' gaps vanish. Each point is the model's distance from the best model on that benchmark.
     x = np.arange(len(benchmarks))
-    values = []
-    for model in models:
-        f1 = table.loc[table["model"] == model, [f"f1_macro[{b}]" for b in benchmarks]].to_numpy(dtype=float)[0]
-        values += list(f1[~np.isnan(f1)])
-        right.plot(x, f1, marker="o", color=colors[model], label=model, linewidth=1.2)
-    right.set_xticks(x, benchmarks, rotation=20 if len(benchmarks) > 3 else 0, ha="right" if len(benchmarks) > 3 else "center")
-    right.set_xlim(-0.4, len(benchmarks) - 0.6)
-    if values:
-        low_v, high_v = min(values), max(values)
-        span = max(high_v - low_v, 0.05)
-        # A little past 0 and 1 where the data touch them: a marker at F1 = 1 is drawn whole, not halved.
-        right.set_ylim(max(0.0, low_v - 0.12 * span) - 0.05 * span, min(1.0, high_v + 0.12 * span) + 0.05 * span)
-    right.set_ylabel("macro-F1")
+    f1 = table[[f"f1_macro[{b}]" for b in benchmarks]].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a benchmark no model completed: all-nan column
+        gap = f1 - np.nanmax(f1, axis=0)
+    width = min(0.6, 0.12 * n_models)
+    offsets = np.linspace(-width / 2, width / 2, n_models) if n_models > 1 else np.zeros(1)
+    for k, model in enumerate(models):
+        right.plot(x + offsets[k], gap[k], marker="o", linestyle="none", color=colors[model], label=model)
+    right.axhline(0.0, color="0.6", linewidth=0.8)
+    right.set_xticks(
+        x,
+        benchmarks,
+        rotation=20 if len(benchmarks) > 3 else 0,
+        ha="right" if len(benchmarks) > 3 else "center",
+    )
+    right.set_xlim(-0.5, len(benchmarks) - 0.5)
+    finite = gap[np.isfinite(gap)]
+    lowest = float(finite.min()) if finite.size else 0.0
+    span = max(-lowest, 0.01)
+    right.set_ylim(lowest - 0.12 * span, 0.12 * span)
+    right.set_ylabel("macro-F1 − best on the benchmark")
     right.grid(axis="y", alpha=0.3)
-    right.set_title("Macro-F1 per benchmark")
+    right.set_title("Distance from the best model, per benchmark")
     right.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
 
@@ -667,7 +798,9 @@ def write_summary(summary: SuiteSummary, out_dir: Path) -> Path:
         atomic_write_bytes(out_dir / "summary.png", plots.to_png(fig))
         figure = "summary.png"
     else:
-        (out_dir / "summary.png").unlink(missing_ok=True)  # one from an earlier run would not match this summary
+        (out_dir / "summary.png").unlink(
+            missing_ok=True
+        )  # one from an earlier run would not match this summary
     path = out_dir / "summary.md"
     atomic_write_text(path, render_markdown(summary, out_dir, figure))
     return path

@@ -41,17 +41,30 @@ FOLDERS = {"tiny_binary": "binary", "tiny_three": "three_class", "tiny_multiling
 def suite_yaml(tmp_path: Path, folders: dict[str, str], name: str = "tiny") -> Path:
     entries = "".join(f"  - {{benchmark: {b}, data_dir: {d}}}\n" for b, d in folders.items())
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"name: {name}\ndescription: the hand-made fixtures\ndata_root: {FIXTURES}\nbenchmarks:\n{entries}")
+    path.write_text(
+        f"name: {name}\ndescription: the hand-made fixtures\ndata_root: {FIXTURES}\nbenchmarks:\n{entries}"
+    )
     return path
 
 
 def run(tmp_path: Path, *args: str) -> int:
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY)
-    return main([
-        *args, "--registry", str(registry), "--benchmarks-dir", str(FIXTURES / "benchmarks"),
-        "--results-dir", str(tmp_path / "results"), "--latency-samples", "3", "--no-isolate", "--quiet",
-    ])
+    return main(
+        [
+            *args,
+            "--registry",
+            str(registry),
+            "--benchmarks-dir",
+            str(FIXTURES / "benchmarks"),
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--latency-samples",
+            "3",
+            "--no-isolate",
+            "--quiet",
+        ]
+    )
 
 
 def read_summary(tmp_path: Path, name: str = "tiny") -> tuple[pd.DataFrame, dict, str]:
@@ -66,7 +79,9 @@ def leaderboard_f1(tmp_path: Path, benchmark: str, configuration: str) -> dict[s
 
 
 def test_suite_of_the_three_fixtures_matches_each_leaderboard(tmp_path):
-    code = run(tmp_path, "--suite", str(suite_yaml(tmp_path, FOLDERS)), "--models", "tfidf-logreg,tfidf-1gram")
+    code = run(
+        tmp_path, "--suite", str(suite_yaml(tmp_path, FOLDERS)), "--models", "tfidf-logreg,tfidf-1gram"
+    )
     assert code == 0
     table, payload, markdown = read_summary(tmp_path)
     assert [b["benchmark"] for b in payload["benchmarks"]] == list(FOLDERS)
@@ -77,12 +92,22 @@ def test_suite_of_the_three_fixtures_matches_each_leaderboard(tmp_path):
             # The very number of the benchmark's leaderboard, not a recomputation of it.
             assert table.loc[model, f"f1_macro[{entry['benchmark']}]"] == board[model]
     # Binary: bigrams beat unigrams (23/24 against 18/24 right); the other two are solved by both (a tie: 1.5 each).
-    assert table.loc["tfidf-logreg", "f1_macro[tiny_binary]"] > table.loc["tfidf-1gram", "f1_macro[tiny_binary]"]
-    assert table.loc["tfidf-logreg", ["rank[tiny_binary]", "rank[tiny_three]", "rank[tiny_multilingual]"]].tolist() == [
-        1.0, 1.5, 1.5,
+    assert (
+        table.loc["tfidf-logreg", "f1_macro[tiny_binary]"] > table.loc["tfidf-1gram", "f1_macro[tiny_binary]"]
+    )
+    assert table.loc[
+        "tfidf-logreg", ["rank[tiny_binary]", "rank[tiny_three]", "rank[tiny_multilingual]"]
+    ].tolist() == [
+        1.0,
+        1.5,
+        1.5,
     ]
-    assert table.loc["tfidf-1gram", ["rank[tiny_binary]", "rank[tiny_three]", "rank[tiny_multilingual]"]].tolist() == [
-        2.0, 1.5, 1.5,
+    assert table.loc[
+        "tfidf-1gram", ["rank[tiny_binary]", "rank[tiny_three]", "rank[tiny_multilingual]"]
+    ].tolist() == [
+        2.0,
+        1.5,
+        1.5,
     ]
     assert table.loc["tfidf-logreg", "mean_rank"] == pytest.approx(4 / 3, abs=1e-12)
     assert table.loc["tfidf-1gram", "mean_rank"] == pytest.approx(5 / 3, abs=1e-12)
@@ -91,7 +116,9 @@ def test_suite_of_the_three_fixtures_matches_each_leaderboard(tmp_path):
         row = table.loc[model]
         assert 1.0 <= row["mean_rank_low"] <= row["mean_rank"] <= row["mean_rank_high"] <= 2.0
         assert (row["best_rank"], row["worst_rank"], row["benchmarks_completed"]) == (
-            min(row[f"rank[{b}]"] for b in FOLDERS), max(row[f"rank[{b}]"] for b in FOLDERS), 3,
+            min(row[f"rank[{b}]"] for b in FOLDERS),
+            max(row[f"rank[{b}]"] for b in FOLDERS),
+            3,
         )
         assert row["latency_p50_ms"] > 0 and row["train_seconds"] > 0 and row["peak_rss_mib"] > 0
     binary = table.loc["tfidf-logreg", "f1_macro[tiny_binary]"]
@@ -108,7 +135,9 @@ def test_suite_of_the_three_fixtures_matches_each_leaderboard(tmp_path):
 
 def test_a_benchmark_whose_data_cannot_be_read_fails_alone(tmp_path, capsys):
     folders = {**FOLDERS, "tiny_three": "no_such_folder"}
-    code = run(tmp_path, "--suite", str(suite_yaml(tmp_path, folders)), "--models", "tfidf-logreg,tfidf-1gram")
+    code = run(
+        tmp_path, "--suite", str(suite_yaml(tmp_path, folders)), "--models", "tfidf-logreg,tfidf-1gram"
+    )
     assert code == 1
     assert "benchmark tiny_three" in capsys.readouterr().err
     table, payload, markdown = read_summary(tmp_path)
@@ -116,14 +145,20 @@ def test_a_benchmark_whose_data_cannot_be_read_fails_alone(tmp_path, capsys):
     assert status["tiny_three"]["status"] == "failed" and "no such directory" in status["tiny_three"]["error"]
     assert status["tiny_binary"]["status"] == status["tiny_multilingual"]["status"] == "ran"
     assert "f1_macro[tiny_three]" not in table.columns and "f1_macro[tiny_multilingual]" in table.columns
-    assert table.loc["tfidf-logreg", "mean_rank"] == pytest.approx(1.25)  # ranks 1 and 1.5 over the two that ran
+    assert table.loc["tfidf-logreg", "mean_rank"] == pytest.approx(
+        1.25
+    )  # ranks 1 and 1.5 over the two that ran
     assert "FAILED" in markdown and "## Failures" in markdown
-    assert not has_runs(tmp_path / "results", "tiny_three") and has_runs(tmp_path / "results", "tiny_multilingual")
+    assert not has_runs(tmp_path / "results", "tiny_three") and has_runs(
+        tmp_path / "results", "tiny_multilingual"
+    )
 
 
 def test_a_model_that_failed_takes_the_last_place(tmp_path):
     folders = {k: FOLDERS[k] for k in ("tiny_binary", "tiny_three")}
-    code = run(tmp_path, "--suite", str(suite_yaml(tmp_path, folders)), "--models", "tfidf-broken,tfidf-1gram")
+    code = run(
+        tmp_path, "--suite", str(suite_yaml(tmp_path, folders)), "--models", "tfidf-broken,tfidf-1gram"
+    )
     assert code == 1  # failed runs, as for one benchmark
     table, _, markdown = read_summary(tmp_path)
     broken = table.loc["tfidf-broken"]
@@ -138,10 +173,15 @@ def test_a_comma_list_reads_one_folder_per_benchmark_under_data_root(tmp_path):
     root = tmp_path / "data"
     for benchmark in ("tiny_binary", "tiny_three"):
         shutil.copytree(FIXTURES / FOLDERS[benchmark], root / benchmark)
-    code = run(tmp_path, "--benchmark", "tiny_binary,tiny_three", "--data-root", str(root), "--models", "tfidf-1gram")
+    code = run(
+        tmp_path, "--benchmark", "tiny_binary,tiny_three", "--data-root", str(root), "--models", "tfidf-1gram"
+    )
     assert code == 0
     table, payload, _ = read_summary(tmp_path, "tiny_binary+tiny_three")
-    assert [b["data_dir"] for b in payload["benchmarks"]] == [str(root / "tiny_binary"), str(root / "tiny_three")]
+    assert [b["data_dir"] for b in payload["benchmarks"]] == [
+        str(root / "tiny_binary"),
+        str(root / "tiny_three"),
+    ]
     assert table.loc["tfidf-1gram", "mean_rank"] == 1.0
 
 
@@ -152,8 +192,14 @@ def test_a_comma_list_reads_one_folder_per_benchmark_under_data_root(tmp_path):
         (["--benchmark", "tiny_binary,tiny_thre"], "did you mean 'tiny_three'?"),
         (["--benchmark", "tiny_binary,,tiny_three"], "empty name"),
         (["--benchmark", "tiny_binary,tiny_binary"], "listed twice"),
-        (["--benchmark", "tiny_binary,tiny_three", "--budget", "quick"], "not a budget of benchmark tiny_binary"),
-        (["--benchmark", "tiny_binary,tiny_three", "--models", "tfidf-1gramm"], "did you mean 'tfidf-1gram'?"),
+        (
+            ["--benchmark", "tiny_binary,tiny_three", "--budget", "quick"],
+            "not a budget of benchmark tiny_binary",
+        ),
+        (
+            ["--benchmark", "tiny_binary,tiny_three", "--models", "tfidf-1gramm"],
+            "did you mean 'tfidf-1gram'?",
+        ),
         (["--benchmark", "tiny_binary", "--data-root", "x"], "applies to several benchmarks"),
         (["--suite", "no_such_suite"], "no such suite"),
     ],
@@ -173,17 +219,28 @@ def test_a_misspelt_suite_key_is_named_with_did_you_mean(tmp_path, capsys):
     assert f"error: {path}: unknown field 'benchmark' (did you mean 'benchmarks'?)" in err
     path.write_text("name: bad\nbenchmarks:\n  - {benchmark: tiny_binary, datadir: binary}\n")
     assert run(tmp_path, "--suite", str(path)) == 2
-    assert "[benchmark 'tiny_binary']: unknown field 'datadir' (did you mean 'data_dir'?)" in capsys.readouterr().err
+    assert (
+        "[benchmark 'tiny_binary']: unknown field 'datadir' (did you mean 'data_dir'?)"
+        in capsys.readouterr().err
+    )
 
 
 def test_the_shipped_suite_resolves_one_folder_per_benchmark(tmp_path):
     members = suite.resolve_suite(
-        suite="sentiment", benchmark=None, data_root=tmp_path, data_dir=None, benchmarks_dir=PROJECT_ROOT / "benchmarks"
+        suite="sentiment",
+        benchmark=None,
+        data_root=tmp_path,
+        data_dir=None,
+        benchmarks_dir=PROJECT_ROOT / "benchmarks",
     )
     assert members.name == "sentiment" and members.names == ["sst2", "sst5", "imdb", "amazon_polarity"]
     assert [m.data_dir for m in members.members] == [tmp_path / n for n in members.names]
     no_root = suite.resolve_suite(
-        suite="sentiment", benchmark=None, data_root=None, data_dir=None, benchmarks_dir=PROJECT_ROOT / "benchmarks"
+        suite="sentiment",
+        benchmark=None,
+        data_root=None,
+        data_dir=None,
+        benchmarks_dir=PROJECT_ROOT / "benchmarks",
     )
     assert all(m.data_dir is None for m in no_root.members)  # the hub, as for one benchmark
 
@@ -231,15 +288,20 @@ def test_a_model_right_everywhere_has_rank_one_on_every_resample():
     half = np.r_[labels[:40], wrong[40:]]
     boards = [_fake_board(labels, {"right": [labels], "half": [half], "wrong": [wrong]}, 2)] * 3
     resampled = suite.rank_resamples(boards, ["wrong", "right", "half"], n_boot=500)
-    assert (resampled[:, 1] == 1.0).all() and (resampled[:, 2] == 2.0).all() and (resampled[:, 0] == 3.0).all()
+    assert (
+        (resampled[:, 1] == 1.0).all() and (resampled[:, 2] == 2.0).all() and (resampled[:, 0] == 3.0).all()
+    )
 
 
 def test_the_summary_figure_keeps_values_and_names_inside():
     table = pd.DataFrame(
         {
             "model": ["distilbert-base-uncased", "tfidf-logreg", "minilm-l6"],
-            "mean_rank": [1.33, 1.67, 3.0], "mean_rank_low": [1.0, 1.33, 2.67], "mean_rank_high": [1.67, 2.0, 3.0],
-            "f1_macro[sst5]": [0.52, 0.41, np.nan], "f1_macro[ag_news]": [0.91, 0.88, 0.90],
+            "mean_rank": [1.33, 1.67, 3.0],
+            "mean_rank_low": [1.0, 1.33, 2.67],
+            "mean_rank_high": [1.67, 2.0, 3.0],
+            "f1_macro[sst5]": [0.52, 0.41, np.nan],
+            "f1_macro[ag_news]": [0.91, 0.88, 0.90],
             "f1_macro[amazon_polarity]": [1.0, 0.86, 0.89],
         }
     )
@@ -251,11 +313,25 @@ def test_a_suite_of_three_real_benchmarks(tmp_path):
     for name in ("sst5", "ag_news", "amazon_polarity"):
         shared_data(name)
     root = Path(shared_data("sst5")).parent
-    code = main([
-        "--benchmark", "sst5,ag_news,amazon_polarity", "--data-root", str(root), "--models", "tfidf-logreg",
-        "--limit-train", "1000", "--limit-test", "500", "--results-dir", str(tmp_path), "--quiet",
-        "--latency-samples", "5",
-    ])
+    code = main(
+        [
+            "--benchmark",
+            "sst5,ag_news,amazon_polarity",
+            "--data-root",
+            str(root),
+            "--models",
+            "tfidf-logreg",
+            "--limit-train",
+            "1000",
+            "--limit-test",
+            "500",
+            "--results-dir",
+            str(tmp_path),
+            "--quiet",
+            "--latency-samples",
+            "5",
+        ]
+    )
     assert code == 0
     table = pd.read_csv(tmp_path / "suites" / "sst5+ag_news+amazon_polarity" / "summary.csv")
     assert table["benchmarks_completed"].tolist() == [3]
