@@ -223,6 +223,11 @@ def _run(args) -> int:
 
     if args.list:
         return _list(args)
+    if args.report_only and suite_requested(args):
+        raise HarnessInputError(
+            "--report-only", "rebuilds one benchmark's leaderboard, not a suite's summary",
+            "rerun the suite command: finished runs are skipped and the summary is rebuilt",
+        )
     if args.report_only:
         if args.force or args.models != "all" or args.limit_train or args.limit_test or args.seeds != 1:
             raise HarnessInputError(

@@ -185,6 +185,33 @@ def test_a_comma_list_reads_one_folder_per_benchmark_under_data_root(tmp_path):
     assert table.loc["tfidf-1gram", "mean_rank"] == 1.0
 
 
+def test_the_python_api_runs_a_suite_and_returns_the_table(tmp_path):
+    from harness import run_suite
+    from harness.config import ModelSpec
+
+    root = tmp_path / "data"
+    for benchmark in ("tiny_binary", "tiny_three"):
+        shutil.copytree(FIXTURES / FOLDERS[benchmark], root / benchmark)
+    result = run_suite(
+        ["tiny_binary", "tiny_three"],
+        models=[ModelSpec(name="tfidf-uni", family="tfidf", tfidf={"ngram_max": 1, "min_df": 1})],
+        data_root=root,
+        results_dir=tmp_path / "results",
+        benchmarks_dir=FIXTURES / "benchmarks",
+        isolate=False,
+        latency_samples=3,
+    )
+    assert (
+        not result.failed
+        and result.path == tmp_path / "results" / "suites" / "tiny_binary+tiny_three" / "summary.md"
+    )
+    assert [o.name for o in result.outcomes] == ["tiny_binary", "tiny_three"]
+    row = result.table.set_index("model").loc["tfidf-uni"]
+    assert (
+        row["f1_macro[tiny_binary]"] == result.outcomes[0].board.rows[0].f1_macro and row["mean_rank"] == 1.0
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -202,6 +229,7 @@ def test_a_comma_list_reads_one_folder_per_benchmark_under_data_root(tmp_path):
         ),
         (["--benchmark", "tiny_binary", "--data-root", "x"], "applies to several benchmarks"),
         (["--suite", "no_such_suite"], "no such suite"),
+        (["--benchmark", "tiny_binary,tiny_three", "--report-only"], "rerun the suite command"),
     ],
 )
 def test_bad_suite_input_is_one_line_before_anything_runs(tmp_path, capsys, args, expected):
