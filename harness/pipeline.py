@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.data import data_identity, load_benchmark_data
@@ -19,6 +20,9 @@ from harness.registry import default_registry_path, load_benchmark, load_registr
 from harness.results import RESULT_FILE, Configuration, RunError, RunResult
 from harness.runner import Job, run_job
 from harness.store import ResultsStore, StoredRun, atomic_write_bytes, normalize_filter, write_result
+
+if TYPE_CHECKING:  # imported where the report is written: a model's worker process never needs it
+    from harness.leaderboard import Leaderboard
 
 DEFAULT_BENCHMARK = "amazon_polarity"
 # Amazon Polarity's text has no licence that allows shipping it; this sample (CC BY-SA) ships with the harness.
@@ -57,6 +61,7 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     leaderboard: Path | None = None
+    board: Leaderboard | None = None  # what the report was drawn from: suites and the API use it, not the store
 
 
 def is_distributed() -> bool:
@@ -322,7 +327,10 @@ def run(config: RunConfig) -> RunSummary:
             _run_one(config, job, store, isolate, summary)
         if is_main_process():
             try:
-                summary.leaderboard = report.write_report(store, spec, configuration.label)
+                from harness.leaderboard import Leaderboard
+
+                summary.board = Leaderboard.from_store(store, spec, configuration.label)
+                summary.leaderboard = report.publish(store, summary.board)
                 _log(config, f"leaderboard: {summary.leaderboard}")
             except OSError as exc:
                 # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.

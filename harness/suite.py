@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -176,7 +177,8 @@ def resolve_suite(
             # Paths or long lists: a readable head and a hash keep the folder name short and unique.
             from harness.results import stable_hash
 
-            name = "+".join(Path(n).stem for n in names)[:80] + "-" + stable_hash(names, 8)
+            stems = (re.sub(r"[^A-Za-z0-9._-]", "_", Path(n).stem).strip("._-") or "b" for n in names)
+            name = "+".join(stems)[:80] + "-" + stable_hash(names, 8)
     members: list[SuiteMember] = []
     for entry, entry_dir in entries:
         as_path = Path(entry).expanduser()
@@ -277,6 +279,10 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
     from harness.store import ResultsStore
 
     models = model_names(config)
+    if not 1 <= config.seeds <= pipeline.MAX_SEEDS:
+        raise HarnessInputError(
+            "--seeds", f"must be between 1 and {pipeline.MAX_SEEDS}, got {config.seeds}", "pass a smaller --seeds"
+        )
     for member in suite.members:
         budget = config.budget or member.spec.default_budget
         if budget not in member.spec.budgets:
@@ -304,7 +310,8 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
             outcome.configuration = summary.configuration
             outcome.failed_runs = dict(summary.failed)
             if pipeline.is_main_process():
-                outcome.board = Leaderboard.from_store(store, member.spec, summary.configuration)
+                # The leaderboard the benchmark's report was just drawn from, or read once if that failed.
+                outcome.board = summary.board or Leaderboard.from_store(store, member.spec, summary.configuration)
                 outcome.leaderboard = (
                     store.config_dir(member.spec.name, summary.configuration) / "leaderboard.md"
                 )
