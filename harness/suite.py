@@ -2,9 +2,9 @@
 
 A suite is a comma list (``--benchmark sst5,ag_news --data-root DATA``) or a YAML file (``--suite NAME|PATH``,
 schema :class:`~harness.config.SuiteSpec`). Each benchmark runs through :func:`harness.pipeline.run` with the
-same models, budget profile and limits, exactly as ``--benchmark NAME`` alone would (same store, same skipping
-of finished runs); a benchmark that fails (its data cannot be read, its report cannot be written) is recorded and
-the next one runs. The summary reads each benchmark's :class:`~harness.leaderboard.Leaderboard` of the
+same models, budget profile and limits, exactly as ``--benchmark NAME`` alone would (same store, same
+skipping of finished runs); a benchmark that fails (its data cannot be read, an unexpected error) is recorded
+and the next one runs. The summary reads each benchmark's :class:`~harness.leaderboard.Leaderboard` of the
 configuration just run, once, and writes ``<results>/suites/<suite>/summary.md`` with ``summary.csv``,
 ``summary.json`` and ``summary.png``:
 
@@ -80,7 +80,7 @@ class Suite:
 
 
 def wants_suite(benchmark: str | None, suite: str | None) -> bool:
-    """Whether the command line asks for a suite: ``--suite``, or several comma-separated ``--benchmark`` names."""
+    """Whether the command line asks for a suite: ``--suite``, or a comma list in ``--benchmark``."""
     return suite is not None or (benchmark is not None and "," in benchmark)
 
 
@@ -259,7 +259,7 @@ class SuiteSummary:
 
 
 def model_names(config) -> list[str]:
-    """The models a run command selects, validated now so that a misspelt name stops the suite before it starts."""
+    """The models a run command selects, validated now: a misspelt name stops the suite before it starts."""
     registry_path = config.registry_path or default_registry_path()
     names = []
     if config.models or not config.model_specs:
@@ -270,10 +270,11 @@ def model_names(config) -> list[str]:
 
 
 def run_suite(suite: Suite, config) -> SuiteSummary:
-    """Run every benchmark of ``suite`` with the options of ``config`` (a ``pipeline.RunConfig``), then summarise.
+    """Run every benchmark of ``suite`` with the options of ``config`` (a ``RunConfig``), then summarise.
 
-    Problems with the suite, its benchmarks' YAML, the models or the budget stop everything before any training
-    (:class:`HarnessInputError`); a benchmark that fails while it runs is recorded and the next one runs.
+    Problems with the suite, its benchmarks' YAML, the models or the budget stop everything before any
+    training (:class:`HarnessInputError`); a benchmark that fails while it runs is recorded and the next one
+    runs.
     """
     from harness import pipeline
     from harness.store import ResultsStore
@@ -281,7 +282,9 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
     models = model_names(config)
     if not 1 <= config.seeds <= pipeline.MAX_SEEDS:
         raise HarnessInputError(
-            "--seeds", f"must be between 1 and {pipeline.MAX_SEEDS}, got {config.seeds}", "pass a smaller --seeds"
+            "--seeds",
+            f"must be between 1 and {pipeline.MAX_SEEDS}, got {config.seeds}",
+            "pass a smaller --seeds",
         )
     for member in suite.members:
         budget = config.budget or member.spec.default_budget
@@ -311,7 +314,9 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
             outcome.failed_runs = dict(summary.failed)
             if pipeline.is_main_process():
                 # The leaderboard the benchmark's report was just drawn from, or read once if that failed.
-                outcome.board = summary.board or Leaderboard.from_store(store, member.spec, summary.configuration)
+                outcome.board = summary.board or Leaderboard.from_store(
+                    store, member.spec, summary.configuration
+                )
                 outcome.leaderboard = (
                     store.config_dir(member.spec.name, summary.configuration) / "leaderboard.md"
                 )
@@ -391,7 +396,7 @@ def ranks(scores: np.ndarray) -> np.ndarray:
 
 
 def f1_resamples(board: Leaderboard, models: list[str], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Macro-F1 of every model on ``n_boot`` bootstrap resamples of the benchmark's test examples, (n_boot, models).
+    """Macro-F1 of every model on ``n_boot`` resamples of the benchmark's test examples: (n_boot, models).
 
     One resample draws the test examples with replacement, the same draw for every model and seed (a paired
     bootstrap); a model's score is the mean over its seeds, as in its leaderboard. Examples are grouped by their
@@ -700,7 +705,7 @@ def _cost_table(table: pd.DataFrame, n_benchmarks: int) -> str:
 
 
 def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
-    """Two panels: mean rank with its 95% interval per model, and each model's macro-F1 gap to the best per benchmark.
+    """Two panels: each model's mean rank with its 95% interval, and its macro-F1 gap to the best per benchmark.
 
     Returns a matplotlib Figure, or None with no model and benchmark to draw.
     """

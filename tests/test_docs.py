@@ -33,7 +33,11 @@ def test_every_field_is_documented_with_its_default(schema):
         elif isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
             assert float(cell.strip("`").split()[0]) == field.default, name
         elif isinstance(field.default, str):
-            quoted = field.default if field.default.strip() == field.default and field.default else f'"{field.default}"'
+            quoted = (
+                field.default
+                if field.default.strip() == field.default and field.default
+                else f'"{field.default}"'
+            )
             assert cell.startswith(f"`{quoted}`"), name
         elif field.default is None:
             assert cell.startswith("none"), name
