@@ -660,7 +660,9 @@ def _quality_table(table: pd.DataFrame, ran: list[BenchmarkOutcome]) -> str:
         cells = [
             escape(rec["model"]),
             f"{_fmt(rec['mean_rank'], 2)} [{_fmt(rec['mean_rank_low'], 2)}, {_fmt(rec['mean_rank_high'], 2)}]",
-            f"{_rank(rec['best_rank'])}–{_rank(rec['worst_rank'])}",
+            _rank(rec["best_rank"])
+            if rec["best_rank"] == rec["worst_rank"]
+            else f"{_rank(rec['best_rank'])}–{_rank(rec['worst_rank'])}",
             _fmt(rec["mean_f1_macro"], 4),
         ]
         for outcome in ran:
