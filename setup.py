@@ -25,6 +25,10 @@ class BuildPyWithDefaults(build_py):
         shutil.copy2(ROOT / "models_registry.yaml", target / "models_registry.yaml")
         for path in sorted((ROOT / "benchmarks").glob("*.yaml")):
             shutil.copy2(path, target / "benchmarks" / path.name)
+        # Suites (several benchmarks in one command) are found by name in benchmarks/suites/.
+        (target / "benchmarks" / "suites").mkdir(exist_ok=True)
+        for path in sorted((ROOT / "benchmarks" / "suites").glob("*.yaml")):
+            shutil.copy2(path, target / "benchmarks" / "suites" / path.name)
 
 
 setup(cmdclass={"build_py": BuildPyWithDefaults})

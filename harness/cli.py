@@ -72,9 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", default="all", help="'all' or comma-separated registry names (default: all)")
     run.add_argument("--benchmark", default=None,
                      help="benchmark name or a YAML path (default: amazon_polarity; with the hub out of reach and "
-                     "no --data-dir, the sample that ships with the harness)")
+                     "no --data-dir, the sample that ships with the harness); a comma list (sst5,ag_news) runs them "
+                     "all as a suite and writes results/suites/<a+b>/summary.md")
     run.add_argument("--budget", default=None, help="budget profile of the benchmark (default: its default_budget)")
     run.add_argument("--data-dir", type=Path, default=None, help="local train/test CSV or Parquet files instead of the hub")
+    # Suites: several benchmarks in one command (harness/suite.py).
+    run.add_argument("--suite", default=None, metavar="NAME|PATH",
+                     help="run a suite YAML (benchmarks/suites/NAME.yaml or a path) and write "
+                     "results/suites/<suite>/summary.md across its benchmarks")
+    run.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                     help="with a suite or a comma list: a folder holding one data folder per benchmark, "
+                     "DIR/<benchmark> unless the suite YAML names another (--data-dir names one benchmark's files)")
     run.add_argument("--limit-train", type=_positive_int, default=None, help="stratified train subsample (drawn per seed)")
     run.add_argument("--limit-test", type=_positive_int, default=None, help="stratified fixed-seed test subsample")
     run.add_argument("--fixed-train-sample", action="store_true",
@@ -237,6 +245,11 @@ def _run(args) -> int:
 
     if args.list:
         return _list(args)
+    if args.report_only and suite_requested(args):
+        raise HarnessInputError(
+            "--report-only", "rebuilds one benchmark's leaderboard, not a suite's summary",
+            "rerun the suite command: finished runs are skipped and the summary is rebuilt",
+        )
     if args.report_only:
         if args.force or args.models != "all" or args.limit_train or args.limit_test or args.seeds != 1:
             raise HarnessInputError(
@@ -269,9 +282,36 @@ def _run(args) -> int:
         devices=_devices(args.devices),
         ray_address=args.ray_address,
     )
+    if suite_requested(args):
+        return _run_suite(args, config)
+    if args.data_root is not None:
+        raise HarnessInputError(
+            "--data-root", "applies to several benchmarks (a comma list or --suite)", "pass --data-dir for one benchmark"
+        )
     summary = pipeline.run(config)
     if summary.failed:
         print(f"{len(summary.failed)} run(s) failed: {', '.join(summary.failed)} (see the leaderboard)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def suite_requested(args) -> bool:
+    from harness.suite import wants_suite
+
+    return wants_suite(args.benchmark, args.suite)
+
+
+def _run_suite(args, config) -> int:
+    from harness import suite
+
+    if args.transfer_matrix:
+        raise HarnessInputError("--transfer-matrix", "runs on one benchmark", "drop it, or run the benchmarks apart")
+    members = suite.resolve_suite(suite=args.suite, benchmark=args.benchmark, data_root=args.data_root,
+                                  data_dir=args.data_dir, benchmarks_dir=args.benchmarks_dir)
+    outcome = suite.run_suite(members, config)
+    if outcome.failed:
+        print(f"{len(outcome.failed)} problem(s) in suite {members.name}: {'; '.join(outcome.failed)} "
+              "(see the summary and each leaderboard)", file=sys.stderr)
         return 1
     return 0
 

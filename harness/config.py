@@ -313,6 +313,42 @@ class RegistryFile(Strict):
     models: list[ModelSpec] = Field(min_length=1)
 
 
+def _entry_from_name(value: Any) -> Any:
+    # `benchmarks: [sst2, sst5]` is the short form of `- {benchmark: sst2}`.
+    return {"benchmark": value} if isinstance(value, str) else value
+
+
+class SuiteEntry(Strict):
+    """One benchmark of a suite and where its data lies."""
+
+    benchmark: str = Field(description="a benchmark name, or a benchmark YAML path relative to the suite file")
+    data_dir: str | None = Field(
+        None,
+        description="its data folder, relative to the data root (or to the suite file without one); default: the "
+        "folder named after the benchmark inside the data root, or the hub when there is no data root",
+    )
+
+    @field_validator("benchmark", "data_dir")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "\x00" in value):
+            raise ValueError("must not be empty")
+        return value
+
+
+class SuiteSpec(Strict):
+    """A suite (``benchmarks/suites/<name>.yaml``): several benchmarks run by one command and summarised together."""
+
+    name: str
+    description: str = ""
+    data_root: str | None = Field(
+        None, description="folder holding one data folder per benchmark, relative to the suite file; --data-root wins"
+    )
+    benchmarks: list[Annotated[SuiteEntry, BeforeValidator(_entry_from_name)]] = Field(min_length=1)
+
+    _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+
 class _SafeUniqueKeyLoader(yaml.SafeLoader):
     """The safe loader (no Python tags, so loading never runs code), refusing a key given twice in one mapping:
     plain YAML keeps the last silently, which turns a pasted-twice ``budgets:`` into a quiet change of budget."""

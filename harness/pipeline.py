@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.data import data_identity, load_benchmark_data
@@ -15,6 +16,9 @@ from harness.registry import default_registry_path, load_benchmark, load_registr
 from harness.results import Configuration
 from harness.runner import Job
 from harness.store import ResultsStore, StoredRun, normalize_filter
+
+if TYPE_CHECKING:  # imported where the report is written: a model's worker process never needs it
+    from harness.leaderboard import Leaderboard
 
 DEFAULT_BENCHMARK = "amazon_polarity"
 # Amazon Polarity's text has no licence that allows shipping it; this sample (CC BY-SA) ships with the harness.
@@ -58,6 +62,7 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     leaderboard: Path | None = None
+    board: Leaderboard | None = None  # what the report was drawn from: suites and the API use it, not the store
 
 
 def is_distributed() -> bool:
@@ -266,7 +271,10 @@ def run(config: RunConfig) -> RunSummary:
     with store.lock(spec.name, wait=True) if is_main_process() else _null():
         if is_main_process():
             try:
-                summary.leaderboard = report.write_report(store, spec, configuration.label)
+                from harness.leaderboard import Leaderboard
+
+                summary.board = Leaderboard.from_store(store, spec, configuration.label)
+                summary.leaderboard = report.publish(store, summary.board)
                 _log(config, f"leaderboard: {summary.leaderboard}")
             except OSError as exc:
                 # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
