@@ -196,7 +196,7 @@ def header_lines(board: Leaderboard) -> list[str]:
     lines = [
         f"# Leaderboard: {escape(spec.name)}",
         "",
-        spec.description.strip(),
+        escape(spec.description.strip()),
         "",
         f"- **Configuration**: `{configuration.label}`: {configuration.describe()}",
         f"- **Shared budget** (every model; a row's own overrides are in its notes): {budget_text(configuration.budget)}",
