@@ -114,6 +114,9 @@ def main() -> int:
     parser.add_argument("--latency-samples", type=int, default=5)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    parser.add_argument("--offset", type=float, default=0.0,
+                        help="seconds added to every kill moment: the start-up each attempt pays (process start, "
+                        "data, weights) before training, so kills land in training and checkpoints are resumed")
     parser.add_argument("--checkpoint-seconds", type=float, default=5.0,
                         help="a transformer checkpoints this often (TEXTCLF_BENCH_CHECKPOINT_S)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the two stores (default: a temporary one)")
@@ -161,7 +164,7 @@ def main() -> int:
     # Moments averaging an uninterrupted run's length over the number of kills: together the attempts cover
     # about one whole run (the checkpoints keep their progress), so the kills land all along it, in data
     # loading, TF-IDF, training, checkpointing, prediction and writing, and the proof stays within minutes.
-    moments = [round(rng.uniform(1.0, 2 * full / args.kills), 1) for _ in range(args.kills)]
+    moments = [round(args.offset + rng.uniform(1.0, 2 * full / args.kills), 1) for _ in range(args.kills)]
     print(f"\nkill moments (seconds after each attempt starts): {moments}")
     for attempt, moment in enumerate([*moments, None], start=1):
         before = (finished(killed), checkpoint_steps(killed))
