@@ -1020,10 +1020,15 @@ class TransformerClassifier:
         save_random_states(tmp, accelerator.process_index)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            (tmp / "harness_state.json").write_text(json.dumps({**state, "budget": budget.model_dump()}))
+            # The marker is written last and atomically: a folder holding it is a whole checkpoint.
+            marker = tmp / "harness_state.json"
+            marker.with_suffix(".json.part").write_text(json.dumps({**state, "budget": budget.model_dump()}))
+            os.replace(marker.with_suffix(".json.part"), marker)
             import shutil
 
             shutil.rmtree(directory, ignore_errors=True)
+            # A kill between these two lines leaves only the whole new checkpoint in tmp: _read_checkpoint
+            # promotes it, so the run resumes from it instead of starting over.
             os.replace(tmp, directory)
         accelerator.wait_for_everyone()
 
@@ -1031,9 +1036,18 @@ class TransformerClassifier:
     def _read_checkpoint(directory: Path, budget: Budget) -> dict | None:
         """This run's saved state, or None when there is none or it belongs to another budget."""
         marker = directory / "harness_state.json"
+        pending = directory.with_name(directory.name + ".tmp")
+        if not marker.exists() and (pending / "harness_state.json").exists():
+            # Killed after removing the old checkpoint, before renaming the new one. Every process may try;
+            # the one that loses the rename finds the marker in place.
+            with contextlib.suppress(OSError):
+                os.replace(pending, directory)
         if not marker.exists():
             return None
-        saved = json.loads(marker.read_text())
+        try:
+            saved = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return None  # not a whole checkpoint: start over rather than fail the run
         if saved.pop("budget", None) != budget.model_dump() or "precision" not in saved:
             return None  # a checkpoint of a different budget (or an older layout) is not this run's: start over
         return saved
