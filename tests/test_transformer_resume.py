@@ -167,3 +167,22 @@ def test_resumed_run_predicts_exactly_as_an_uninterrupted_one(tmp_path, monkeypa
         assert got == [(p["step"], p["examples"]) for p in reference["loss_curve"]]
         assert np.allclose([p["loss"] for p in report["loss_curve"]], [p["loss"] for p in reference["loss_curve"]],
                            rtol=0, atol=1e-6)
+
+
+def test_a_checkpoint_left_half_renamed_is_resumed_not_dropped(tmp_path):
+    """A kill between removing the old checkpoint and renaming the new one leaves only checkpoint.tmp, whole."""
+    from harness.config import Budget
+    from harness.models.transformer import TransformerClassifier
+
+    budget = Budget(epochs=1, batch_size=8)
+    checkpoint = tmp_path / "checkpoint"
+    pending = tmp_path / "checkpoint.tmp"
+    pending.mkdir()
+    (pending / "model.safetensors").write_bytes(b"weights")
+    (pending / "harness_state.json").write_text(json.dumps({"step": 7, "precision": "fp32", "budget": budget.model_dump()}))
+    saved = TransformerClassifier._read_checkpoint(checkpoint, budget)
+    assert saved == {"step": 7, "precision": "fp32"}
+    assert (checkpoint / "model.safetensors").read_bytes() == b"weights" and not pending.exists()
+    # a marker cut short by a kill is no checkpoint: the run starts over instead of failing
+    (checkpoint / "harness_state.json").write_text('{"step": 9, "prec')
+    assert TransformerClassifier._read_checkpoint(checkpoint, budget) is None
