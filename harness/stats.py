@@ -199,23 +199,10 @@ def paired_bootstrap(
     """
     y_true, prob_a = _as_arrays(y_true, prob_a)
     _, prob_b = _as_arrays(y_true, prob_b)
-    diff = float(metric(y_true, prob_a) - metric(y_true, prob_b))
-    va, vb = _resample_values([metric, metric], y_true, [prob_a, prob_b], n_boot, seed)
-    d = va - vb
-    d = d[np.isfinite(d)]
-    if len(d) == 0 or not math.isfinite(diff):
-        return {"diff": diff, "low": math.nan, "high": math.nan, "p_value": math.nan, "n_boot": 0}
-    low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
-    # A tolerance keeps float noise from turning an exact tie (d == diff == 0) into p < 1.
-    extreme = np.abs(d - diff) >= abs(diff) - 1e-12
-    p_value = (1 + int(extreme.sum())) / (1 + len(d))
-    return {
-        "diff": diff,
-        "low": float(low),
-        "high": float(high),
-        "p_value": float(min(1.0, p_value)),
-        "n_boot": int(len(d)),
-    }
+    # One seed each: the mean over seeds is the seed's own score, on the same resamples.
+    out = paired_seed_mean_bootstrap(y_true, [prob_a], [prob_b], metric, n_boot, seed, alpha)
+    out.pop("p_floor")
+    return out
 
 
 def seed_mean_bootstrap_cis(
@@ -268,6 +255,7 @@ def paired_seed_mean_bootstrap(
     if len(d) == 0 or not math.isfinite(diff):
         return {"diff": diff, "low": math.nan, "high": math.nan, "p_value": math.nan, "n_boot": 0, "p_floor": math.nan}
     low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    # A tolerance keeps float noise from turning an exact tie (d == diff == 0) into p < 1.
     extreme = np.abs(d - diff) >= abs(diff) - 1e-12
     p_value = (1 + int(extreme.sum())) / (1 + len(d))
     return {

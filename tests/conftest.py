@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,21 @@ def run_path(results: Path, benchmark: str, model: str, seed: int = 42, variant:
 def has_runs(results: Path, benchmark: str) -> bool:
     """Whether any run of the benchmark reached the store."""
     return any(Path(results).glob(f"{benchmark}/configs/*/runs/*/seed-*"))
+
+
+# Leaderboard columns that measure time or memory differ between any two runs; everything else must match.
+TIMING_COLUMN = re.compile(r"\bms\b|/s\b| s$|MiB|RSS")
+
+
+def masked_models_table(board: Path) -> list[dict[str, str]]:
+    """A leaderboard's 'Models' table as rows of cells, with the columns that measure time or memory masked."""
+    lines = Path(board).read_text().splitlines()
+    start = lines.index("## Models") + 2
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows.append({h: "<masked>" if TIMING_COLUMN.search(h) else c for h, c in zip(header, cells, strict=True)})
+    return rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import textwrap
 from pathlib import Path
 
@@ -11,14 +10,13 @@ import pytest
 
 from harness.cli import main
 from harness.store import ResultsStore
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, masked_models_table
 
 REGISTRY = """\
 models:
   - {name: tfidf-a, family: tfidf, tfidf: {min_df: 1, C: 1.0}}
   - {name: tfidf-b, family: tfidf, tfidf: {min_df: 1, ngram_max: 1, C: 8.0}}
 """
-TIMING_COLUMN = re.compile(r"\bms\b|/s\b| s$|MiB|RSS")
 
 # Loaded by every Python a test starts (PYTHONPATH): kills the process of model tfidf-b, seed 43, with SIGKILL
 # in the middle of training, as a lost machine or the out-of-memory killer would.
@@ -51,17 +49,7 @@ def grid_args(results: Path, registry: Path, *extra: str) -> list[str]:
 
 
 def board_rows(results: Path) -> list[dict[str, str]]:
-    """The leaderboard's 'Models' table with the columns that measure time or memory masked."""
-    lines = (results / "tiny_binary" / "leaderboard.md").read_text().splitlines()
-    start = lines.index("## Models") + 2
-    header = [c.strip() for c in lines[start].strip("|").split("|")]
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows.append({h: "<t>" if TIMING_COLUMN.search(h) else c for h, c in zip(header, cells, strict=True)})
-    return rows
+    return masked_models_table(results / "tiny_binary" / "leaderboard.md")
 
 
 def predictions(results: Path) -> dict[str, bytes]:

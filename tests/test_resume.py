@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from harness.cli import main
 from harness.store import ResultsStore
-from tests.conftest import ROOT, tiny_binary_cli_args
+from tests.conftest import ROOT, masked_models_table, tiny_binary_cli_args
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
 
@@ -28,8 +27,6 @@ models:
   - {name: tfidf-c16, family: tfidf, tfidf: {min_df: 1, ngram_max: 1, C: 16.0}}
 """
 MODELS = ("tfidf-c0.5", "tfidf-c4", "tfidf-c16")
-# Leaderboard columns that measure time or memory differ between any two runs; everything else must match.
-TIMING_COLUMN = re.compile(r"\bms\b|/s\b| s$|MiB|RSS")
 
 
 def cli_args(registry: Path, results: Path, *extra: str) -> list[str]:
@@ -90,28 +87,12 @@ def assert_no_partial_json(results: Path) -> int:
     return len(files)
 
 
-def model_rows(board: Path) -> list[dict[str, str]]:
-    """The 'Models' table with time and memory columns masked."""
-    lines = board.read_text().splitlines()
-    start = lines.index("## Models") + 2
-    header = [c.strip() for c in lines[start].strip("|").split("|")]
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows.append(
-            {h: ("<masked>" if TIMING_COLUMN.search(h) else c) for h, c in zip(header, cells, strict=True)}
-        )
-    return rows
-
-
 def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY)
     baseline, results = tmp_path / "baseline", tmp_path / "results"
     assert main(cli_args(registry, baseline, "--quiet", "--no-isolate")) == 0
-    expected = model_rows(baseline / "tiny_binary" / "leaderboard.md")
+    expected = masked_models_table(baseline / "tiny_binary" / "leaderboard.md")
     assert sorted(r["model"] for r in expected) == sorted(MODELS)
     assert [r["status"] for r in expected] == ["ok"] * 3 and [r["rank"] for r in expected] == ["1", "2", "3"]
     kills = 0
@@ -170,7 +151,7 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     final = completed(results)
     assert set(final) == set(MODELS)
     assert all(final[m] == t for m, t in finished.items()), "a finished model was retrained"
-    assert model_rows(results / "tiny_binary" / "leaderboard.md") == expected
+    assert masked_models_table(results / "tiny_binary" / "leaderboard.md") == expected
     # 3 results + 3 evaluation_metrics (+ job.json of the isolated run), all whole; no temporary file left.
     assert assert_no_partial_json(results) >= 6
     assert not [p for p in results.rglob("*.tmp") if p.is_file()]
