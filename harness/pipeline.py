@@ -244,8 +244,9 @@ def run(config: RunConfig) -> RunSummary:
         filters = transfer_filters(config.transfer_matrix, spec, data.train.groups.get(config.transfer_matrix, []))
         _log(config, f"transfer matrix over '{config.transfer_matrix}': train on all, then on each of "
                      f"{', '.join(f[config.transfer_matrix][0] for f in filters[1:])}; evaluate on every value")
+    speeds = last_speeds(store, spec.name)  # the store read once for every model's estimate
     for model in models:
-        _log(config, estimate_line(store, spec.name, model.name, len(data.train) * budget.epochs * config.seeds))
+        _log(config, estimate_line(speeds, model.name, len(data.train) * budget.epochs * config.seeds))
     eval_ids, eval_texts = data.eval.ids, data.eval.texts
     del data
     jobs = build_jobs(config, spec, models, configuration, filters)
@@ -368,18 +369,27 @@ def _close_process_group() -> None:
     torch.distributed.destroy_process_group()
 
 
-def estimate_line(store: ResultsStore, benchmark: str, model: str, examples: float) -> str:
+def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, tuple[float, str]]:
+    """Each model's last measured training speed in the store: ``{model: (samples/s, device)}``."""
+    latest: dict[str, tuple[str, float, str]] = {}
+    for configuration in store.configurations(benchmark):
+        for run in store.iter_runs(benchmark, configuration.label):
+            if not isinstance(run, StoredRun) or not run.result.completed:
+                continue
+            r = run.result
+            if not (r.training.samples_per_second and r.device and r.environment):
+                continue
+            entry = (r.environment.finished_at or "", r.training.samples_per_second, r.device.device_name)
+            if r.model not in latest or entry > latest[r.model]:
+                latest[r.model] = entry
+    return {model: (rate, device) for model, (_, rate, device) in latest.items()}
+
+
+def estimate_line(speeds: dict[str, tuple[float, str]], model: str, examples: float) -> str:
     """A training-time estimate from this model's last measured speed in the store, never a guess."""
-    speeds = [
-        (run.result.environment.finished_at or "", run.result.training.samples_per_second, run.result.device.device_name)
-        for configuration in store.configurations(benchmark)
-        for run in store.iter_runs(benchmark, configuration.label)
-        if isinstance(run, StoredRun) and run.result.model == model and run.result.completed
-        and run.result.training.samples_per_second and run.result.device and run.result.environment
-    ]
-    if not speeds:
+    if model not in speeds:
         return f"  {model}: {examples:,.0f} training examples; no earlier run to estimate its time from"
-    _, rate, device = max(speeds)
+    rate, device = speeds[model]
     return f"  {model}: {examples:,.0f} training examples, about {examples / rate / 60:.1f} min at its last measured {rate:.0f} samples/s ({device})"
 
 
