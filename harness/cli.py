@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-with", choices=[*TRACKERS, "all"], default=None,
                      help="send training metrics to an experiment tracker through Accelerate (must be installed)")
     run.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    run.add_argument("--yes", "-y", action="store_true",
+                     help="do not ask before training when the forecast is above 30 minutes (asked only on a terminal)")
     _common(run)
 
     report = sub.add_parser("report", help="rebuild a leaderboard from the store; train nothing",
@@ -281,6 +283,7 @@ def _run(args) -> int:
         parallel=args.parallel,
         devices=_devices(args.devices),
         ray_address=args.ray_address,
+        assume_yes=args.yes,
     )
     if suite_requested(args):
         return _run_suite(args, config)
@@ -289,6 +292,10 @@ def _run(args) -> int:
             "--data-root", "applies to several benchmarks (a comma list or --suite)", "pass --data-dir for one benchmark"
         )
     summary = pipeline.run(config)
+    if summary.declined:
+        print(f"stopped: {summary.declined}; finished runs are kept and in the leaderboard (cut the time with "
+              "--limit-train N, a smaller --budget or fewer --models, or pass --yes to run it as is)", file=sys.stderr)
+        return 1
     if summary.failed:
         print(f"{len(summary.failed)} run(s) failed: {', '.join(summary.failed)} (see the leaderboard)", file=sys.stderr)
         return 1

@@ -35,10 +35,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import HarnessInputError
+from harness.estimate import RunDeclined
 from harness.results import RESULT_FILE, RunError, RunResult
 from harness.runner import Job, ResultNotRecorded, run_job
 from harness.store import ResultsStore, atomic_write_bytes, write_result
-from harness.worker import INTERRUPTED, STORE_FAILED
+from harness.worker import DECLINED, INTERRUPTED, STORE_FAILED
 
 
 @dataclass
@@ -133,6 +134,8 @@ def run_isolated(job: Job, store: ResultsStore, env: dict[str, str] | None = Non
         raise HarnessInputError(f"model '{job.model}'", "bad input (see the message above)", "fix it and rerun")
     if process.returncode == INTERRUPTED:
         raise KeyboardInterrupt
+    if process.returncode == DECLINED:
+        raise RunDeclined(f"declined at the time forecast of {job.model} (seed {job.seed})")
     if process.returncode == STORE_FAILED:
         # Whatever result.json holds is not this attempt's: record the attempt as failed where the store lets us,
         # but never over a finished result of this same run (a --force redo): nothing finished is lost.

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
+from harness.estimate import LaterRun, Outlook, RunDeclined, minutes
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.results import Configuration
 from harness.runner import Job
@@ -52,6 +56,7 @@ class RunConfig:
     devices: list[str] | None = None  # local: one run per device at once, CUDA_VISIBLE_DEVICES set to it
     ray_address: str | None = None  # ray: an existing cluster (default RAY_ADDRESS, else a local instance)
     gpus_per_run: float | None = None  # ray: GPUs each run asks for (default 1 where CUDA is present)
+    assume_yes: bool = False  # never ask at the time forecast, however long it is
 
 
 @dataclass
@@ -63,6 +68,7 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)
     leaderboard: Path | None = None
     board: Leaderboard | None = None  # what the report was drawn from: suites and the API use it, not the store
+    declined: str | None = None  # the user stopped the command at a time forecast: what was declined
 
 
 def is_distributed() -> bool:
@@ -244,12 +250,14 @@ def run(config: RunConfig) -> RunSummary:
         filters = transfer_filters(config.transfer_matrix, spec, data.train.groups.get(config.transfer_matrix, []))
         _log(config, f"transfer matrix over '{config.transfer_matrix}': train on all, then on each of "
                      f"{', '.join(f[config.transfer_matrix][0] for f in filters[1:])}; evaluate on every value")
-    speeds = last_speeds(store, spec.name)  # the store read once for every model's estimate
-    for model in models:
-        _log(config, estimate_line(speeds, model.name, len(data.train) * budget.epochs * config.seeds))
+    jobs = build_jobs(config, spec, models, configuration, filters)
+    # What earlier runs say of the time ahead (the store read once); each run forecasts itself when it starts.
+    speeds = last_speeds(store, spec.name)
+    priors = prior_seconds(jobs, store, speeds, data.train, config.force)
+    for line in prior_lines(jobs, priors, speeds):
+        _log(config, line)
     eval_ids, eval_texts = data.eval.ids, data.eval.texts
     del data
-    jobs = build_jobs(config, spec, models, configuration, filters)
     isolate = config.isolate and not is_distributed()
     if config.quiet:
         from harness.models import quiet_libraries
@@ -268,7 +276,9 @@ def run(config: RunConfig) -> RunSummary:
                     str(store.benchmark_dir(spec.name)), f"cannot write to the results directory ({exc.strerror or exc})",
                     "free some space or pass a writable --results-dir",
                 ) from None
-    _run_jobs(config, jobs, isolate, summary)
+    with tempfile.TemporaryDirectory(prefix="textclf-bench-") as scratch:
+        jobs = with_outlooks(jobs, priors, config, spec, Path(scratch) / "answer")
+        _run_jobs(config, jobs, isolate, summary)
     with store.lock(spec.name, wait=True) if is_main_process() else _null():
         if is_main_process():
             try:
@@ -330,30 +340,39 @@ def _run_jobs(config: RunConfig, jobs: list[Job], isolate: bool, summary: RunSum
         return execute_job(job, force=config.force, isolate=isolate, env=env, exclusive=not distributed,
                            on_start=on_start)
 
-    for job, outcome in make_executor(config).map(jobs, execute):
-        label = _label(job)
-        for note in outcome.notes:
-            _log(config, f"  {note}")
-        if outcome.status == "bad_input":
-            raise HarnessInputError(f"model '{job.model}'", outcome.message, "fix it and rerun")
-        if outcome.status == "interrupted":
-            raise KeyboardInterrupt
-        if outcome.status in ("skipped", "busy"):
-            _log(config, f"- {label}: {outcome.message}")
-            summary.skipped.append(label)
-        elif outcome.status == "completed":
-            prefix = "  " if one_at_a_time else f"- {label}: "
-            _log(config, f"{prefix}done in {outcome.seconds:.1f}s: accuracy {outcome.accuracy:.4f}, "
-                         f"macro-F1 {outcome.f1_macro:.4f}")
-            summary.completed.append(label)
-        elif outcome.status == "store_failed":
-            # Said even with --quiet: the store itself is in trouble, not the model.
-            summary.failed[label] = outcome.message
-            log.warning(f"- {label}: FAILED: {outcome.message}")
-        elif outcome.status == "failed":
-            prefix = "  " if one_at_a_time else f"- {label}: "
-            _log(config, f"{prefix}FAILED after {outcome.seconds:.1f}s: {outcome.message}")
-            summary.failed[label] = outcome.message.split(": ", 1)[-1]
+    try:
+        for job, outcome in make_executor(config).map(jobs, execute):
+            _log_outcome(config, job, outcome, one_at_a_time, summary)
+    except RunDeclined as exc:
+        # The user said no at a forecast: nothing more runs; what finished is kept and reported.
+        summary.declined = str(exc)
+
+
+def _log_outcome(config: RunConfig, job: Job, outcome, one_at_a_time: bool, summary: RunSummary) -> None:
+    """Say what became of one job and count it."""
+    label = _label(job)
+    for note in outcome.notes:
+        _log(config, f"  {note}")
+    if outcome.status == "bad_input":
+        raise HarnessInputError(f"model '{job.model}'", outcome.message, "fix it and rerun")
+    if outcome.status == "interrupted":
+        raise KeyboardInterrupt
+    if outcome.status in ("skipped", "busy"):
+        _log(config, f"- {label}: {outcome.message}")
+        summary.skipped.append(label)
+    elif outcome.status == "completed":
+        prefix = "  " if one_at_a_time else f"- {label}: "
+        _log(config, f"{prefix}done in {outcome.seconds:.1f}s: accuracy {outcome.accuracy:.4f}, "
+                     f"macro-F1 {outcome.f1_macro:.4f}")
+        summary.completed.append(label)
+    elif outcome.status == "store_failed":
+        # Said even with --quiet: the store itself is in trouble, not the model.
+        summary.failed[label] = outcome.message
+        log.warning(f"- {label}: FAILED: {outcome.message}")
+    elif outcome.status == "failed":
+        prefix = "  " if one_at_a_time else f"- {label}: "
+        _log(config, f"{prefix}FAILED after {outcome.seconds:.1f}s: {outcome.message}")
+        summary.failed[label] = outcome.message.split(": ", 1)[-1]
 
 
 def _close_process_group() -> None:
@@ -369,9 +388,26 @@ def _close_process_group() -> None:
     torch.distributed.destroy_process_group()
 
 
-def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, tuple[float, str]]:
-    """Each model's last measured training speed in the store: ``{model: (samples/s, device)}``."""
-    latest: dict[str, tuple[str, float, str]] = {}
+@dataclass(frozen=True)
+class PriorSpeed:
+    """A model's last measured training speed in the store."""
+
+    samples_per_second: float
+    per_epoch: bool  # its examples count every epoch (transformers), or each row once (TF-IDF)
+    device: str
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the store says of a job before it runs: finished already, or its training seconds (None: never timed)."""
+
+    done: bool = False
+    seconds: float | None = None
+
+
+def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, PriorSpeed]:
+    """Each model's last measured training speed in the store, from any configuration of the benchmark."""
+    latest: dict[str, tuple[str, PriorSpeed]] = {}
     for configuration in store.configurations(benchmark):
         for run in store.iter_runs(benchmark, configuration.label):
             if not isinstance(run, StoredRun) or not run.result.completed:
@@ -379,18 +415,79 @@ def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, tuple[float, s
             r = run.result
             if not (r.training.samples_per_second and r.device and r.environment):
                 continue
-            entry = (r.environment.finished_at or "", r.training.samples_per_second, r.device.device_name)
-            if r.model not in latest or entry > latest[r.model]:
-                latest[r.model] = entry
-    return {model: (rate, device) for model, (_, rate, device) in latest.items()}
+            speed = PriorSpeed(r.training.samples_per_second, "epochs" in r.budget_fields_used, r.device.device_name)
+            finished = r.environment.finished_at or ""
+            if r.model not in latest or finished > latest[r.model][0]:
+                latest[r.model] = (finished, speed)
+    return {model: speed for model, (_, speed) in latest.items()}
 
 
-def estimate_line(speeds: dict[str, tuple[float, str]], model: str, examples: float) -> str:
-    """A training-time estimate from this model's last measured speed in the store, never a guess."""
-    if model not in speeds:
-        return f"  {model}: {examples:,.0f} training examples; no earlier run to estimate its time from"
-    rate, device = speeds[model]
-    return f"  {model}: {examples:,.0f} training examples, about {examples / rate / 60:.1f} min at its last measured {rate:.0f} samples/s ({device})"
+def prior_seconds(jobs: list[Job], store: ResultsStore, speeds: dict[str, PriorSpeed], train, force: bool) -> list[Prior]:
+    """Per job: already finished (skipped unless --force), or its training time at its model's last speed."""
+    priors = []
+    for job in jobs:
+        if not force and store.check_run(job.run_dir(store), job.fingerprint)[0]:
+            priors.append(Prior(done=True))
+            continue
+        speed = speeds.get(job.model)
+        if speed is None:
+            priors.append(Prior())
+            continue
+        rows = len(train)
+        for column, values in (job.train_filter or {}).items():
+            rows = int(np.isin(train.groups.get(column, np.array([])), values).sum())
+        budget = job.run_budget()
+        if budget.max_steps:
+            examples = budget.max_steps * budget.batch_size * budget.gradient_accumulation_steps
+        else:
+            examples = rows * (budget.epochs if speed.per_epoch else 1)
+        seconds = examples / speed.samples_per_second
+        priors.append(Prior(seconds=min(seconds, budget.max_seconds) if budget.max_seconds else seconds))
+    return priors
+
+
+def prior_lines(jobs: list[Job], priors: list[Prior], speeds: dict[str, PriorSpeed]) -> list[str]:
+    """The time ahead as earlier runs measured it, per model and in total; never a guess."""
+    by_model: dict[str, list[Prior]] = {}
+    for job, prior in zip(jobs, priors, strict=True):
+        by_model.setdefault(job.model, []).append(prior)
+    lines = ["time ahead (training; from earlier runs in this store, else forecast by each run from its first steps):"]
+    for model, runs in by_model.items():
+        todo = [p for p in runs if not p.done]
+        done = f", {len(runs) - len(todo)} already complete" if len(todo) < len(runs) else ""
+        if not todo:
+            lines.append(f"  {model}: {len(runs)} run(s), all complete")
+        elif todo[0].seconds is None:
+            lines.append(f"  {model}: {len(todo)} run(s){done}; never timed here, forecast from its first steps")
+        else:
+            speed = speeds[model]
+            lines.append(f"  {model}: {len(todo)} run(s){done}, about {minutes(todo[0].seconds)} each at its last "
+                         f"measured {speed.samples_per_second:,.0f} samples/s ({speed.device})")
+    todo = [p for p in priors if not p.done]
+    known = [p.seconds for p in todo if p.seconds is not None]
+    if known and len(known) < len(todo):
+        lines.append(f"  known so far: about {minutes(sum(known))} for {len(known)} of {len(todo)} run(s)")
+    elif known:
+        lines.append(f"  in total: about {minutes(sum(known))} for {len(todo)} run(s)")
+    return lines
+
+
+def with_outlooks(jobs: list[Job], priors: list[Prior], config: RunConfig, spec: BenchmarkSpec,
+                  answer_file: Path) -> list[Job]:
+    """Each job with what it needs to put its own forecast into the command's total, and whether it may ask.
+
+    Only runs one at a time add up to a total, and only they may ask (on a terminal, without --yes): parallel
+    runs print their own forecast alone.
+    """
+    one_at_a_time = config.executor == "local" and (config.parallel or 1) == 1 and not config.devices
+    ask = one_at_a_time and not config.assume_yes and not is_distributed() and sys.stdin.isatty()
+    out = []
+    for i, job in enumerate(jobs):
+        later = [LaterRun(model=j.model, seconds=p.seconds) for j, p in zip(jobs[i + 1 :], priors[i + 1 :], strict=True)
+                 if not p.done] if one_at_a_time else []
+        outlook = Outlook(later=later, ask=ask, answer_file=str(answer_file), budgets=sorted(spec.budgets))
+        out.append(job.model_copy(update={"outlook": outlook}))
+    return out
 
 
 class _null:

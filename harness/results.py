@@ -192,6 +192,16 @@ class Memory(_Closed):
     inference: PhaseMemory
 
 
+class TrainingForecast(_Closed):
+    """The training time a run forecast from its own first steps (or first sample), before spending the rest."""
+
+    seconds: float = Field(description="the whole training, forecast (what was spent before it included)")
+    spent_seconds: float = Field(description="training seconds already spent when the forecast was made")
+    measured_steps: int = Field(description="steps (or sample fits) the forecast was measured on")
+    measured_seconds: float
+    basis: str = Field(description="what was measured, in words")
+
+
 class Training(_Open):
     """What ``fit`` reported; families add their own keys (token counts, loss curve, precision choice)."""
 
@@ -202,6 +212,7 @@ class Training(_Open):
     mfu: float | None = None
     loss_curve: list[dict[str, float]] = Field(default_factory=list)
     precision: Any = None
+    forecast: TrainingForecast | None = None
 
 
 class ModelInfo(_Open):

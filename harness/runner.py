@@ -18,6 +18,7 @@ from harness import metrics as M
 from harness.config import BenchmarkSpec, Budget, ModelSpec, TfidfParams
 from harness.data import BenchmarkData, load_benchmark_data
 from harness.errors import HarnessInputError
+from harness.estimate import Outlook, RunDeclined, announce
 from harness.measure import device_info, measure_latency, stopwatch, track_memory
 from harness.model_card import build_model_card
 from harness.models import build_model, save_model
@@ -61,6 +62,7 @@ class Job(BaseModel):
     show_progress: bool = True
     log_with: list[str] | None = None
     model_commit: str | None = None  # the hub commit the model entry's revision resolved to when the job was made
+    outlook: Outlook | None = None  # the command's later runs, for the time forecast (not part of the identity)
 
     @property
     def benchmark(self) -> str:
@@ -249,7 +251,9 @@ def run_job(job: Job) -> RunResult | None:
         partial["budget_fields_used"] = budget_fields_used(model)
 
         with track_memory("train") as train_memory, stopwatch() as train_clock:
-            training = model.fit(data.train, budget, run_dir, show_progress=job.show_progress)
+            training = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
+                                 on_forecast=lambda forecast, setting: announce(
+                                     model_spec.name, forecast, job.outlook, setting, show=job.show_progress))
         training = {**training, "wall_seconds": train_clock["seconds"]}
 
         evaluation = data.eval
@@ -325,7 +329,7 @@ def run_job(job: Job) -> RunResult | None:
     except BaseException as exc:  # noqa: BLE001 - a failing model must never take the others down
         # The specs and data are shared by every model: bad ones stop the run. A model rejecting its own
         # entry (weights that will not load) fails alone, like any other model error.
-        if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, HarnessInputError) and not model_stage):
+        if isinstance(exc, (KeyboardInterrupt, RunDeclined)) or (isinstance(exc, HarnessInputError) and not model_stage):
             raise
         result = _failed(job, exc, partial)
         try:

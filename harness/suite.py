@@ -229,6 +229,7 @@ class BenchmarkOutcome:
     board: Leaderboard | None = None
     failed_runs: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    declined: str | None = None  # the user stopped the suite at a time forecast in this benchmark
     seconds: float = 0.0
     leaderboard: Path | None = None  # the configuration's leaderboard.md in the store
 
@@ -253,6 +254,7 @@ class SuiteSummary:
         """One line per problem: benchmarks that did not run, failed runs, a summary that was not written."""
         out = [f"benchmark {o.name}: {o.error}" for o in self.outcomes if o.error]
         out += [f"{o.name}: {label}" for o in self.outcomes for label in o.failed_runs]
+        out += [f"{o.name}: stopped, {o.declined}" for o in self.outcomes if o.declined]
         if self.write_error:
             out.append(f"summary: {self.write_error}")
         return out
@@ -312,6 +314,7 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
             )
             outcome.configuration = summary.configuration
             outcome.failed_runs = dict(summary.failed)
+            outcome.declined = summary.declined
             if pipeline.is_main_process():
                 # The leaderboard the benchmark's report was just drawn from, or read once if that failed.
                 outcome.board = summary.board or Leaderboard.from_store(
@@ -332,6 +335,10 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
                 warn=True,
             )
         outcomes.append(outcome)
+        if outcome.declined:
+            _say(config, f"stopped at benchmark {member.spec.name}: {outcome.declined}; the rest of the suite is not run",
+                 warn=True)
+            break
     table = summarize(outcomes, models)
     result = SuiteSummary(suite=suite, models=models, outcomes=outcomes, table=table)
     if pipeline.is_main_process():

@@ -15,18 +15,22 @@ from pathlib import Path
 INTERRUPTED = 130
 # Exit status of a run whose result (or failure record) the results store would not take (disk full, read-only).
 STORE_FAILED = 3
+# Exit status of a run the user stopped at its time forecast: nothing recorded, nothing more runs.
+DECLINED = 4
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the job whose JSON file is ``argv[0]``.
 
-    Returns 0 completed, 1 failed (recorded), 2 bad input, 3 the store would not take the result, 130 Ctrl-C.
+    Returns 0 completed, 1 failed (recorded), 2 bad input, 3 the store would not take the result, 4 declined at
+    the time forecast, 130 Ctrl-C.
     """
     argv = sys.argv[1:] if argv is None else argv
     # Ctrl-C reaches every process of the terminal's group, this one included: the parent says what happened
     # and how to resume, so the child stops without a traceback. Imports sit inside for the same reason.
     try:
         from harness.errors import HarnessInputError
+        from harness.estimate import RunDeclined
         from harness.runner import Job, ResultNotRecorded, run_job
 
         try:
@@ -39,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         except HarnessInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except RunDeclined:
+            return DECLINED  # the parent says what stopped and what is kept
         except OSError as exc:
             # The store failed, not the model: one line with the cause; the parent records what it can.
             what = exc.describe() if isinstance(exc, ResultNotRecorded) else f"the results store failed ({exc.strerror or exc})"

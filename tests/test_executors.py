@@ -29,10 +29,10 @@ from harness.models import tfidf
 _fit = tfidf.TfidfLogReg.fit
 
 
-def fit(self, train, budget, workdir, show_progress=True):
+def fit(self, train, budget, workdir, show_progress=True, **kwargs):
     if "/runs/tfidf-b/seed-43" in str(workdir):
         os.kill(os.getpid(), signal.SIGKILL)
-    return _fit(self, train, budget, workdir, show_progress)
+    return _fit(self, train, budget, workdir, show_progress, **kwargs)
 
 
 tfidf.TfidfLogReg.fit = fit

@@ -42,12 +42,12 @@ def test_exceptions_in_fit_and_predict_fail_alone(tmp_path, capsys, monkeypatch)
     )
     fit, predict = TfidfLogReg.fit, TfidfLogReg.predict_proba
 
-    def faulty_fit(self, train, budget, workdir, show_progress=True):
+    def faulty_fit(self, train, budget, workdir, show_progress=True, **kwargs):
         if self.params.C == 2.0:
             raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         if self.params.C == 3.0:
             raise FloatingPointError("loss is nan at step 3")
-        return fit(self, train, budget, workdir, show_progress)
+        return fit(self, train, budget, workdir, show_progress, **kwargs)
 
     def faulty_predict(self, texts, batch_size=64):
         if self.params.C == 5.0:

@@ -33,10 +33,10 @@ from harness.models import tfidf
 _fit = tfidf.TfidfLogReg.fit
 
 
-def fit(self, train, budget, workdir, show_progress=True):
+def fit(self, train, budget, workdir, show_progress=True, **kwargs):
     if "crasher" in str(workdir):
         os.kill(os.getpid(), signal.SIGKILL)
-    return _fit(self, train, budget, workdir, show_progress)
+    return _fit(self, train, budget, workdir, show_progress, **kwargs)
 
 
 tfidf.TfidfLogReg.fit = fit

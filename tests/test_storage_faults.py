@@ -54,10 +54,10 @@ def atomic_write_bytes(path, data):
     return _write(path, data)
 
 
-def fit(self, train, budget, workdir, show_progress=True):
+def fit(self, train, budget, workdir, show_progress=True, **kwargs):
     if os.environ.get("KILL_IN_FIT") and os.environ["KILL_IN_FIT"] in str(workdir):
         os.kill(os.getpid(), signal.SIGKILL)
-    return _fit(self, train, budget, workdir, show_progress)
+    return _fit(self, train, budget, workdir, show_progress, **kwargs)
 
 
 store.atomic_write_bytes = atomic_write_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from harness.config import Budget, ModelSpec
 from harness.data import Split
+from harness.results import TrainingForecast
 
 
 @runtime_checkable
@@ -19,8 +21,13 @@ class TextClassifier(Protocol):
     def from_spec(cls, spec: ModelSpec, label_names: list[str]) -> TextClassifier:
         """A fresh, untrained model for a registry entry."""
 
-    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True) -> dict:
-        """Train under ``budget``; returns a training report (examples seen, steps, loss curve...)."""
+    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True,
+            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> dict:
+        """Train under ``budget``; returns a training report (examples seen, steps, loss curve...).
+
+        Before spending most of the time, call ``on_forecast`` once with the training time forecast from a
+        measured start (first steps, a sample) and the setting in words; its own time is not training time.
+        """
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Raw texts in, class probabilities out, shape (len(texts), K)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,12 @@ from sklearn.pipeline import Pipeline
 
 from harness.config import Budget, ModelSpec, TfidfParams
 from harness.data import Split
+from harness.results import TrainingForecast
 
 CONFIG_FILE = "tfidf_config.json"
 WEIGHTS_FILE = "tfidf_weights.npz"
+# The forecast's sample: 5% of the rows, at least this many (fewer make the scaling noise).
+FORECAST_MIN_ROWS = 500
 
 
 class SavedTfidf(BaseModel):
@@ -80,13 +84,20 @@ class TfidfLogReg:
             ]
         )
 
-    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True) -> dict:
+    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True,
+            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> dict:
         # A linear model has no epochs or steps: the shared budget it honours is the train examples and seed.
         start = time.perf_counter()
+        forecast = self._forecast(train, budget.seed) if on_forecast is not None else None
+        if forecast is not None:
+            asked = time.perf_counter()
+            on_forecast(forecast, "1 process (scikit-learn)")
+            start += time.perf_counter() - asked  # a question's wait is not training time
         self.pipeline = self._build(budget.seed)
         self.pipeline.fit(train.texts, train.labels)
         seconds = time.perf_counter() - start
         return {
+            "forecast": forecast.model_dump() if forecast else None,
             "examples_seen": len(train),
             "unique_examples": len(train),
             "epochs_completed": 1.0,
@@ -96,6 +107,27 @@ class TfidfLogReg:
             "loss_curve": [],
             "stopped_by": "converged",
         }
+
+    def _forecast(self, train: Split, seed: int) -> TrainingForecast | None:
+        """Fit on a random 5% of the rows (at least FORECAST_MIN_ROWS) and scale by rows.
+
+        Vectorising and each L-BFGS iteration grow linearly with the rows; the sample's time counts as spent.
+        """
+        n = len(train)
+        rows = max(FORECAST_MIN_ROWS, n // 20)
+        if rows * 2 > n or len(set(train.labels.tolist())) < 2:
+            return None  # the sample would be half the work, or one class: the fit itself is the answer
+        start = time.perf_counter()
+        pick = np.random.default_rng(seed).choice(n, size=rows, replace=False)
+        sample_labels = train.labels[pick]
+        if len(set(sample_labels.tolist())) < 2:
+            return None
+        self._build(seed).fit([train.texts[i] for i in pick], sample_labels)
+        seconds = time.perf_counter() - start
+        return TrainingForecast(
+            seconds=round(seconds + seconds * n / rows, 3), spent_seconds=round(seconds, 3), measured_steps=1,
+            measured_seconds=round(seconds, 3), basis=f"a fit on {rows:,} of {n:,} rows took {seconds:.2f} s",
+        )
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         assert self.pipeline is not None, "fit or load the model first"

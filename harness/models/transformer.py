@@ -5,7 +5,8 @@ What makes the loop fast without changing what it computes:
   (memory-mapped), so a second run spends no time tokenising and memory stays flat as data grows;
 - batches are length-bucketed (shuffle, sort within chunks, shuffle the batches) and padded only to the
   longest example in the batch, so little compute is spent on padding;
-- bf16 autocast where the device supports it, SDPA attention, fused AdamW on CUDA;
+- bf16 autocast where it measured faster (a probe on CPU), SDPA attention, fused AdamW;
+- the first steps after the first are timed and forecast the whole training before the rest is spent;
 - evaluation runs in large length-sorted batches and is gathered with ``gather_for_metrics``, so every test
   example is scored exactly once in a multi-process run.
 """
@@ -19,6 +20,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,9 @@ import torch
 from harness.config import Budget, ModelSpec
 from harness.data import Split, hub_reachable
 from harness.errors import ModelRunError, TrainingDiverged
+from harness.estimate import StepForecaster, remaining_batch_tokens
 from harness.measure import MFU_CONVENTION
+from harness.results import TrainingForecast
 
 # A cross-entropy loss above this means the true class got probability < e^-50: the run has diverged.
 EXPLODED_LOSS = 50.0
@@ -786,11 +790,14 @@ class TransformerClassifier:
         """The precision the last ``fit`` trained in (part of a run's identity): fp32, bf16 or fp16."""
         return self.precision
 
-    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True) -> dict:
+    def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True,
+            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> dict:
         """Train under ``budget``; resumable from ``workdir``'s checkpoint; returns the training report.
 
         Nothing here depends on timing or on a resume: the examples, their order (fixed by the seed and the
-        epoch), the dropout masks and the number of steps are those of an uninterrupted run.
+        epoch), the dropout masks and the number of steps are those of an uninterrupted run. ``on_forecast``
+        hears, once, the training time forecast from the first steps, with the precision and threads in words;
+        the time it takes (a question on a terminal) is not counted as training.
         """
         from accelerate.state import PartialState
         from accelerate.utils import set_seed
@@ -874,6 +881,11 @@ class TransformerClassifier:
             resumed = state["step"]
         warmup_seconds = self._warm_up(model, accelerator, lengths, budget) if accelerator.device.type == "cuda" else 0.0
 
+        forecaster = StepForecaster(total_steps, state["step"],
+                                    sync=torch.cuda.synchronize if accelerator.device.type == "cuda" else None)
+        setting = (f"{precision['resolved']}, {threads['intra_op']} thread(s): {precision['reason']}"
+                   if accelerator.device.type == "cpu" else f"{precision['resolved']}: {precision['reason']}")
+        forecast = None
         log_every = max(1, total_steps // 100)
         stopped_by = "steps" if budget.max_steps else "epochs"
         progress = tqdm(total=total_steps, initial=state["step"], desc=f"train {self.spec.name if self.spec else ''}",
@@ -897,6 +909,8 @@ class TransformerClassifier:
         done = state["step"] >= total_steps
         while not done:
             order = length_bucketed_batches(lengths, budget.batch_size, seed=budget.seed + state["epoch"])
+            # Each batch's padded tokens, as the forecast counts them (the whole batch, all processes together).
+            epoch_tokens = np.array([padded_width(int(lengths[b].max()), budget.max_length) * len(b) for b in order])
 
             def make(position: int, order=order) -> HostBatch:
                 return build_host_batch(ids, order[position], order, world, rank, pad_id, budget.max_length, mask_4d)
@@ -912,6 +926,7 @@ class TransformerClassifier:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 tally.add(loss, state["step"] + 1)
+                forecaster.add_tokens(int(epoch_tokens[position]))
                 state["examples"] += host.examples
                 state["real_tokens"] += host.real_tokens
                 state["padded_tokens"] += host.padded_tokens
@@ -925,6 +940,18 @@ class TransformerClassifier:
                 if state["step"] % READ_EVERY_STEPS == 0:
                     read()
                 elapsed = time.perf_counter() - clock_start
+                made = forecaster.step_done(
+                    state["step"], elapsed,
+                    lambda p=position, t=epoch_tokens: remaining_batch_tokens(t, p + 1, (total_steps - state["step"]) * g),
+                )
+                if made is not None:
+                    forecast = made
+                    if on_forecast is not None and accelerator.is_main_process:
+                        asked = time.perf_counter()
+                        progress.clear()
+                        on_forecast(forecast, setting)
+                        progress.refresh()
+                        clock_start += time.perf_counter() - asked  # a question's wait is not training time
                 if state["step"] >= total_steps:
                     done = True
                 elif budget.max_seconds and elapsed >= budget.max_seconds:
@@ -973,6 +1000,7 @@ class TransformerClassifier:
             "resumed_from_step": resumed,
             "precision": precision,
             "threads": threads,
+            "forecast": forecast.model_dump() if forecast else None,
             "processes": accelerator.num_processes,
         }
 
