@@ -8,8 +8,10 @@ own process, with the precision and threads it will train in:
   0.118 s a step at 16 x 16 tokens, 0.92 s at 16 x 128, within 3% of a straight line);
 - TF-IDF + logistic regression fits on a 5% sample first and scales by rows.
 
-The run prints its forecast and, with what the command knows of its later runs (their earlier measured
-speeds, or this run's own forecast for later seeds of the same model), the time the command still needs. Above
+Before anything runs, the command says what earlier runs in the store measured (each model's last speed on
+this benchmark, scaled to this run's examples). Each run then prints its own forecast and, with what the
+command knows of its later runs (their earlier measured speeds, or this run's own forecast for later seeds of
+the same model), the time the command still needs. Above
 ``ADVISE_ABOVE_S`` it says how to cut the time; above ``ASK_ABOVE_S``, on a terminal, it asks before going on
 (``--yes`` skips the question), once per command.
 """
@@ -18,12 +20,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.results import TrainingForecast
+
+if TYPE_CHECKING:  # the runner imports this module: its types only for the checker
+    from harness.runner import Job
+    from harness.store import ResultsStore
 
 ADVISE_ABOVE_S = 10 * 60
 ASK_ABOVE_S = 30 * 60
@@ -103,6 +111,97 @@ def remaining_batch_tokens(epoch_tokens: np.ndarray, position: int, remaining_ba
     here = epoch_tokens[position : position + remaining_batches]
     later = max(0, remaining_batches - len(here))
     return float(here.sum() + later * (epoch_tokens.mean() if len(epoch_tokens) else 0.0))
+
+
+# ----- what earlier runs say, before anything runs ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriorSpeed:
+    """A model's last measured training speed in the store."""
+
+    samples_per_second: float
+    per_epoch: bool  # its examples count every epoch (transformers), or each row once (TF-IDF)
+    device: str
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the store says of a job before it runs: finished already, or its training seconds (None: never timed)."""
+
+    done: bool = False
+    seconds: float | None = None
+
+
+def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, PriorSpeed]:
+    """Each model's last measured training speed in the store, from any configuration of the benchmark."""
+    from harness.store import StoredRun
+
+    latest: dict[str, tuple[str, PriorSpeed]] = {}
+    for configuration in store.configurations(benchmark):
+        for run in store.iter_runs(benchmark, configuration.label):
+            if not isinstance(run, StoredRun) or not run.result.completed:
+                continue
+            r = run.result
+            if not (r.training.samples_per_second and r.device and r.environment):
+                continue
+            speed = PriorSpeed(r.training.samples_per_second, "epochs" in r.budget_fields_used, r.device.device_name)
+            finished = r.environment.finished_at or ""
+            if r.model not in latest or finished > latest[r.model][0]:
+                latest[r.model] = (finished, speed)
+    return {model: speed for model, (_, speed) in latest.items()}
+
+
+def prior_seconds(jobs: list[Job], store: ResultsStore, speeds: dict[str, PriorSpeed], train, force: bool) -> list[Prior]:
+    """Per job: already finished (skipped unless --force), or its training time at its model's last speed."""
+    priors = []
+    for job in jobs:
+        if not force and store.check_run(job.run_dir(store), job.fingerprint)[0]:
+            priors.append(Prior(done=True))
+            continue
+        speed = speeds.get(job.model)
+        if speed is None:
+            priors.append(Prior())
+            continue
+        keep = np.ones(len(train), dtype=bool)
+        for column, values in (job.train_filter or {}).items():
+            if column in train.groups:
+                keep &= np.isin(train.groups[column], values)
+        rows = int(keep.sum())
+        budget = job.run_budget()
+        if budget.max_steps:
+            examples = budget.max_steps * budget.batch_size * budget.gradient_accumulation_steps
+        else:
+            examples = rows * (budget.epochs if speed.per_epoch else 1)
+        seconds = examples / speed.samples_per_second
+        priors.append(Prior(seconds=min(seconds, budget.max_seconds) if budget.max_seconds else seconds))
+    return priors
+
+
+def prior_lines(jobs: list[Job], priors: list[Prior], speeds: dict[str, PriorSpeed]) -> list[str]:
+    """The time ahead as earlier runs measured it, per model and in total; never a guess."""
+    by_model: dict[str, list[Prior]] = {}
+    for job, prior in zip(jobs, priors, strict=True):
+        by_model.setdefault(job.model, []).append(prior)
+    lines = ["time ahead (training; from earlier runs in this store, else forecast by each run from its first steps):"]
+    for model, runs in by_model.items():
+        todo = [p for p in runs if not p.done]
+        done = f", {len(runs) - len(todo)} already complete" if len(todo) < len(runs) else ""
+        if not todo:
+            lines.append(f"  {model}: {len(runs)} run(s), all complete")
+        elif todo[0].seconds is None:
+            lines.append(f"  {model}: {len(todo)} run(s){done}; never timed here, forecast from its first steps")
+        else:
+            speed = speeds[model]
+            lines.append(f"  {model}: {len(todo)} run(s){done}, about {minutes(todo[0].seconds)} each at its last "
+                         f"measured {speed.samples_per_second:,.0f} samples/s ({speed.device})")
+    todo = [p for p in priors if not p.done]
+    known = [p.seconds for p in todo if p.seconds is not None]
+    if known and len(known) < len(todo):
+        lines.append(f"  known so far: about {minutes(sum(known))} for {len(known)} of {len(todo)} run(s)")
+    elif known:
+        lines.append(f"  in total: about {minutes(sum(known))} for {len(todo)} run(s)")
+    return lines
 
 
 # ----- what the run says ---------------------------------------------------------------------------------------

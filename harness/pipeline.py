@@ -10,16 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
-from harness.estimate import LaterRun, Outlook, RunDeclined, minutes
+from harness.estimate import LaterRun, Outlook, Prior, RunDeclined, last_speeds, prior_lines, prior_seconds
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.results import Configuration
 from harness.runner import Job
-from harness.store import ResultsStore, StoredRun, normalize_filter
+from harness.store import ResultsStore, normalize_filter
 
 if TYPE_CHECKING:  # imported where the report is written: a model's worker process never needs it
     from harness.leaderboard import Leaderboard
@@ -386,90 +384,6 @@ def _close_process_group() -> None:
         return
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
-
-
-@dataclass(frozen=True)
-class PriorSpeed:
-    """A model's last measured training speed in the store."""
-
-    samples_per_second: float
-    per_epoch: bool  # its examples count every epoch (transformers), or each row once (TF-IDF)
-    device: str
-
-
-@dataclass(frozen=True)
-class Prior:
-    """What the store says of a job before it runs: finished already, or its training seconds (None: never timed)."""
-
-    done: bool = False
-    seconds: float | None = None
-
-
-def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, PriorSpeed]:
-    """Each model's last measured training speed in the store, from any configuration of the benchmark."""
-    latest: dict[str, tuple[str, PriorSpeed]] = {}
-    for configuration in store.configurations(benchmark):
-        for run in store.iter_runs(benchmark, configuration.label):
-            if not isinstance(run, StoredRun) or not run.result.completed:
-                continue
-            r = run.result
-            if not (r.training.samples_per_second and r.device and r.environment):
-                continue
-            speed = PriorSpeed(r.training.samples_per_second, "epochs" in r.budget_fields_used, r.device.device_name)
-            finished = r.environment.finished_at or ""
-            if r.model not in latest or finished > latest[r.model][0]:
-                latest[r.model] = (finished, speed)
-    return {model: speed for model, (_, speed) in latest.items()}
-
-
-def prior_seconds(jobs: list[Job], store: ResultsStore, speeds: dict[str, PriorSpeed], train, force: bool) -> list[Prior]:
-    """Per job: already finished (skipped unless --force), or its training time at its model's last speed."""
-    priors = []
-    for job in jobs:
-        if not force and store.check_run(job.run_dir(store), job.fingerprint)[0]:
-            priors.append(Prior(done=True))
-            continue
-        speed = speeds.get(job.model)
-        if speed is None:
-            priors.append(Prior())
-            continue
-        rows = len(train)
-        for column, values in (job.train_filter or {}).items():
-            rows = int(np.isin(train.groups.get(column, np.array([])), values).sum())
-        budget = job.run_budget()
-        if budget.max_steps:
-            examples = budget.max_steps * budget.batch_size * budget.gradient_accumulation_steps
-        else:
-            examples = rows * (budget.epochs if speed.per_epoch else 1)
-        seconds = examples / speed.samples_per_second
-        priors.append(Prior(seconds=min(seconds, budget.max_seconds) if budget.max_seconds else seconds))
-    return priors
-
-
-def prior_lines(jobs: list[Job], priors: list[Prior], speeds: dict[str, PriorSpeed]) -> list[str]:
-    """The time ahead as earlier runs measured it, per model and in total; never a guess."""
-    by_model: dict[str, list[Prior]] = {}
-    for job, prior in zip(jobs, priors, strict=True):
-        by_model.setdefault(job.model, []).append(prior)
-    lines = ["time ahead (training; from earlier runs in this store, else forecast by each run from its first steps):"]
-    for model, runs in by_model.items():
-        todo = [p for p in runs if not p.done]
-        done = f", {len(runs) - len(todo)} already complete" if len(todo) < len(runs) else ""
-        if not todo:
-            lines.append(f"  {model}: {len(runs)} run(s), all complete")
-        elif todo[0].seconds is None:
-            lines.append(f"  {model}: {len(todo)} run(s){done}; never timed here, forecast from its first steps")
-        else:
-            speed = speeds[model]
-            lines.append(f"  {model}: {len(todo)} run(s){done}, about {minutes(todo[0].seconds)} each at its last "
-                         f"measured {speed.samples_per_second:,.0f} samples/s ({speed.device})")
-    todo = [p for p in priors if not p.done]
-    known = [p.seconds for p in todo if p.seconds is not None]
-    if known and len(known) < len(todo):
-        lines.append(f"  known so far: about {minutes(sum(known))} for {len(known)} of {len(todo)} run(s)")
-    elif known:
-        lines.append(f"  in total: about {minutes(sum(known))} for {len(todo)} run(s)")
-    return lines
 
 
 def with_outlooks(jobs: list[Job], priors: list[Prior], config: RunConfig, spec: BenchmarkSpec,
