@@ -16,6 +16,7 @@ Usage::
     python benchmarks/inference_vs_pipeline.py                          # all-MiniLM-L6-v2, fresh head
     python benchmarks/inference_vs_pipeline.py --model-dir results/amazon_polarity/runs/minilm-l6/seed-42/model
     python benchmarks/inference_vs_pipeline.py --throughput-texts 4096 --latency-texts 200 --json-out out.json
+    python benchmarks/inference_vs_pipeline.py --precision bf16         # both runners on weights cast to bf16 once
 
 The device is CUDA when available, else CPU; the same command runs unchanged on either.
 """
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="untimed batch-1 calls per runner")
     parser.add_argument("--repeats", type=int, default=2, help="large-batch passes per runner (median reported)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="both runners' arithmetic; bf16: both share the harness's copy with weights cast once")
     parser.add_argument("--json-out", type=Path, help="also write every number as JSON here")
     return parser.parse_args(argv)
 
@@ -71,8 +74,6 @@ def load_classifier(model_dir: Path | None, label_names: list[str] | None):
 
     if model_dir is not None:
         classifier = TransformerClassifier.load(model_dir)
-        # Same arithmetic as the pipeline (fp32), so the comparison is of the inference path, not of precision.
-        classifier.precision = "no"
         return classifier, str(model_dir)
     from harness.registry import DEFAULT_REGISTRY, load_registry
 
@@ -145,8 +146,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     classifier, model_name = load_classifier(args.model_dir, label_names)
     classifier.max_length = args.max_length
+    # Same arithmetic for both runners, so the comparison is of the inference path, not of precision: one model
+    # object, the harness's inference copy (fp32 as trained, or bf16 with its weights cast once).
+    classifier.precision = args.precision
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = classifier.model.to(device).eval()
+    model = classifier._inference_model().eval()
     classify = pipeline("text-classification", model=model, tokenizer=classifier.tokenizer, top_k=None, device=device)
     tokenizer_args = {"truncation": True, "max_length": args.max_length}
     label2id = {name: i for i, name in enumerate(classifier.label_names)}

@@ -285,3 +285,25 @@ def test_adamw_is_fused_where_torch_has_it():
     group = optimizer.param_groups[0]
     assert group["fused"] or group["foreach"]
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_bf16_predictions_run_on_weights_cast_once_and_training_keeps_fp32(tiny_bert, tmp_path):
+    """In bf16 the predictions come from a copy cast once (no autocast in the forward): the same labels as
+    autocast, the trained weights stay fp32, and a new fit drops the copy instead of predicting with stale weights."""
+    classifier = T.TransformerClassifier.load(tiny_bert)
+    classifier.fit(train_split(), budget(precision="bf16", max_steps=6), tmp_path / "w", show_progress=False)
+    texts = train_split().texts
+    cast = classifier.predict_proba(texts, batch_size=8)
+    copy = classifier._inference_model()
+    assert next(copy.parameters()).dtype == torch.bfloat16
+    assert next(classifier._unwrapped().parameters()).dtype == torch.float32
+    assert classifier._inference_model() is copy  # made once
+    with torch.inference_mode(), classifier._autocast():
+        enc = classifier.tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
+        autocast = torch.softmax(classifier._unwrapped()(**enc).logits.float(), dim=-1).numpy()
+    assert np.abs(cast - autocast).max() < 0.05
+    np.testing.assert_array_equal(cast.argmax(1), autocast.argmax(1))
+    np.testing.assert_allclose(classifier.predict_proba(texts[:1]), cast[:1], atol=0.02)  # batch-1 path, same copy
+
+    classifier.fit(train_split(), budget(precision="bf16", max_steps=6, seed=4), tmp_path / "w2", show_progress=False)
+    assert classifier._inference_model() is not copy
