@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The GPU measurements of the speed work, in two parts of at most about six minutes each, most important first.
+# The GPU measurements of the speed work, in four parts of at most about six minutes each, most important first.
 # On a bare GPU machine, from the project root, after ../shared/tools/device-stage has filled .device/ here:
 #     bash .device/setup.sh && export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 && bash benchmarks/gpu_check.sh 1
-#     (then the same with 2)
+#     (then the same with 2, 3 and 4)
 # Data is read from /tmp/data/amazon_polarity (where setup.sh puts it) or DATA=...; results go to $OUT (or
 # ./gpu-check-out): one JSON per measurement plus the log. Every command has its own time limit, so one that
 # hangs costs its slot and not the rest.
@@ -12,6 +12,9 @@
 #   part 2: DistilBERT and RoBERTa-base (the same three recipes); GPU busy, kernels per step, first-fit over
 #           second-fit time and MFU for BERT-base at batch 32 and 128.
 #   part 3: XLM-R base (the same three recipes); the tuned Trainer with group_by_length for BERT-base.
+#   part 4: inference: the batch-1 CUDA-graph replay test; all-MiniLM-L6-v2 evaluation of 50,000 texts end to
+#           end against a bare pre-tokenised bf16 forward, batch-1 p50/p95/p99 over 1,000 calls end to end and
+#           model only; BERT-base (random weights) model-only batch 1.
 set -uo pipefail
 part=${1:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +50,11 @@ elif [ "$part" = 2 ]; then
     $speed --random-weights --models roberta --train 16384 --test 1024 --batch-size 32 --json-out "$out/roberta_b32.json"
   step 45 "GPU busy and MFU, BERT-base batch 32" $py benchmarks/gpu_busy.py --data $data --model bert --batch-size 32 --json-out "$out/busy_b32.json"
   step 45 "GPU busy and MFU, BERT-base batch 128" $py benchmarks/gpu_busy.py --data $data --model bert --batch-size 128 --json-out "$out/busy_b128.json"
+elif [ "$part" = 4 ]; then
+  step 90 "batch-1 replay equals the eager forward (CUDA graphs)" \
+    $py -m pytest -x -q -p no:cacheprovider tests/test_replay.py
+  step 240 "inference: evaluation of 50,000 texts, batch-1 latency over 1,000 calls, BERT-base batch 1" \
+    $py benchmarks/inference_speed.py --data $data --texts 50000 --calls 1000 --bert --json-out "$out/inference.json"
 else
   step 160 "XLM-R base random weights" \
     $speed --random-weights --models xlm-roberta --train 16384 --test 1024 --batch-size 32 --json-out "$out/xlmr_b32.json"
