@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The GPU measurements of the speed work, in four parts of at most about six minutes each, most important first.
+# The GPU measurements of the speed work, in five parts of at most about six minutes each, most important first.
 # On a bare GPU machine, from the project root, after ../shared/tools/device-stage has filled .device/ here:
 #     bash .device/setup.sh && export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 && bash benchmarks/gpu_check.sh 1
-#     (then the same with 2, 3 and 4)
+#     (then the same with 2, 3, 4 and 5)
 # Data is read from /tmp/data/amazon_polarity (where setup.sh puts it) or DATA=...; results go to $OUT (or
 # ./gpu-check-out): one JSON per measurement plus the log. Every command has its own time limit, so one that
 # hangs costs its slot and not the rest.
@@ -15,6 +15,7 @@
 #   part 4: inference: the batch-1 CUDA-graph replay test; all-MiniLM-L6-v2 evaluation of 50,000 texts end to
 #           end against a bare pre-tokenised bf16 forward, batch-1 p50/p95/p99 over 1,000 calls end to end and
 #           model only; BERT-base (random weights) model-only batch 1.
+#   part 5: torch.compile's payoff for training: compile seconds against the step gain, BERT-base batch 32.
 set -uo pipefail
 part=${1:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,10 +56,16 @@ elif [ "$part" = 4 ]; then
     $py -m pytest -x -q -p no:cacheprovider tests/test_replay.py
   step 240 "inference: evaluation of 50,000 texts, batch-1 latency over 1,000 calls, BERT-base batch 1" \
     $py benchmarks/inference_speed.py --data $data --texts 50000 --calls 1000 --bert --json-out "$out/inference.json"
-else
+elif [ "$part" = 3 ]; then
   step 160 "XLM-R base random weights" \
     $speed --random-weights --models xlm-roberta --train 16384 --test 1024 --batch-size 32 --json-out "$out/xlmr_b32.json"
   step 120 "BERT-base, tuned Trainer with group_by_length" \
     $speed --random-weights --models bert --train 16384 --test 1024 --batch-size 32 --recipes trainer-tuned-grouped,harness --json-out "$out/bert_grouped.json"
+elif [ "$part" = 5 ]; then
+  step 300 "torch.compile payoff, BERT-base batch 32, widths 64 and 128" \
+    $py benchmarks/compile_payoff.py --model bert --random-weights --batch-size 32 --widths 64,128 --json-out "$out/compile_bert.json"
+else
+  echo "unknown part '$part': choose 1, 2, 3, 4 or 5" >&2
+  exit 2
 fi
 echo "part $part done in ${SECONDS}s; results in $out" | tee -a "$log"

@@ -7,7 +7,8 @@ Measured, for one model in its eval precision (weights cast once, as the harness
   same batch (the ceiling: what the model costs without any of the harness). The ratio is the share of the
   model's speed the harness delivers;
 - batch-1 latency over ``--calls`` calls: end to end (``predict_proba([text])``) and model only (pre-tokenised),
-  p50/p95/p99 and the p95/p50 and p99/p50 ratios (near 1 on a quiet device);
+  p50/p95/p99 and the p95/p50 and p99/p50 ratios (near 1 on a quiet device); in bf16/fp16 also the model-only
+  forward under autocast on the fp32 weights, the way it ran before the weights were cast once;
 - optionally (``--bert``) BERT-base with random weights, model-only batch-1, the launch-bound case.
 
 GPU (the speed issue's figures):
@@ -158,7 +159,19 @@ def main(argv=None) -> dict:
     forward, encoded = classifier.model_only_callable(sample)
     model_only = percentiles(time_calls(forward, encoded, args.warmup, device))
     results.update(batch1_end_to_end=e2e, batch1_model_only=model_only, batch1_path=classifier.describe()["batch1_path"])
-    for label, r in (("batch-1 end to end", e2e), ("batch-1 model only", model_only)):
+    rows = [("batch-1 end to end", e2e), ("batch-1 model only", model_only)]
+    if classifier.precision in ("bf16", "fp16"):
+        # The same forward the way it ran before weights were cast once: fp32 weights under autocast.
+        dtype = torch.bfloat16 if classifier.precision == "bf16" else torch.float16
+        fp32_model = classifier._unwrapped().to(device).eval()
+
+        def autocast_forward(enc):
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype):
+                return fp32_model(**enc).logits
+
+        results["batch1_model_only_autocast"] = percentiles(time_calls(autocast_forward, encoded, args.warmup, device))
+        rows.append(("batch-1 model only, autocast", results["batch1_model_only_autocast"]))
+    for label, r in rows:
         print(f"{label}: p50 {r['p50_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
               f"(p95/p50 {r['p95_over_p50']:.2f}, p99/p50 {r['p99_over_p50']:.2f}; {r['calls']} calls)", flush=True)
     print(f"batch-1 path: {results['batch1_path']}", flush=True)

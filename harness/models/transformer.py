@@ -1145,9 +1145,10 @@ class TransformerClassifier:
         """The model predictions run on: in the eval precision with its weights cast once, on the device.
 
         Autocast casts every weight again in every forward (13,868 cast copies in 32 BERT-base steps on an
-        H100); casting once is the same arithmetic without them. On 2 CPU cores a trained MiniLM-L6 answered one
-        review in 7.4 ms instead of 10.2 ms (p50 over 200), with the same labels on 1,024 reviews. The copy is
-        made on first use and dropped when training starts again; the trained weights stay as they are.
+        H100); casting once is the same arithmetic without them. On 2 CPU cores MiniLM-L6's batch-1 forward took
+        5.6 ms instead of 7.0 ms under autocast (p50 of 200 reviews, ``benchmarks/inference_speed.py --precision
+        bf16``), and a trained one gave the same labels on 1,024 reviews. The copy is made on first use and
+        dropped when training starts again; the trained weights stay as they are.
         """
         model = self._unwrapped()
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
