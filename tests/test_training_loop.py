@@ -307,3 +307,25 @@ def test_bf16_predictions_run_on_weights_cast_once_and_training_keeps_fp32(tiny_
 
     classifier.fit(train_split(), budget(precision="bf16", max_steps=6, seed=4), tmp_path / "w2", show_progress=False)
     assert classifier._inference_model() is not copy
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA a bf16-trained model predicts in bf16 without a probe")
+def test_a_loaded_bf16_model_predicts_in_what_a_cpu_probe_measured_faster(tiny_bert, tmp_path, monkeypatch):
+    classifier = T.TransformerClassifier.load(tiny_bert)
+    classifier.fit(train_split(), budget(precision="bf16", max_steps=4), tmp_path / "w", show_progress=False)
+    classifier.save(tmp_path / "saved")
+    seconds = {torch.float32: 1.0, torch.bfloat16: 2.0}
+
+    def timed(model, batch, repeats):
+        return [9.0] + [seconds[next(model.parameters()).dtype]] * (repeats - 1)
+
+    monkeypatch.setattr(T, "_time_forward", timed)
+    assert T.TransformerClassifier.load(tmp_path / "saved").precision == "fp32"  # bf16 measured slower here
+    seconds[torch.bfloat16] = 0.5
+    assert T.TransformerClassifier.load(tmp_path / "saved").precision == "fp32"  # the cached probe decides
+    monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "another-cache"))
+    assert T.TransformerClassifier.load(tmp_path / "saved").precision == "bf16"  # measured again, faster now
+    fp32 = T.TransformerClassifier.load(tiny_bert)
+    fp32.fit(train_split(), budget(precision="fp32", max_steps=4), tmp_path / "w2", show_progress=False)
+    fp32.save(tmp_path / "saved32")
+    assert T.TransformerClassifier.load(tmp_path / "saved32").precision == "fp32"

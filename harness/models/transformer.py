@@ -133,16 +133,12 @@ def pick_precision(requested: str) -> str:
     return "fp32"
 
 
-def _native_reduced_precision() -> str:
-    """For inference of a model trained in reduced precision: bf16/fp16 where the hardware has it natively."""
+def inference_precision(model, length: int = 128) -> str:
+    """For predicting with a model trained in reduced precision: bf16 (fp16 without) on CUDA; on a CPU whichever
+    of fp32 and bf16 weights a short forward probe measured faster there (never the CPU's flags alone)."""
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line for line in handle if line.startswith("flags")), "")
-    except OSError:
-        flags = ""
-    return "bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32"
+    return probe_cpu_inference_precision(model, 8, length, torch.get_num_threads())["choice"]
 
 
 def usable_cores() -> int:
@@ -207,6 +203,68 @@ def _null_context():
     return contextlib.nullcontext()
 
 
+def _probe_path(identity: dict) -> tuple[str, Path]:
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return key, cache_root() / PROBE_DIR / f"{key}.json"
+
+
+def _read_probe(path: Path, identity: dict) -> dict | None:
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return cached["probe"] if isinstance(cached, dict) and cached.get("identity") == identity else None
+
+
+def _write_probe(path: Path, identity: dict, probe: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"identity": identity, "probe": probe}) + "\n")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache costs a probe per call, nothing else
+        pass
+
+
+def _time_forward(model, batch: dict, repeats: int) -> list[float]:
+    """Seconds per inference forward of ``batch`` (first call included as element 0)."""
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(**batch)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def probe_cpu_inference_precision(model, batch_size: int, length: int, threads: int) -> dict:
+    """Time a forward of ``model`` in fp32 and with its weights cast to bf16 (as predictions run) on CPU; cached
+    like the training probe. The model is left as it was.
+
+    Returns:
+        ``{"fp32_s", "bf16_s", "choice", "key", "cached"}``: median seconds per forward for each.
+    """
+    import copy
+
+    identity = {"cpu": _cpu_model(), "torch": torch.__version__, "shape": _shape_key(model), "batch": batch_size,
+                "length": length, "threads": threads, "kind": "inference"}
+    key, path = _probe_path(identity)
+    if (cached := _read_probe(path, identity)) is not None:
+        return {**cached, "cached": True}
+    generator = torch.Generator().manual_seed(0)
+    vocab = int(getattr(model.config, "vocab_size", 1000))
+    batch = {"input_ids": torch.randint(min(5, vocab - 1), vocab, (batch_size, length), generator=generator)}
+    was_training = model.training
+    model.eval()
+    fp32_s = float(np.median(_time_forward(model, batch, 4)[1:]))
+    bf16_s = float(np.median(_time_forward(copy.deepcopy(model).to(torch.bfloat16), batch, 4)[1:]))
+    model.train(was_training)
+    probe = {"fp32_s": round(fp32_s, 6), "bf16_s": round(bf16_s, 6), "key": key,
+             "choice": "bf16" if bf16_s < BF16_MARGIN * fp32_s else "fp32"}
+    _write_probe(path, identity, probe)
+    return {**probe, "cached": False}
+
+
 def probe_cpu_precision(model, batch_size: int, length: int, threads: int) -> dict:
     """Time a training step of ``model`` at (``batch_size``, ``length``) in fp32 and in bf16 autocast on CPU.
 
@@ -219,14 +277,9 @@ def probe_cpu_precision(model, batch_size: int, length: int, threads: int) -> di
     """
     identity = {"cpu": _cpu_model(), "torch": torch.__version__, "shape": _shape_key(model), "batch": batch_size,
                 "length": length, "threads": threads}
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_root() / PROBE_DIR / f"{key}.json"
-    try:
-        cached = json.loads(path.read_text())
-        if cached.get("identity") == identity:
-            return {**cached["probe"], "cached": True, "seconds": 0.0}
-    except (OSError, ValueError):
-        pass
+    key, path = _probe_path(identity)
+    if (cached := _read_probe(path, identity)) is not None:
+        return {**cached, "cached": True, "seconds": 0.0}
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(0)
     vocab = int(getattr(model.config, "vocab_size", 1000))
@@ -255,13 +308,7 @@ def probe_cpu_precision(model, batch_size: int, length: int, threads: int) -> di
     choice = "bf16" if bf16_s < BF16_MARGIN * fp32_s else "fp32"
     probe = {"fp32_s": round(fp32_s, 6), "bf16_s": round(bf16_s, 6), "choice": choice, "key": key,
              "identity": identity}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"identity": identity, "probe": probe}) + "\n")
-        os.replace(tmp, path)
-    except OSError:  # a read-only cache costs a probe per run, nothing else
-        pass
+    _write_probe(path, identity, probe)
     return {**probe, "cached": False, "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -735,9 +782,10 @@ class TransformerClassifier:
         if settings.exists():
             saved = json.loads(settings.read_text())
             loaded.max_length = saved.get("max_length")
-            # A model trained in reduced precision predicts in it wherever the hardware has it natively
-            # (the same rule as training); a model trained in fp32 stays fp32.
-            loaded.precision = _native_reduced_precision() if saved.get("precision") in ("bf16", "fp16") else "fp32"
+            # A model trained in reduced precision predicts in it where that is faster (CUDA; on a CPU where a
+            # probe measured it faster); a model trained in fp32 stays fp32.
+            reduced = saved.get("precision") in ("bf16", "fp16")
+            loaded.precision = inference_precision(model, loaded.max_length or 128) if reduced else "fp32"
         return loaded
 
     def save(self, directory: Path) -> None:
