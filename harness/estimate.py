@@ -224,7 +224,7 @@ class Outlook(BaseModel):
     later: list[LaterRun] = []
     ask: bool = False  # one run at a time from a terminal, without --yes: may ask above ASK_ABOVE_S
     answer_file: str | None = None  # the command's answer, kept so the question comes once
-    budgets: list[str] = []  # the benchmark's budget profiles, for the advice
+    budgets: list[str] = []  # the benchmark's other budget profiles, for the advice
 
 
 def minutes(seconds: float) -> str:
@@ -258,9 +258,9 @@ def forecast_lines(model: str, forecast: TrainingForecast, outlook: Outlook | No
 
 
 def advice(outlook: Outlook | None) -> str:
-    smaller = f" or a smaller --budget ({', '.join(outlook.budgets)})" if outlook and outlook.budgets else " or a smaller --budget"
-    return (f"  to cut it: --limit-train N trains on N rows (time scales with rows){smaller}; "
-            f"--models picks fewer models")
+    """How to cut the time: fewer rows, another of the benchmark's budgets (where it has others), fewer models."""
+    other = f", another --budget ({', '.join(outlook.budgets)})" if outlook and outlook.budgets else ""
+    return f"  to cut it: --limit-train N trains on N rows (time scales with rows){other}; --models picks fewer models"
 
 
 def announce(model: str, forecast: TrainingForecast, outlook: Outlook | None, setting: str,

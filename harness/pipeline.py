@@ -55,6 +55,7 @@ class RunConfig:
     ray_address: str | None = None  # ray: an existing cluster (default RAY_ADDRESS, else a local instance)
     gpus_per_run: float | None = None  # ray: GPUs each run asks for (default 1 where CUDA is present)
     assume_yes: bool = False  # never ask at the time forecast, however long it is
+    answer_file: Path | None = None  # where a "yes" to the time question is kept (default: one per benchmark run)
 
 
 @dataclass
@@ -275,7 +276,9 @@ def run(config: RunConfig) -> RunSummary:
                     "free some space or pass a writable --results-dir",
                 ) from None
     with tempfile.TemporaryDirectory(prefix="textclf-bench-") as scratch:
-        jobs = with_outlooks(jobs, priors, config, spec, Path(scratch) / "answer")
+        # The answer to the time question, kept for the rest of the command (a suite passes its own).
+        answer = config.answer_file or Path(scratch) / "answer"
+        jobs = with_outlooks(jobs, priors, config, spec, answer)
         _run_jobs(config, jobs, isolate, summary)
     with store.lock(spec.name, wait=True) if is_main_process() else _null():
         if is_main_process():
@@ -399,7 +402,8 @@ def with_outlooks(jobs: list[Job], priors: list[Prior], config: RunConfig, spec:
     for i, job in enumerate(jobs):
         later = [LaterRun(model=j.model, seconds=p.seconds) for j, p in zip(jobs[i + 1 :], priors[i + 1 :], strict=True)
                  if not p.done] if one_at_a_time else []
-        outlook = Outlook(later=later, ask=ask, answer_file=str(answer_file), budgets=sorted(spec.budgets))
+        others = sorted(b for b in spec.budgets if b != job.configuration.budget_profile)
+        outlook = Outlook(later=later, ask=ask, answer_file=str(answer_file), budgets=others)
         out.append(job.model_copy(update={"outlook": outlook}))
     return out
 

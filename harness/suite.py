@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -303,6 +304,9 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
         f"{len(models)} model(s): {', '.join(models)}",
     )
     outcomes = []
+    # One answer to the time question for the whole suite: asked at most once, whichever benchmark asks.
+    scratch = tempfile.TemporaryDirectory(prefix="textclf-bench-suite-")
+    config = dataclasses.replace(config, answer_file=config.answer_file or Path(scratch.name) / "answer")
     for i, member in enumerate(suite.members, 1):
         outcome = BenchmarkOutcome(name=member.spec.name, data_dir=member.data_dir)
         where = f"data {member.data_dir}" if member.data_dir else "data from the benchmark's own source"
@@ -339,6 +343,7 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
             _say(config, f"stopped at benchmark {member.spec.name}: {outcome.declined}; the rest of the suite is not run",
                  warn=True)
             break
+    scratch.cleanup()
     table = summarize(outcomes, models)
     result = SuiteSummary(suite=suite, models=models, outcomes=outcomes, table=table)
     if pipeline.is_main_process():

@@ -100,7 +100,7 @@ def test_total_counts_later_seeds_at_this_forecast_and_other_models_at_their_pas
 def test_advice_above_ten_minutes_names_the_flags(capsys):
     E.announce("m", forecast(700.0, 10.0), E.Outlook(budgets=["full", "quick"]), "fp32", out=print)
     out = capsys.readouterr().out
-    assert "--limit-train N" in out and "(full, quick)" in out
+    assert "--limit-train N" in out and "another --budget (full, quick)" in out
     E.announce("m", forecast(500.0, 10.0), E.Outlook(), "fp32", out=print)
     assert "to cut it" not in capsys.readouterr().out
 
@@ -297,3 +297,22 @@ def test_a_declined_child_process_stops_the_command(tmp_path, monkeypatch):
 
     with pytest.raises(E.RunDeclined, match="m \\(seed 7\\)"):
         executors.run_isolated(FakeJob(), store=None)
+
+
+def test_a_suite_asks_once_and_a_no_stops_the_rest_of_it(tmp_path, monkeypatch, terminal, capsys):
+    from tests.test_suite import FOLDERS, run, suite_yaml
+
+    suite = str(suite_yaml(tmp_path, FOLDERS))
+    fake_forecasts(monkeypatch, [4000.0] * 6)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "y")
+    assert run(tmp_path, "--suite", suite, "--models", "tfidf-logreg,tfidf-1gram") == 0
+    assert len(asked) == 1  # three benchmarks, two models each: one question
+
+    fake_forecasts(monkeypatch, [4000.0] * 6)
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    (tmp_path / "again").mkdir()
+    assert run(tmp_path / "again", "--suite", suite, "--models", "tfidf-logreg,tfidf-1gram") == 1
+    err = capsys.readouterr().err
+    assert "stopped, declined at the forecast of tfidf-logreg" in err
+    assert not list((tmp_path / "again" / "results").glob("tiny_three/configs/*/runs/*/seed-*/result.json"))
