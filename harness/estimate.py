@@ -75,24 +75,26 @@ class StepForecaster:
         if self.window_start is not None:
             self.window_tokens += tokens
 
-    def step_done(self, step: int, elapsed: float, remaining_tokens: Callable[[], float]) -> TrainingForecast | None:
-        """After optimizer step ``step`` with ``elapsed`` seconds of training so far; a forecast once, else None.
+    def step_done(self, step: int, clock: Callable[[], float], remaining_tokens: Callable[[], float]) -> TrainingForecast | None:
+        """After optimizer step ``step``; ``clock()`` gives the training seconds so far. A forecast once, else None.
 
+        The clock is read after ``sync`` at the window's two ends, so queued device work is inside the window.
         ``remaining_tokens`` gives the padded tokens of the steps still to come (called once, at the forecast).
         """
         if self.done:
             return None
         if self.window_start is None:  # the first step of this process is done: the window opens
             self.sync()
-            self.window_start = elapsed
+            self.window_start = clock()
             self.first_step = step
             return None
         self.window_steps += 1
-        seconds = elapsed - self.window_start
-        long_enough = seconds >= self.min_seconds or self.window_steps >= self.max_share * self.total_steps
+        long_enough = (clock() - self.window_start >= self.min_seconds
+                       or self.window_steps >= self.max_share * self.total_steps)
         if self.window_steps < self.min_steps or not long_enough:
             return None
         self.sync()
+        elapsed = clock()
         self.done = True
         seconds = elapsed - self.window_start
         rate = seconds / max(1, self.window_tokens)

@@ -33,11 +33,11 @@ def test_forecast_extrapolates_the_window_by_padded_tokens():
     of 0.01 s a token; 9,400 tokens to come after 7 s spent: 7 + 94 = 101 s."""
     syncs = []
     f = E.StepForecaster(total_steps=100, sync=lambda: syncs.append(1), min_steps=3, min_seconds=5.0)
-    assert f.step_done(1, elapsed=2.0, remaining_tokens=lambda: pytest.fail("no forecast yet")) is None
+    assert f.step_done(1, lambda: 2.0, remaining_tokens=lambda: pytest.fail("no forecast yet")) is None
     made = None
     for step in range(2, 8):
         f.add_tokens(100)
-        made = f.step_done(step, elapsed=step + 1.0, remaining_tokens=lambda: 9400.0)  # 1 s a step
+        made = f.step_done(step, lambda s=step: s + 1.0, remaining_tokens=lambda: 9400.0)  # 1 s a step
         if made is not None:
             break
     assert step == 6 and made is not None  # 5 steps and 5.0 s after the window opened at 2.0 s
@@ -46,16 +46,16 @@ def test_forecast_extrapolates_the_window_by_padded_tokens():
     assert made.basis == "steps 2-6 of 100 took 5.0 s"
     assert len(syncs) == 2  # at the window's two ends only
     f.add_tokens(100)
-    assert f.step_done(8, elapsed=8.0, remaining_tokens=lambda: 1.0) is None  # once
+    assert f.step_done(8, lambda: 9.0, remaining_tokens=lambda: 1.0) is None  # once
 
 
 def test_window_of_a_short_run_closes_at_its_share_of_the_steps():
     f = E.StepForecaster(total_steps=40, min_steps=3, min_seconds=5.0, max_share=0.05)
-    f.step_done(1, 0.1, lambda: 0.0)
+    f.step_done(1, lambda: 0.1, lambda: 0.0)
     results = []
     for step in (2, 3, 4):
         f.add_tokens(10)
-        results.append(f.step_done(step, 0.1 * step, lambda: 360.0))
+        results.append(f.step_done(step, lambda s=step: 0.1 * s, lambda: 360.0))
     assert results[:2] == [None, None] and results[2] is not None  # 3 steps >= 5% of 40, well short of 5 s
     assert results[2].seconds == pytest.approx(0.4 + 0.3 / 30 * 360)
 
@@ -69,10 +69,10 @@ def test_no_forecast_when_the_run_is_no_longer_than_its_window():
 
 def test_resumed_run_names_the_steps_it_timed():
     f = E.StepForecaster(total_steps=100, start_step=50, min_steps=3, min_seconds=0.0)
-    f.step_done(51, 30.0, lambda: 0.0)
+    f.step_done(51, lambda: 30.0, lambda: 0.0)
     for step in (52, 53, 54):
         f.add_tokens(1)
-        made = f.step_done(step, 30.0 + step - 51, lambda: 46.0)
+        made = f.step_done(step, lambda s=step: 30.0 + s - 51, lambda: 46.0)
     assert made.basis == "steps 52-54 of 100 took 3.0 s" and made.seconds == pytest.approx(33.0 + 46.0)
 
 

@@ -1026,7 +1026,7 @@ class TransformerClassifier:
                     read()
                 elapsed = time.perf_counter() - clock_start
                 made = forecaster.step_done(
-                    state["step"], elapsed,
+                    state["step"], lambda start=clock_start: time.perf_counter() - start,
                     lambda p=position, t=epoch_tokens: remaining_batch_tokens(t, p + 1, (total_steps - state["step"]) * g),
                 )
                 if made is not None:
