@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
     import torch
 
     from harness.measure import device_info
-    from harness.models.transformer import configure_threads
+    from harness.models.precision import configure_threads
 
     configure_threads()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

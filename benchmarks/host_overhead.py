@@ -34,7 +34,10 @@ sys.path.insert(0, str(ROOT))
 from harness.config import Budget  # noqa: E402
 from harness.data import Split  # noqa: E402
 from harness.measure import device_info  # noqa: E402
+from harness.models import batching as B  # noqa: E402
+from harness.models import precision as P  # noqa: E402
 from harness.models import transformer as T  # noqa: E402
+from harness.models.cache import CACHE_ENV  # noqa: E402
 from tests.tiny_models import build_tiny_model  # noqa: E402
 
 WORDS = ("good bad great poor fine awful product quality price works broke love hate the a it is was and but "
@@ -65,14 +68,14 @@ def bare_seconds(model_dir: Path, split: Split, budget: Budget) -> float:
     classifier = T.TransformerClassifier.load(model_dir)
     model = classifier.model.train()
     table = classifier.tokenize(split.texts, budget.max_length, split.labels)
-    ids = T.TokenIds(table)
+    ids = B.TokenIds(table)
     batches = []
     epoch = 0
-    mask_4d = T.takes_4d_mask(model.config)
+    mask_4d = B.takes_4d_mask(model.config)
     while len(batches) < budget.max_steps:
-        order = T.length_bucketed_batches(ids.lengths, budget.batch_size, seed=budget.seed + epoch)
+        order = B.length_bucketed_batches(ids.lengths, budget.batch_size, seed=budget.seed + epoch)
         for rows in order:
-            host = T.build_host_batch(ids, rows, order, 1, 0, classifier.tokenizer.pad_token_id, budget.max_length,
+            host = B.build_host_batch(ids, rows, order, 1, 0, classifier.tokenizer.pad_token_id, budget.max_length,
                                       mask_4d)
             batches.append({k: torch.from_numpy(v) for k, v in host.arrays.items()})
         epoch += 1
@@ -104,12 +107,12 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     s1, s2 = (int(x) for x in args.steps.split(","))
     work = Path(tempfile.mkdtemp(prefix="host-overhead-"))
-    os.environ.setdefault(T.CACHE_ENV, str(work / "cache"))
+    os.environ.setdefault(CACHE_ENV, str(work / "cache"))
     train_texts, labels = texts(4096, seed=0)
     model_dir = build_tiny_model("bert", work / "tiny-bert", train_texts)
     split = Split(name="train", texts=train_texts, labels=labels, ids=np.arange(len(train_texts)))
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the harness honours it; the bare loop runs beside it
-    T.configure_threads()
+    P.configure_threads()
     device = device_info()
     print(f"device: {device['device_name']}; torch threads {torch.get_num_threads()}; tiny BERT (2 layers, hidden 32), "
           f"batch {args.batch_size}, max length {args.max_length}, fp32, fused AdamW; marginal time a step between "

@@ -94,7 +94,7 @@ def bare_forward(classifier, texts: list[str], batch_size: int, max_length: int,
     """Samples/s of the forward alone: ids pre-tokenised, length-sorted, padded and on the device beforehand."""
     import torch
 
-    from harness.models.transformer import pad_collate, sorted_batches, takes_4d_mask
+    from harness.models.batching import pad_collate, sorted_batches, takes_4d_mask
 
     model = classifier._inference_model()
     ids = classifier.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
@@ -120,7 +120,8 @@ def main(argv=None) -> dict:
     import torch
 
     from harness.measure import device_info
-    from harness.models.transformer import TransformerClassifier, pick_precision
+    from harness.models.precision import pick_precision
+    from harness.models.transformer import TransformerClassifier
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.model_dir:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from harness.models import batching as B
 from harness.models import transformer as T
 from harness.models.replay import ReplayedForward, cuda_graph_capture, recompute_capture
 from tests.conftest import FIXTURES
@@ -37,7 +38,7 @@ def counting(capture):
 
 def replayed(classifier, device, capture, mask_4d=True) -> ReplayedForward:
     model = classifier._inference_model()
-    return ReplayedForward(model, classifier.tokenizer.pad_token_id, lambda n: T.padded_width(n, 64), mask_4d,
+    return ReplayedForward(model, classifier.tokenizer.pad_token_id, lambda n: B.padded_width(n, 64), mask_4d,
                            device, capture=capture)
 
 
@@ -52,7 +53,7 @@ def test_replayed_logits_equal_the_unpadded_forward_and_each_width_is_captured_o
         with torch.inference_mode():
             alone = classifier.model(input_ids=ids).logits
         torch.testing.assert_close(replay(ids), alone, atol=1e-5, rtol=1e-5)
-    widths = {T.padded_width(len(classifier.tokenizer(t, truncation=True, max_length=64)["input_ids"]), 64) for t in texts}
+    widths = {B.padded_width(len(classifier.tokenizer(t, truncation=True, max_length=64)["input_ids"]), 64) for t in texts}
     assert len(calls) == len(widths) == len(replay.slots)  # the second round replayed, captured nothing
     assert replay.path == "replayed (CUDA graph per padded width)"
 

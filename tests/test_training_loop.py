@@ -17,6 +17,8 @@ import torch
 from harness.config import Budget
 from harness.data import Split
 from harness.errors import TrainingDiverged
+from harness.models import batching as B
+from harness.models import precision as P
 from harness.models import transformer as T
 from tests.conftest import FIXTURES
 from tests.tiny_models import build_tiny_model
@@ -89,7 +91,7 @@ def test_no_device_read_inside_a_training_step(tiny_bert, tmp_path, monkeypatch)
 
         monkeypatch.setattr(T.DeviceTally, "add", add)
     # Reads only count from the first step on: tokenising and setting up may read values freely.
-    original_stream = T.BatchStream.__iter__
+    original_stream = B.BatchStream.__iter__
     started = [False]
 
     def stream(self):
@@ -98,7 +100,7 @@ def test_no_device_read_inside_a_training_step(tiny_bert, tmp_path, monkeypatch)
             reads.clear()
         yield from original_stream(self)
 
-    monkeypatch.setattr(T.BatchStream, "__iter__", stream)
+    monkeypatch.setattr(B.BatchStream, "__iter__", stream)
     steps = 2 * T.READ_EVERY_STEPS + 7
     try:
         report = classifier.fit(train_split(), budget(max_steps=steps), tmp_path / "w", show_progress=False)
@@ -147,10 +149,10 @@ def test_loop_trains_the_seeded_batches_in_order(tiny_bert, tmp_path, monkeypatc
     split = train_split()
     report = classifier.fit(split, budget(epochs=2), tmp_path / "w", show_progress=False)
     table = classifier.tokenize(split.texts, 32, split.labels)
-    ids = T.TokenIds(table)
+    ids = B.TokenIds(table)
     lengths = np.asarray(table["length"])
     expected = [ids.batch(np.asarray(rows), classifier.tokenizer.pad_token_id, 32)["input_ids"]
-                for epoch in range(2) for rows in T.length_bucketed_batches(lengths, 8, seed=3 + epoch)]
+                for epoch in range(2) for rows in B.length_bucketed_batches(lengths, 8, seed=3 + epoch)]
     assert len(seen) == len(expected) == report["optimizer_steps"] == 12
     for got, want in zip(seen, expected, strict=True):
         assert np.array_equal(got, want)
@@ -163,18 +165,18 @@ def test_batch_builder_matches_the_collate_and_shards_evenly():
     import datasets
 
     table = datasets.Dataset.from_dict({"input_ids": table_rows, "label": [1, 0, 1, 0]})
-    ids = T.TokenIds(table)
+    ids = B.TokenIds(table)
     built = ids.batch(np.array([0, 1]), pad_id=0, max_length=40)
-    reference = T.pad_collate(0, 40)({"input_ids": table_rows[:2], "label": [1, 0], "idx": [0, 1]})
+    reference = B.pad_collate(0, 40)({"input_ids": table_rows[:2], "label": [1, 0], "idx": [0, 1]})
     for key in ("input_ids", "attention_mask", "labels"):
         assert np.array_equal(built[key], reference[key].numpy())
     order = [[0, 1], [2, 3]]
-    assert [s.tolist() for s in T.shard_rows([0, 1, 2], order, 2)] == [[0, 1], [2, 0]]
-    host = T.build_host_batch(ids, [0, 1, 2, 3], order, world=2, rank=1, pad_id=0, max_length=40, mask_4d=True)
+    assert [s.tolist() for s in B.shard_rows([0, 1, 2], order, 2)] == [[0, 1], [2, 0]]
+    host = B.build_host_batch(ids, [0, 1, 2, 3], order, world=2, rank=1, pad_id=0, max_length=40, mask_4d=True)
     # the whole batch's counts, this process's rows: [9, 40] tokens padded to 40 each, [17, 3] to 32
     assert (host.examples, host.real_tokens, host.padded_tokens) == (4, 69, 2 * 32 + 2 * 40)
     assert host.arrays["attention_mask"].shape == (2, 1, 1, 40) and host.arrays["attention_mask"].dtype == bool
-    full = T.build_host_batch(ids, [3], [[3]], world=1, rank=0, pad_id=0, max_length=40, mask_4d=True)
+    full = B.build_host_batch(ids, [3], [[3]], world=1, rank=0, pad_id=0, max_length=40, mask_4d=True)
     assert "attention_mask" not in full.arrays, "a batch without padding needs no mask"
 
 
@@ -185,7 +187,7 @@ def fake_probe(monkeypatch, fp32_s: float, bf16_s: float) -> list:
         calls.append(dtype)
         return [1.0] + [bf16_s if dtype is not None else fp32_s] * (repeats - 1)
 
-    monkeypatch.setattr(T, "_time_train_step", timed)
+    monkeypatch.setattr(P, "_time_train_step", timed)
     return calls
 
 
@@ -195,23 +197,23 @@ def test_auto_precision_on_cpu_follows_a_cached_probe(tiny_bert, tmp_path, monke
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     classifier = T.TransformerClassifier.load(tiny_bert)
     calls = fake_probe(monkeypatch, fp32_s=0.010, bf16_s=0.020)
-    first = T.resolve_precision("auto", classifier.model, 8, 32, 2)
+    first = P.resolve_precision("auto", classifier.model, 8, 32, 2)
     assert first["resolved"] == "fp32" and first["probe"]["cached"] is False and len(calls) == 2
     assert "fp32 10.0 ms, bf16 20.0 ms" in first["reason"]
-    again = T.resolve_precision("auto", classifier.model, 8, 32, 2)
+    again = P.resolve_precision("auto", classifier.model, 8, 32, 2)
     assert again["resolved"] == "fp32" and again["probe"]["cached"] is True and len(calls) == 2
-    files = list((tmp_path / "cache" / T.PROBE_DIR).iterdir())
+    files = list((tmp_path / "cache" / P.PROBE_DIR).iterdir())
     assert len(files) == 1 and json.loads(files[0].read_text())["identity"]["shape"]["hidden_size"] == 32
     # another shape or thread count is another key, measured afresh
     fake_probe(monkeypatch, fp32_s=0.010, bf16_s=0.004)
-    other = T.resolve_precision("auto", classifier.model, 16, 32, 2)
+    other = P.resolve_precision("auto", classifier.model, 16, 32, 2)
     assert other["resolved"] == "bf16" and other["probe"]["cached"] is False
     # a near-tie stays fp32
     fake_probe(monkeypatch, fp32_s=0.010, bf16_s=0.0097)
-    assert T.resolve_precision("auto", classifier.model, 8, 64, 2)["resolved"] == "fp32"
-    assert T.resolve_precision("bf16", classifier.model)["reason"] == "set in the budget"
+    assert P.resolve_precision("auto", classifier.model, 8, 64, 2)["resolved"] == "fp32"
+    assert P.resolve_precision("bf16", classifier.model)["reason"] == "set in the budget"
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    assert T.resolve_precision("auto", classifier.model)["reason"] == "the Accelerate launch configuration"
+    assert P.resolve_precision("auto", classifier.model)["reason"] == "the Accelerate launch configuration"
 
 
 def test_probe_leaves_weights_gradients_and_random_state_alone(tiny_bert):
@@ -220,7 +222,7 @@ def test_probe_leaves_weights_gradients_and_random_state_alone(tiny_bert):
     torch.manual_seed(11)
     expected = torch.rand(3)
     torch.manual_seed(11)
-    probe = T.probe_cpu_precision(classifier.model, 4, 16, 1)
+    probe = P.probe_cpu_precision(classifier.model, 4, 16, 1)
     assert torch.equal(torch.rand(3), expected)
     assert probe["fp32_s"] > 0 and probe["bf16_s"] > 0 and probe["choice"] in ("fp32", "bf16")
     for name, parameter in classifier.model.named_parameters():
@@ -258,7 +260,7 @@ def test_fit_records_precision_and_a_resumed_run_keeps_it(tiny_bert, tmp_path, m
     # a fresh run of the same shape reads the cached probe (bf16); once the cache is gone it measures again
     import shutil
 
-    shutil.rmtree(tmp_path / "cache" / T.PROBE_DIR)
+    shutil.rmtree(tmp_path / "cache" / P.PROBE_DIR)
     fresh = T.TransformerClassifier.load(tiny_bert).fit(train_split(), budget(precision="auto", epochs=1),
                                                          tmp_path / "w2", show_progress=False)
     assert fresh["precision"]["resolved"] == "fp32" and "fp32 faster" in fresh["precision"]["reason"]
@@ -267,14 +269,14 @@ def test_fit_records_precision_and_a_resumed_run_keeps_it(tiny_bert, tmp_path, m
 def test_threads_never_exceed_usable_cores(monkeypatch):
     before = torch.get_num_threads()
     try:
-        cores = T.usable_cores()
+        cores = P.usable_cores()
         monkeypatch.setenv("OMP_NUM_THREADS", str(cores + 63))
-        assert T.configure_threads()["intra_op"] == cores
+        assert P.configure_threads()["intra_op"] == cores
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        info = T.configure_threads()
+        info = P.configure_threads()
         assert info["intra_op"] == 1 == torch.get_num_threads() and info["omp_num_threads"] == "1"
         monkeypatch.delenv("OMP_NUM_THREADS")
-        assert T.configure_threads()["intra_op"] == cores == torch.get_num_threads()
+        assert P.configure_threads()["intra_op"] == cores == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 
@@ -319,7 +321,7 @@ def test_a_loaded_bf16_model_predicts_in_what_a_cpu_probe_measured_faster(tiny_b
     def timed(model, batch, repeats):
         return [9.0] + [seconds[next(model.parameters()).dtype]] * (repeats - 1)
 
-    monkeypatch.setattr(T, "_time_forward", timed)
+    monkeypatch.setattr(P, "_time_forward", timed)
     assert T.TransformerClassifier.load(tmp_path / "saved").precision == "fp32"  # bf16 measured slower here
     seconds[torch.bfloat16] = 0.5
     assert T.TransformerClassifier.load(tmp_path / "saved").precision == "fp32"  # the cached probe decides

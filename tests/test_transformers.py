@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.models.transformer import Batches, length_bucketed_batches, sorted_batches
+from harness.models.batching import Batches, length_bucketed_batches, sorted_batches
 from tests.conftest import FIXTURES, ROOT, run_path
 from tests.tiny_models import FAMILIES, build_tiny_model, registry_yaml
 
@@ -189,7 +189,7 @@ def test_minilm_learns_amazon_polarity(tmp_path):
 
 
 def test_batches_pad_to_a_multiple_of_16_within_max_length():
-    from harness.models.transformer import pad_collate
+    from harness.models.batching import pad_collate
 
     collate = pad_collate(pad_id=0, max_length=40)
     batch = collate({"input_ids": [[5] * 17, [6] * 3], "label": [1, 0], "idx": [0, 1]})
