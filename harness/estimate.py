@@ -158,7 +158,9 @@ def prior_seconds(jobs: list[Job], store: ResultsStore, speeds: dict[str, PriorS
     """Per job: already finished (skipped unless --force), or its training time at its model's last speed."""
     priors = []
     for job in jobs:
-        if not force and store.check_run(job.run_dir(store), job.fingerprint)[0]:
+        # The result alone says whether the run will be skipped; its predictions are checked when it is.
+        stored = None if force else store.load_result(job.run_dir(store))
+        if stored is not None and stored.completed and stored.fingerprint == job.fingerprint:
             priors.append(Prior(done=True))
             continue
         speed = speeds.get(job.model)

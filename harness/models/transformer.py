@@ -462,6 +462,11 @@ class TransformerClassifier:
         setting = (f"{precision['resolved']}, {threads['intra_op']} thread(s): {precision['reason']}"
                    if accelerator.device.type == "cpu" else f"{precision['resolved']}: {precision['reason']}")
         forecast = None
+
+        def batch_tokens(rows: list[int]) -> int:
+            # A batch's padded tokens as the forecast counts them: the whole batch, all processes together.
+            return padded_width(int(lengths[rows].max()), budget.max_length) * len(rows)
+
         log_every = max(1, total_steps // 100)
         stopped_by = "steps" if budget.max_steps else "epochs"
         progress = tqdm(total=total_steps, initial=state["step"], desc=f"train {self.spec.name if self.spec else ''}",
@@ -485,8 +490,6 @@ class TransformerClassifier:
         done = state["step"] >= total_steps
         while not done:
             order = length_bucketed_batches(lengths, budget.batch_size, seed=budget.seed + state["epoch"])
-            # Each batch's padded tokens, as the forecast counts them (the whole batch, all processes together).
-            epoch_tokens = np.array([padded_width(int(lengths[b].max()), budget.max_length) * len(b) for b in order])
 
             def make(position: int, order=order) -> HostBatch:
                 return build_host_batch(ids, order[position], order, world, rank, pad_id, budget.max_length, mask_4d)
@@ -502,7 +505,8 @@ class TransformerClassifier:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 tally.add(loss, state["step"] + 1)
-                forecaster.add_tokens(int(epoch_tokens[position]))
+                if not forecaster.done:  # counted only until the forecast is made
+                    forecaster.add_tokens(batch_tokens(order[position]))
                 state["examples"] += host.examples
                 state["real_tokens"] += host.real_tokens
                 state["padded_tokens"] += host.padded_tokens
@@ -518,7 +522,8 @@ class TransformerClassifier:
                 elapsed = time.perf_counter() - clock_start
                 made = forecaster.step_done(
                     state["step"], lambda start=clock_start: time.perf_counter() - start,
-                    lambda p=position, t=epoch_tokens: remaining_batch_tokens(t, p + 1, (total_steps - state["step"]) * g),
+                    lambda p=position, o=order: remaining_batch_tokens(
+                        np.array([batch_tokens(b) for b in o]), p + 1, (total_steps - state["step"]) * g),
                 )
                 if made is not None:
                     forecast = made
