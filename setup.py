@@ -2,7 +2,7 @@
 
 The design keeps ``models_registry.yaml`` and ``benchmarks/`` at the top of the project, where users edit
 them; a wheel has no top of the project, so the build copies them to ``harness/defaults/`` (the YAMLs only,
-not the benchmark scripts beside them). ``harness.registry`` looks there when no local file is given.
+not the benchmark scripts beside them). ``harness.config.registry`` looks there when no local file is given.
 Everything else about the build is in pyproject.toml.
 """
 

@@ -47,8 +47,8 @@ def build(args):
 
         torch.manual_seed(0)
         return BertForSequenceClassification(BertConfig(num_labels=2))
+    from harness.config.registry import DEFAULT_REGISTRY, load_registry
     from harness.models.transformer import TransformerClassifier
-    from harness.registry import DEFAULT_REGISTRY, load_registry
 
     return TransformerClassifier.from_spec(load_registry(DEFAULT_REGISTRY)[args.model], ["a", "b"]).model
 
@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
 
-    from harness.measure import device_info
+    from harness.metrics.cost import device_info
     from harness.models.precision import configure_threads
 
     configure_threads()

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness.config import Budget  # noqa: E402
-from harness.data import Split  # noqa: E402
-from harness.measure import MFU_CONVENTION, mfu_peak_flops, model_flops_utilization  # noqa: E402
+from harness.config.schema import Budget  # noqa: E402
+from harness.data.loading import Split  # noqa: E402
+from harness.metrics.cost import MFU_CONVENTION, mfu_peak_flops, model_flops_utilization  # noqa: E402
 from harness.models.transformer import TransformerClassifier, non_embedding_parameters  # noqa: E402
 
 

@@ -31,9 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.config import Budget  # noqa: E402
-from harness.data import Split  # noqa: E402
-from harness.measure import device_info  # noqa: E402
+from harness.config.schema import Budget  # noqa: E402
+from harness.data.loading import Split  # noqa: E402
+from harness.metrics.cost import device_info  # noqa: E402
 from harness.models import batching as B  # noqa: E402
 from harness.models import precision as P  # noqa: E402
 from harness.models import transformer as T  # noqa: E402

@@ -119,7 +119,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
 
-    from harness.measure import device_info
+    from harness.metrics.cost import device_info
     from harness.models.precision import pick_precision
     from harness.models.transformer import TransformerClassifier
 
@@ -128,7 +128,7 @@ def main(argv=None) -> dict:
         classifier = TransformerClassifier.load(args.model_dir)
         name = str(args.model_dir)
     else:
-        from harness.registry import DEFAULT_REGISTRY, load_registry
+        from harness.config.registry import DEFAULT_REGISTRY, load_registry
 
         classifier = TransformerClassifier.from_spec(load_registry(DEFAULT_REGISTRY)["minilm-l6"], ["neg", "pos"])
         name = "all-MiniLM-L6-v2 (fresh head)"
@@ -152,7 +152,7 @@ def main(argv=None) -> dict:
     print(f"evaluation: end to end {end_to_end:,.0f} samples/s; bare pre-tokenised forward {bare:,.0f} samples/s; "
           f"share {end_to_end / bare:.0%}", flush=True)
 
-    from harness.runner import latency_texts
+    from harness.run.runner import latency_texts
 
     sample = latency_texts(texts, min(args.calls, len(set(texts))))
     sample = [sample[i % len(sample)] for i in range(args.calls)]

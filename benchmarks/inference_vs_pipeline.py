@@ -75,7 +75,7 @@ def load_classifier(model_dir: Path | None, label_names: list[str] | None):
     if model_dir is not None:
         classifier = TransformerClassifier.load(model_dir)
         return classifier, str(model_dir)
-    from harness.registry import DEFAULT_REGISTRY, load_registry
+    from harness.config.registry import DEFAULT_REGISTRY, load_registry
 
     spec = load_registry(DEFAULT_REGISTRY)["minilm-l6"]
     classifier = TransformerClassifier.from_spec(spec, label_names or ["negative", "positive"])
@@ -94,7 +94,7 @@ def pipeline_probabilities(outputs, label2id: dict[str, int]):
 
 def interleaved_latency(runners: dict, texts: list[str], warmup: int) -> dict[str, list[float]]:
     """Per-call seconds for each runner; calls alternate between runners and swap order every text."""
-    from harness.measure import time_calls
+    from harness.metrics.cost import time_calls
 
     for fn in runners.values():
         for i in range(warmup):
@@ -109,7 +109,7 @@ def interleaved_latency(runners: dict, texts: list[str], warmup: int) -> dict[st
 
 def interleaved_throughput(runners: dict, texts: list[str], repeats: int, warmup_texts: list[str]) -> dict:
     """Samples per second of each runner over ``texts``, median of ``repeats`` alternating passes."""
-    from harness.measure import stopwatch
+    from harness.metrics.cost import stopwatch
 
     outputs = {}
     for fn in runners.values():
@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
-    from harness.measure import device_info, summarize_latency
-    from harness.runner import latency_texts
+    from harness.metrics.cost import device_info, summarize_latency
+    from harness.run.runner import latency_texts
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

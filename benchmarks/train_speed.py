@@ -39,18 +39,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.config import Budget  # noqa: E402
-from harness.data import Split  # noqa: E402
-from harness.measure import (  # noqa: E402
+from harness.config.schema import Budget  # noqa: E402
+from harness.data.loading import Split  # noqa: E402
+from harness.metrics.cost import (  # noqa: E402
     MFU_CONVENTION,
     device_info,
     mfu_peak_flops,
     model_flops_utilization,
     track_memory,
 )
-from harness.metrics import classification_metrics  # noqa: E402
+from harness.metrics.quality import classification_metrics  # noqa: E402
+from harness.metrics.stats import mcnemar  # noqa: E402
 from harness.models.transformer import TransformerClassifier, non_embedding_parameters  # noqa: E402
-from harness.stats import mcnemar  # noqa: E402
 
 # Standard base-size shapes, for speed runs with random weights where no hub is reachable.
 ARCHITECTURES = {

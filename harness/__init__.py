@@ -2,17 +2,17 @@
 
 The Python API (see ``harness.api``)::
 
-    from harness import run_benchmark, run_suite, load_leaderboard
+    from harness import run_benchmark, run_suite, load_leaderboard, to_markdown, write_report
 """
 
-__version__ = "0.2.0"
+from harness.core.version import __version__
 
-__all__ = ["__version__", "load_leaderboard", "run_benchmark", "run_suite"]
+__all__ = ["__version__", "load_leaderboard", "run_benchmark", "run_suite", "to_markdown", "write_report"]
 
 
 def __getattr__(name: str):
     # Imported on first use: `import harness` stays cheap for the worker processes and the CLI's --version.
-    if name in ("run_benchmark", "run_suite", "load_leaderboard"):
+    if name in ("run_benchmark", "run_suite", "load_leaderboard", "to_markdown", "write_report"):
         from harness import api
 
         return getattr(api, name)

@@ -3,13 +3,13 @@
     >>> from harness import run_benchmark
     >>> board = run_benchmark("amazon_polarity", models=["tfidf-logreg"], data_dir="data/amazon_polarity")
     >>> board.to_pandas()            # one row per model and seed, every metric
-    >>> print(board.to_markdown())
+    >>> print(to_markdown(board))     # the leaderboard's text; write_report(board, folder) writes every file
     >>> run_suite(["sst5", "ag_news"], models=["tfidf-logreg"], data_root="data").table   # several benchmarks
 
-Models are registry names or :class:`~harness.config.ModelSpec` entries built in code (the same fields as a
+Models are registry names or :class:`~harness.config.schema.ModelSpec` entries built in code (the same fields as a
 ``models_registry.yaml`` entry), so a notebook can try a model without editing YAML. Everything else behaves
 as the command line does: the same store, the same skipping of finished runs, the same one-line errors
-(raised as :class:`~harness.errors.HarnessInputError`).
+(raised as :class:`~harness.core.errors.HarnessInputError`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.config import ModelSpec
-from harness.leaderboard import Leaderboard
+from harness.config.registry import load_benchmark
+from harness.config.schema import ModelSpec
 from harness.pipeline import RunConfig, run
-from harness.registry import load_benchmark
-from harness.store import ResultsStore
+from harness.report.board import Leaderboard
+from harness.report.markdown import render_markdown, write_leaderboard
+from harness.store.results_store import ResultsStore
 
 if TYPE_CHECKING:
     from harness.suite import SuiteSummary
@@ -117,7 +118,7 @@ def run_suite(
         benchmark's leaderboard or error) and ``path`` (the summary's markdown).
     """
     from harness import suite as suites
-    from harness.errors import HarnessInputError
+    from harness.core.errors import HarnessInputError
 
     if benchmarks is None and suite is None:
         raise HarnessInputError("run_suite", "no benchmarks given", "pass benchmarks=['sst5', ...] or suite='NAME'")
@@ -158,6 +159,16 @@ def load_leaderboard(
     """The leaderboard of a configuration already in the store (default: the one the last run used)."""
     spec, _ = load_benchmark(str(benchmark), Path(benchmarks_dir) if benchmarks_dir is not None else None)
     return Leaderboard.from_store(ResultsStore(Path(results_dir)), spec, configuration)
+
+
+def to_markdown(board: Leaderboard) -> str:
+    """The leaderboard's text: its tables and captions (figures are written by :func:`write_report`)."""
+    return render_markdown(board, figures=None)
+
+
+def write_report(board: Leaderboard, out_dir: str | Path) -> Path:
+    """Write leaderboard.md/.csv/.json, plots and errors.md into ``out_dir``; returns the markdown path."""
+    return write_leaderboard(board, Path(out_dir))
 
 
 def _run_config(models, **options) -> RunConfig:

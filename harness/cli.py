@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from harness import __version__
-from harness.errors import HarnessInputError
+from harness.core.errors import HarnessInputError
+from harness.core.version import __version__
 
 PROG = "textclf-bench"
 SUBCOMMANDS = ("run", "report", "list", "predict")
@@ -148,7 +148,7 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def _list(args) -> int:
-    from harness.registry import list_benchmarks, load_benchmark, load_registry
+    from harness.config.registry import list_benchmarks, load_benchmark, load_registry
 
     registry = load_registry(args.registry)
     print("models:")
@@ -162,10 +162,10 @@ def _list(args) -> int:
 
 
 def _report(args) -> int:
-    from harness import report
-    from harness.leaderboard import Leaderboard
-    from harness.registry import load_benchmark
-    from harness.store import ResultsStore
+    from harness.config.registry import load_benchmark
+    from harness.report import markdown as report
+    from harness.report.board import Leaderboard
+    from harness.store.results_store import ResultsStore
 
     spec, _ = load_benchmark(args.benchmark or "amazon_polarity", args.benchmarks_dir)
     store = ResultsStore(args.results_dir)
@@ -193,7 +193,7 @@ def _report(args) -> int:
 def _predict(args) -> int:
     import json
 
-    from harness.predict import predict_texts, read_texts
+    from harness.run.predict import predict_texts, read_texts
 
     texts = list(args.texts)
     if args.file:

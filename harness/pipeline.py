@@ -10,17 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
-from harness.data import data_identity, load_benchmark_data
-from harness.errors import HarnessInputError
-from harness.estimate import LaterRun, Outlook, Prior, RunDeclined, last_speeds, prior_lines, prior_seconds
-from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
-from harness.results import Configuration
-from harness.runner import Job
-from harness.store import ResultsStore, normalize_filter
+from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
+from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
+from harness.core.errors import HarnessInputError
+from harness.data.loading import data_identity, load_benchmark_data
+from harness.run.forecast import LaterRun, Outlook, RunDeclined
+from harness.run.job import Job
+from harness.run.plan import Prior, last_speeds, prior_lines, prior_seconds
+from harness.store.results import Configuration
+from harness.store.results_store import ResultsStore, normalize_filter
 
 if TYPE_CHECKING:  # imported where the report is written: a model's worker process never needs it
-    from harness.leaderboard import Leaderboard
+    from harness.report.board import Leaderboard
 
 DEFAULT_BENCHMARK = "amazon_polarity"
 # Amazon Polarity's text has no licence that allows shipping it; this sample (CC BY-SA) ships with the harness.
@@ -49,7 +50,7 @@ class RunConfig:
     save_model: bool = True
     fixed_train_sample: bool = False
     log_with: list[str] | None = None
-    executor: str = "local"  # local | ray: where the grid's runs execute (harness.executors)
+    executor: str = "local"  # local | ray: where the grid's runs execute (harness.run.executors)
     parallel: int | None = None  # runs at once (local: processes here; ray: CPUs of a local Ray instance)
     devices: list[str] | None = None  # local: one run per device at once, CUDA_VISIBLE_DEVICES set to it
     ray_address: str | None = None  # ray: an existing cluster (default RAY_ADDRESS, else a local instance)
@@ -166,7 +167,7 @@ def default_benchmark(config: RunConfig) -> str:
     if config.benchmark is not None:
         return config.benchmark
     if config.data_dir is None:
-        from harness.data import hub_out_of_reach
+        from harness.data.loading import hub_out_of_reach
 
         spec, _ = load_benchmark(DEFAULT_BENCHMARK, config.benchmarks_dir)
         if spec.dataset.hub_id and hub_out_of_reach(spec.dataset.hub_id):
@@ -182,14 +183,14 @@ def _model_commit(model: ModelSpec) -> str | None:
     source = model.source
     if source is None or not source.hub_id:
         return None
-    from harness import hub
+    from harness.core import hub
 
     return hub.resolve_revision(source.hub_id, source.revision, "model")
 
 
 def run(config: RunConfig) -> RunSummary:
     """Run every selected model on the benchmark, then rebuild the configuration's report from the store."""
-    from harness import report
+    from harness.report import markdown as report
 
     registry_path = config.registry_path or default_registry_path()
     models = []
@@ -283,7 +284,7 @@ def run(config: RunConfig) -> RunSummary:
     with store.lock(spec.name, wait=True) if is_main_process() else _null():
         if is_main_process():
             try:
-                from harness.leaderboard import Leaderboard
+                from harness.report.board import Leaderboard
 
                 summary.board = Leaderboard.from_store(store, spec, configuration.label)
                 summary.leaderboard = report.publish(store, summary.board)
@@ -298,7 +299,7 @@ def run(config: RunConfig) -> RunSummary:
 
 def make_executor(config: RunConfig):
     """Where the jobs run: here one at a time (the default), here several at once, or on Ray."""
-    from harness.executors import LocalExecutor, RayExecutor
+    from harness.run.executors import LocalExecutor, RayExecutor
 
     if config.executor == "ray":
         gpus = 1.0 if config.gpus_per_run is None else config.gpus_per_run
@@ -325,7 +326,7 @@ def _label(job: Job) -> str:
 
 def _run_jobs(config: RunConfig, jobs: list[Job], isolate: bool, summary: RunSummary) -> None:
     """Every job through the executor; each outcome is logged and counted, whatever happened to the others."""
-    from harness.executors import Outcome, execute_job
+    from harness.run.executors import Outcome, execute_job
 
     distributed = is_distributed()
     one_at_a_time = config.executor == "local" and (config.parallel or 1) == 1 and not config.devices

@@ -1,10 +1,10 @@
 """Suites: several benchmarks run by one command, and one summary leaderboard across them.
 
 A suite is a comma list (``--benchmark sst5,ag_news --data-root DATA``) or a YAML file (``--suite NAME|PATH``,
-schema :class:`~harness.config.SuiteSpec`). Each benchmark runs through :func:`harness.pipeline.run` with the
+schema :class:`~harness.config.schema.SuiteSpec`). Each benchmark runs through :func:`harness.pipeline.run` with the
 same models, budget profile and limits, exactly as ``--benchmark NAME`` alone would (same store, same
 skipping of finished runs); a benchmark that fails (its data cannot be read, an unexpected error) is recorded
-and the next one runs. The summary reads each benchmark's :class:`~harness.leaderboard.Leaderboard` of the
+and the next one runs. The summary reads each benchmark's :class:`~harness.report.board.Leaderboard` of the
 configuration just run, once, and writes ``<results>/suites/<suite>/summary.md`` with ``summary.csv``,
 ``summary.json`` and ``summary.png``:
 
@@ -34,18 +34,19 @@ from pydantic import ValidationError
 from scipy.stats import rankdata
 from tabulate import tabulate
 
-from harness import analysis, stats
-from harness.config import SAFE_NAME, BenchmarkSpec, SuiteSpec, read_yaml, validation_error_line
-from harness.errors import HarnessInputError
-from harness.leaderboard import Leaderboard, ModelRow
-from harness.markdown import escape
-from harness.registry import (
+from harness.config.registry import (
     benchmark_dirs,
     default_registry_path,
     load_benchmark,
     load_registry,
     select_models,
 )
+from harness.config.schema import SAFE_NAME, BenchmarkSpec, SuiteSpec, read_yaml, validation_error_line
+from harness.core.errors import HarnessInputError
+from harness.core.escape import escape
+from harness.metrics import stats
+from harness.report import analysis
+from harness.report.board import Leaderboard, ModelRow
 
 SUITES_DIR = "suites"  # <results>/suites/<suite>/ and <benchmarks dir>/suites/<suite>.yaml
 SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png")
@@ -176,7 +177,7 @@ def resolve_suite(
         name = "+".join(names)
         if len(name) > 100 or not all(SAFE_NAME.match(n) for n in names):
             # Paths or long lists: a readable head and a hash keep the folder name short and unique.
-            from harness.results import stable_hash
+            from harness.store.results import stable_hash
 
             stems = (re.sub(r"[^A-Za-z0-9._-]", "_", Path(n).stem).strip("._-") or "b" for n in names)
             name = "+".join(stems)[:80] + "-" + stable_hash(names, 8)
@@ -280,7 +281,7 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
     runs.
     """
     from harness import pipeline
-    from harness.store import ResultsStore
+    from harness.store.results_store import ResultsStore
 
     models = model_names(config)
     if not 1 <= config.seeds <= pipeline.MAX_SEEDS:
@@ -791,8 +792,8 @@ def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
 
 def write_summary(summary: SuiteSummary, out_dir: Path) -> Path:
     """Write summary.md, .csv, .json and .png (atomically) into ``out_dir``; returns the markdown's path."""
-    from harness import plots
-    from harness.store import atomic_write_bytes, atomic_write_text
+    from harness.report import figures as plots
+    from harness.store.results_store import atomic_write_bytes, atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
     table = summary.table

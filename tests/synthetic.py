@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import BenchmarkSpec
-from harness.metrics import classification_metrics, group_metrics
-from harness.results import Configuration, RunResult, run_fingerprint
-from harness.store import ResultsStore, write_result
+from harness.config.schema import BenchmarkSpec
+from harness.metrics.quality import classification_metrics, group_metrics
+from harness.store.results import Configuration, RunResult, run_fingerprint
+from harness.store.results_store import ResultsStore, write_result
 
 
 def configuration(spec: BenchmarkSpec, budget_name: str | None = None, limit_train: int | None = None,

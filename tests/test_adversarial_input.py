@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.config import BenchmarkSpec, ModelSpec
-from harness.data import load_benchmark_data
-from harness.errors import HarnessInputError, ModelRunError
-from harness.registry import load_benchmark, load_registry
+from harness.config.registry import load_benchmark, load_registry
+from harness.config.schema import BenchmarkSpec, ModelSpec
+from harness.core.errors import HarnessInputError, ModelRunError
+from harness.data.loading import load_benchmark_data
 from tests.conftest import FIXTURES, ROOT, has_runs, run_path, write_csv
 from tests.test_bad_input import data_dir_with, no_runs, one_line_error, setup, write_benchmark
 
@@ -372,8 +372,8 @@ def test_data_dir_that_is_a_file(capsys, tmp_path, setup):
 
 @pytest.fixture
 def tfidf_model(tmp_path_factory) -> Path:
-    from harness.config import Budget, TfidfParams
-    from harness.data import Split
+    from harness.config.schema import Budget, TfidfParams
+    from harness.data.loading import Split
     from harness.models import save_model
     from harness.models.tfidf import TfidfLogReg
 
@@ -473,7 +473,7 @@ def test_ctrl_c_in_the_worker_exits_130_without_a_traceback(tmp_path):
     os.mkfifo(fifo)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-m", "harness.worker", str(fifo)],
+        [sys.executable, "-m", "harness.run.worker", str(fifo)],
         stderr=subprocess.PIPE,
         text=True,
         env=env,

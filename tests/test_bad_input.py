@@ -303,8 +303,8 @@ def test_hostile_benchmark_name_is_rejected_and_nothing_is_written(capsys, tmp_p
 
 
 def test_store_refuses_paths_outside_its_root(tmp_path):
-    from harness.errors import HarnessInputError
-    from harness.store import ResultsStore
+    from harness.core.errors import HarnessInputError
+    from harness.store.results_store import ResultsStore
 
     store = ResultsStore(tmp_path / "results")
     for parts in (("..", "c", "m", 1), ("bench", "c", "../x", 1), ("bench", "c", "/abs", 1), ("bench", "../c", "m", 1)):
@@ -543,7 +543,7 @@ def leaderboard_row(path: Path, model: str) -> dict[str, str]:
 
 
 def test_trust_remote_code_is_off_unless_an_entry_sets_it():
-    from harness.registry import DEFAULT_REGISTRY, load_registry
+    from harness.config.registry import DEFAULT_REGISTRY, load_registry
 
     assert {spec.trust_remote_code for spec in load_registry(DEFAULT_REGISTRY).values()} == {False}
 
@@ -622,7 +622,7 @@ def test_results_dir_that_is_a_file(capsys, tmp_path, setup):
 def test_bad_input_after_finished_runs_changes_nothing_in_the_store(capsys, tmp_path, setup):
     """Bad input at every stage (flags, YAML, registry, budget, data, lock) against a store that already holds
     a finished run and its leaderboard: each stops in one line and not one byte of the store changes."""
-    from harness.store import ResultsStore
+    from harness.store.results_store import ResultsStore
 
     assert main(setup()) == 0
     capsys.readouterr()

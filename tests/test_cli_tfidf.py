@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.store import ResultsStore
+from harness.store.results_store import ResultsStore
 from tests.conftest import ROOT, has_runs, run_path
 
 

@@ -4,8 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessInputError
-from harness.registry import DEFAULT_REGISTRY, list_benchmarks, load_benchmark, load_registry, select_models
+from harness.config.registry import (
+    DEFAULT_REGISTRY,
+    list_benchmarks,
+    load_benchmark,
+    load_registry,
+    select_models,
+)
+from harness.core.errors import HarnessInputError
 
 
 def write(tmp_path: Path, text: str, name: str = "registry.yaml") -> Path:

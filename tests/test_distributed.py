@@ -89,7 +89,7 @@ def test_fsdp_saves_whole_weights_that_reload_to_the_same_predictions(tiny, tmp_
     saved = load_file(run_dir / "model" / "model.safetensors")
     word_embeddings = next(v for k, v in saved.items() if k.endswith("word_embeddings.weight"))
     assert word_embeddings.shape[0] > 100, "the whole embedding table, not one process's shard"
-    from harness.predict import predict_texts
+    from harness.run.predict import predict_texts
 
     texts = pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist()
     reloaded = np.array([r["probabilities"]["positive"] for r in predict_texts(run_dir / "model", texts)])

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.config import BenchmarkSpec, Budget, DatasetSource
+from harness.config.schema import BenchmarkSpec, Budget, DatasetSource
 from tests.conftest import ROOT
 
 

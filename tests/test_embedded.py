@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import data as D
-from harness import embedded
-from harness.errors import HarnessInputError
-from harness.registry import load_benchmark
+from harness.config.registry import load_benchmark
+from harness.core.errors import HarnessInputError
+from harness.data import embedded
+from harness.data import loading as D
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "harness" / "samples" / "dbpedia14"
+SAMPLE = ROOT / "harness" / "data" / "samples" / "dbpedia14"
 FIRST_TRAIN_TEXT = "Hope Motor Company was a Japanese car company bought by Suzuki in 1968 ."
 
 
@@ -57,7 +57,7 @@ def test_offline_without_data_dir_reads_the_shipped_sample(monkeypatch, no_hub_c
     _assert_is_the_sample(result)
     assert result.source["note"] == (
         "the hub is out of reach and no --data-dir was given: read the 1,960-train / 980-test sample shipped "
-        "inside the package (harness/samples/dbpedia14/SOURCE.md), not the full fancyzhx/dbpedia_14; scores are not "
+        "inside the package (harness/data/samples/dbpedia14/SOURCE.md), not the full fancyzhx/dbpedia_14; scores are not "
         "comparable with runs on the full data"
     )
     assert result.source["train_sha256"] == hashlib.sha256((SAMPLE / "train.csv").read_bytes()).hexdigest()
@@ -95,7 +95,7 @@ def test_reachable_hub_is_used_not_the_sample(monkeypatch, no_hub_cache):
     assert calls == [("fancyzhx/dbpedia_14", "train"), ("fancyzhx/dbpedia_14", "test")]
     assert result.source["kind"] == "hub" and "note" not in result.source
     assert result.train.texts == ["a company", "a school", "an artist"]
-    from harness import hub
+    from harness.core import hub
 
     # The revision is pinned to the commit it points at now, so new upstream data is a new configuration.
     monkeypatch.setattr(hub, "resolve_revision", lambda repo, rev, kind: f"{kind}:{repo}@{rev}:abc123")
@@ -175,8 +175,8 @@ def test_package_data_lines_ship_every_sample_file():
     """A wheel carries what [tool.setuptools.package-data] names: every file of every sample must match."""
     tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = config["tool"]["setuptools"]["package-data"]["harness"]
-    package = ROOT / "harness"
+    patterns = config["tool"]["setuptools"]["package-data"]["harness.data"]
+    package = ROOT / "harness" / "data"
     shipped = {path for pattern in patterns for path in package.glob(pattern)}
     files = {path for path in (package / "samples").rglob("*") if path.is_file()}
     assert files and files <= shipped

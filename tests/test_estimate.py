@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import estimate as E
 from harness.cli import main
-from harness.config import Budget
-from harness.data import Split
-from harness.results import TrainingForecast
+from harness.config.schema import Budget
+from harness.data.loading import Split
+from harness.run import forecast as E
+from harness.models import forecast as F
+from harness.store.results import TrainingForecast
 from tests.conftest import FIXTURES, run_path
 
 
@@ -32,7 +33,7 @@ def test_forecast_extrapolates_the_window_by_padded_tokens():
     """First step opens the window (its one-off costs are not a rate); 5 steps of 100 tokens in 5 s make a rate
     of 0.01 s a token; 9,400 tokens to come after 7 s spent: 7 + 94 = 101 s."""
     syncs = []
-    f = E.StepForecaster(total_steps=100, sync=lambda: syncs.append(1), min_steps=3, min_seconds=5.0)
+    f = F.StepForecaster(total_steps=100, sync=lambda: syncs.append(1), min_steps=3, min_seconds=5.0)
     assert f.step_done(1, lambda: 2.0, remaining_tokens=lambda: pytest.fail("no forecast yet")) is None
     made = None
     for step in range(2, 8):
@@ -50,7 +51,7 @@ def test_forecast_extrapolates_the_window_by_padded_tokens():
 
 
 def test_window_of_a_short_run_closes_at_its_share_of_the_steps():
-    f = E.StepForecaster(total_steps=40, min_steps=3, min_seconds=5.0, max_share=0.05)
+    f = F.StepForecaster(total_steps=40, min_steps=3, min_seconds=5.0, max_share=0.05)
     f.step_done(1, lambda: 0.1, lambda: 0.0)
     results = []
     for step in (2, 3, 4):
@@ -61,14 +62,14 @@ def test_window_of_a_short_run_closes_at_its_share_of_the_steps():
 
 
 def test_no_forecast_when_the_run_is_no_longer_than_its_window():
-    f = E.StepForecaster(total_steps=4, min_steps=3)
+    f = F.StepForecaster(total_steps=4, min_steps=3)
     assert f.done
-    resumed = E.StepForecaster(total_steps=100, start_step=97, min_steps=3)
+    resumed = F.StepForecaster(total_steps=100, start_step=97, min_steps=3)
     assert resumed.done
 
 
 def test_resumed_run_names_the_steps_it_timed():
-    f = E.StepForecaster(total_steps=100, start_step=50, min_steps=3, min_seconds=0.0)
+    f = F.StepForecaster(total_steps=100, start_step=50, min_steps=3, min_seconds=0.0)
     f.step_done(51, lambda: 30.0, lambda: 0.0)
     for step in (52, 53, 54):
         f.add_tokens(1)
@@ -78,9 +79,9 @@ def test_resumed_run_names_the_steps_it_timed():
 
 def test_remaining_tokens_take_this_epoch_then_its_mean():
     tokens = np.array([10, 20, 30, 40])
-    assert E.remaining_batch_tokens(tokens, 2, 2) == 70.0  # the rest of this epoch
-    assert E.remaining_batch_tokens(tokens, 2, 6) == 70.0 + 4 * 25.0  # then later epochs at the mean, 25
-    assert E.remaining_batch_tokens(tokens, 4, 0) == 0.0
+    assert F.remaining_batch_tokens(tokens, 2, 2) == 70.0  # the rest of this epoch
+    assert F.remaining_batch_tokens(tokens, 2, 6) == 70.0 + 4 * 25.0  # then later epochs at the mean, 25
+    assert F.remaining_batch_tokens(tokens, 4, 0) == 0.0
 
 
 # ----- what is said, and the question -----------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_transformer_forecasts_once_from_its_first_steps_and_trains_the_same(tmp
 
 
 def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
-    from harness.config import TfidfParams
+    from harness.config.schema import TfidfParams
     from harness.models.tfidf import TfidfLogReg
 
     rng = np.random.default_rng(0)
@@ -202,7 +203,7 @@ def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
 
 
 def test_tfidf_on_a_few_rows_does_not_forecast(tmp_path):
-    from harness.config import TfidfParams
+    from harness.config.schema import TfidfParams
     from harness.models.tfidf import TfidfLogReg
 
     heard = []
@@ -272,7 +273,7 @@ def test_earlier_runs_give_the_time_ahead_before_anything_runs(tmp_path, capsys)
 
 def test_a_declined_child_process_stops_the_command(tmp_path, monkeypatch):
     """Isolated runs: the worker exits DECLINED, and the parent raises RunDeclined instead of recording a death."""
-    from harness import executors, runner, worker
+    from harness.run import executors, runner, worker
 
     def declined(job):
         raise E.RunDeclined("declined")

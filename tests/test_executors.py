@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.store import ResultsStore
+from harness.store.results_store import ResultsStore
 from tests.conftest import FIXTURES, ROOT, masked_models_table
 
 REGISTRY = """\
@@ -76,7 +76,7 @@ def test_parallel_runs_give_the_sequential_leaderboard(sequential, tmp_path):
 
 
 def test_devices_run_one_job_per_device_with_its_device_visible(sequential, tmp_path, monkeypatch):
-    import harness.executors as executors
+    import harness.run.executors as executors
 
     seen: list[str] = []
     real = executors.run_isolated

@@ -122,7 +122,7 @@ def test_child_that_dies_hard_is_a_failed_run_and_is_redone_later(tmp_path, caps
         process.send_signal(sig)
         return subprocess.CompletedProcess(args, process.wait())
 
-    monkeypatch.setattr("harness.executors.subprocess.run", run_and_kill_victim)
+    monkeypatch.setattr("harness.run.executors.subprocess.run", run_and_kill_victim)
     results = tmp_path / "results"
     assert main(cli_args(registry, results)) == 1
     assert (

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from harness import groups, stats
-from harness.config import BenchmarkSpec
-from harness.leaderboard import RunSet
-from harness.metrics import group_metrics
-from harness.store import ResultsStore
+from harness.config.schema import BenchmarkSpec
+from harness.metrics import stats
+from harness.metrics.quality import group_metrics
+from harness.report import groups
+from harness.report.board import RunSet
+from harness.store.results_store import ResultsStore
 from tests import synthetic
 
 LABELS = ["negative", "neutral", "positive"]
@@ -130,8 +131,8 @@ def test_hub_dataset_with_one_config_per_group_becomes_one_table(monkeypatch):
     """The multilingual benchmark's hub form (a config per language) reads as one table with a lang column."""
     import datasets
 
-    from harness.data import load_benchmark_data
-    from harness.registry import load_benchmark
+    from harness.config.registry import load_benchmark
+    from harness.data.loading import load_benchmark_data
 
     calls = []
 

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness import measure
-from harness.measure import (
+from harness.metrics import cost as measure
+from harness.metrics.cost import (
     PhaseMemory,
     device_peak_flops,
     model_flops_utilization,
@@ -21,7 +21,7 @@ from harness.measure import (
     time_calls,
     track_memory,
 )
-from harness.report import cost_section
+from harness.report.markdown import cost_section
 from tests.conftest import run_path
 
 MIB = 2**20
@@ -303,7 +303,7 @@ def test_cost_table_skips_failed_models():
 
 
 def test_mfu_uses_the_cards_bf16_peak_for_every_precision():
-    from harness.measure import MFU_CONVENTION, mfu_peak_flops
+    from harness.metrics.cost import MFU_CONVENTION, mfu_peak_flops
 
     assert mfu_peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12
     assert mfu_peak_flops("NVIDIA H100 PCIe") == 756e12

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.metrics import classification_metrics, exercise_metrics, group_metrics
+from harness.metrics.quality import classification_metrics, exercise_metrics, group_metrics
 
 
 def test_binary_metrics_exact():

@@ -15,8 +15,9 @@ from matplotlib.lines import AxLine
 from matplotlib.patches import Rectangle
 from matplotlib.text import Annotation, Text
 
-from harness import plots, stats
-from harness.analysis import Predictions
+from harness.metrics import stats
+from harness.report import figures as plots
+from harness.report.analysis import Predictions
 
 # Six models as the registry has them: long names, four transformers within a few ms and a few hundredths of
 # macro-F1 of each other, memory from 280 MiB to 2.6 GiB.

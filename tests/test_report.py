@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import analysis, report, stats
 from harness.cli import main
-from harness.registry import load_benchmark
-from harness.store import ResultsStore
+from harness.config.registry import load_benchmark
+from harness.metrics import stats
+from harness.report import analysis
+from harness.report import markdown as report
+from harness.store.results_store import ResultsStore
 from tests import synthetic
 
 PLOTS = [
@@ -224,7 +226,7 @@ def test_report_only_rebuilds_the_same_report_from_the_store(synthetic_store, tm
 
 
 def test_pareto_front_keeps_points_no_other_beats():
-    from harness.plots import pareto_front
+    from harness.report.figures import pareto_front
 
     latency = [1.0, 2.0, 3.0, 1.5, 4.0]
     quality = [0.80, 0.85, 0.84, 0.79, 0.90]

@@ -12,15 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import provenance
+from harness.api import to_markdown
 from harness.cli import main
-from harness.config import BenchmarkSpec, ModelSpec
-from harness.leaderboard import Leaderboard
-from harness.markdown import escape
-from harness.model_card import build_model_card
-from harness.report import write_report
-from harness.results import ResultReadError, RunResult, json_schema, parse_result
-from harness.store import ResultsStore
+from harness.config.schema import BenchmarkSpec, ModelSpec
+from harness.core.escape import escape
+from harness.report.board import Leaderboard
+from harness.report.markdown import write_report
+from harness.run import provenance
+from harness.run.model_card import build_model_card
+from harness.store.results import ResultReadError, RunResult, json_schema, parse_result
+from harness.store.results_store import ResultsStore
 from tests import synthetic
 from tests.conftest import FIXTURES, ROOT, run_path
 
@@ -56,7 +57,7 @@ def probs_for(labels: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
 
 def test_the_documented_json_schema_is_the_models_schema():
     documented = json.loads((ROOT / "docs" / "result.schema.json").read_text())
-    assert documented == json_schema(), "regenerate it: python -m harness.results > docs/result.schema.json"
+    assert documented == json_schema(), "regenerate it: python -m harness.store.results > docs/result.schema.json"
 
 
 def test_a_run_writes_a_result_that_validates_and_round_trips(tmp_path):
@@ -182,7 +183,7 @@ def test_seeds_with_identical_predictions_are_one_run_said_so(tmp_path):
     rows = {row.model: row for row in board.rows}
     assert rows["linear"].identical_seeds and len(rows["linear"].results) == 1
     assert not rows["encoder"].identical_seeds and len(rows["encoder"].results) == 2
-    text = board.to_markdown()
+    text = to_markdown(board)
     linear = next(line for line in text.splitlines() if "| linear " in line)
     assert "3 seeds, identical predictions: shown as one run" in linear and " ± " not in linear
     encoder = next(line for line in text.splitlines() if "| encoder " in line)
@@ -243,7 +244,7 @@ def test_leaderboard_csv_and_json_match_the_markdown(tmp_path):
 
 
 def test_each_seed_draws_its_own_train_rows_unless_fixed(tmp_path):
-    import harness.runner as runner
+    import harness.run.runner as runner
 
     seen: dict[int, list] = {}
     real = runner.load_benchmark_data
@@ -278,7 +279,7 @@ def test_python_api_returns_the_leaderboard(tmp_path):
     frame = board.to_pandas()
     assert sorted(frame["model"]) == ["tfidf-logreg", "tfidf-unigram"]
     assert frame["accuracy"].between(0, 1).all() and (frame["status"] == "completed").all()
-    assert "| tfidf-unigram |" in board.to_markdown()
+    assert "| tfidf-unigram |" in to_markdown(board)
 
 
 def test_model_cards_carry_model_index_results_and_say_how_to_load():
@@ -367,7 +368,7 @@ def test_a_hub_model_with_offline_true_fails_fast_in_one_line(tmp_path, monkeypa
 def test_log_with_sends_the_measured_run_to_the_trackers(tmp_path):
     from accelerate.tracking import GeneralTracker
 
-    from harness.trackers import log_run
+    from harness.run.trackers import log_run
 
     class Recorder(GeneralTracker):
         name = "recorder"

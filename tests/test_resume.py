@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.store import ResultsStore
+from harness.store.results_store import ResultsStore
 from tests.conftest import ROOT, masked_models_table, tiny_binary_cli_args
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
@@ -113,7 +113,7 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     def unfinished_worker() -> bool:
         done = completed(results)
         return any(
-            processes_mentioning(f"harness.worker {results}/tiny_binary/configs/", f"/runs/{m}/seed-")
+            processes_mentioning(f"harness.run.worker {results}/tiny_binary/configs/", f"/runs/{m}/seed-")
             for m in MODELS
             if m not in done
         )
@@ -122,7 +122,7 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     kill(process)
     kills += 1
     deadline = time.monotonic() + 15
-    while processes_mentioning(f"harness.worker {results}"):
+    while processes_mentioning(f"harness.run.worker {results}"):
         assert time.monotonic() < deadline, "a model's process outlived the killed run"
         time.sleep(0.01)
     assert_no_partial_json(results)

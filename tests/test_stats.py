@@ -10,8 +10,8 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import brier_score_loss
 
-from harness import stats
-from harness.metrics import classification_metrics
+from harness.metrics import stats
+from harness.metrics.quality import classification_metrics
 
 
 def synthetic(n: int, k: int, seed: int, round_to: int | None = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 the command exits 1 without a traceback, and no finished result is lost.
 
 The tests run as root, which ignores file permissions, so faults are injected where every store write goes:
-``harness.store.atomic_write_bytes`` raises ``OSError(ENOSPC)`` for chosen paths, in this process or, for
+``harness.store.results_store.atomic_write_bytes`` raises ``OSError(ENOSPC)`` for chosen paths, in this process or, for
 isolated runs, in the model's own process through a ``sitecustomize`` hook. A slow test does the same with a
 real full (and then read-only) tmpfs when mounting one is permitted.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-import harness.executors
-import harness.store
+import harness.run.executors
+import harness.store.results_store
 from harness.cli import main
 from tests.conftest import FIXTURES, ROOT, tiny_binary_cli_args
 
@@ -40,7 +40,7 @@ import errno
 import os
 import signal
 
-from harness import store
+from harness.store import results_store as store
 from harness.models import tfidf
 
 _write = store.atomic_write_bytes
@@ -72,10 +72,10 @@ def registry(tmp_path) -> Path:
     return path
 
 
-def refuse_writes(monkeypatch, *pieces: str, module=harness.store) -> list[str]:
+def refuse_writes(monkeypatch, *pieces: str, module=harness.store.results_store) -> list[str]:
     """Make the store's atomic writes fail with ENOSPC for paths containing any of ``pieces``; returns the
     paths refused."""
-    real = harness.store.atomic_write_bytes
+    real = harness.store.results_store.atomic_write_bytes
     refused: list[str] = []
 
     def faulty(path, data):
@@ -228,7 +228,7 @@ def test_isolated_parent_cannot_record_the_failure_either(tmp_path, registry, mo
 def test_job_file_refused_fails_that_run_only(tmp_path, registry, monkeypatch, capfd):
     """The parent cannot even hand the job to a process: that run fails in one line, the next one runs."""
     results = tmp_path / "results"
-    refuse_writes(monkeypatch, "/runs/victim/seed-42/job.json", module=harness.executors)
+    refuse_writes(monkeypatch, "/runs/victim/seed-42/job.json", module=harness.run.executors)
     assert main(tiny_binary_cli_args(registry, results, "--quiet")) == 1
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err

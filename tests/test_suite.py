@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import stats, suite
-from harness.analysis import Predictions
+from harness import suite
 from harness.cli import main
-from harness.registry import PROJECT_ROOT
+from harness.config.registry import PROJECT_ROOT
+from harness.metrics import stats
+from harness.report.analysis import Predictions
 from tests.conftest import FIXTURES, has_runs, shared_data
 from tests.test_plots import check_figure
 
@@ -187,7 +188,7 @@ def test_a_comma_list_reads_one_folder_per_benchmark_under_data_root(tmp_path):
 
 def test_the_python_api_runs_a_suite_and_returns_the_table(tmp_path):
     from harness import run_suite
-    from harness.config import ModelSpec
+    from harness.config.schema import ModelSpec
 
     root = tmp_path / "data"
     for benchmark in ("tiny_binary", "tiny_three"):

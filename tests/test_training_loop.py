@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.config import Budget
-from harness.data import Split
-from harness.errors import TrainingDiverged
+from harness.config.schema import Budget
+from harness.core.errors import TrainingDiverged
+from harness.data.loading import Split
 from harness.models import batching as B
 from harness.models import precision as P
 from harness.models import transformer as T

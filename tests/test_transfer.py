@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from matplotlib import image as mpimg
 
-from harness import groups
 from harness.cli import main
-from harness.config import SAFE_NAME
-from harness.errors import HarnessInputError
-from harness.leaderboard import RunSet
-from harness.metrics import group_metrics
-from harness.registry import load_benchmark
-from harness.store import ResultsStore, filter_variant
+from harness.config.registry import load_benchmark
+from harness.config.schema import SAFE_NAME
+from harness.core.errors import HarnessInputError
+from harness.metrics.quality import group_metrics
+from harness.report import groups
+from harness.report.board import RunSet
+from harness.store.results_store import ResultsStore, filter_variant
 from tests.conftest import run_path
 
 LANGS = ["de", "en", "es", "fr"]

@@ -118,7 +118,7 @@ def with_dropout(directory: Path, p: float = 0.1) -> Path:
 
 def _fit_and_predict(model_dir: Path, workdir: Path, budget, texts, labels, test_texts, kill_at: int | None = None,
                      monkeypatch=None):
-    from harness.data import Split
+    from harness.data.loading import Split
     from harness.models.transformer import TransformerClassifier
 
     classifier = TransformerClassifier.load(model_dir)
@@ -144,7 +144,7 @@ def _fit_and_predict(model_dir: Path, workdir: Path, budget, texts, labels, test
 
 def test_resumed_run_predicts_exactly_as_an_uninterrupted_one(tmp_path, monkeypatch):
     """Kills at three steps (one mid-epoch, one on an epoch boundary, one later) with dropout on, in fp32."""
-    from harness.config import Budget
+    from harness.config.schema import Budget
 
     monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "cache"))
     frame = pd.read_csv(FIXTURES / "binary" / "train.csv")
@@ -171,7 +171,7 @@ def test_resumed_run_predicts_exactly_as_an_uninterrupted_one(tmp_path, monkeypa
 
 def test_a_checkpoint_left_half_renamed_is_resumed_not_dropped(tmp_path):
     """A kill between removing the old checkpoint and renaming the new one leaves only checkpoint.tmp, whole."""
-    from harness.config import Budget
+    from harness.config.schema import Budget
     from harness.models.transformer import TransformerClassifier
 
     budget = Budget(epochs=1, batch_size=8)

@@ -75,7 +75,7 @@ def test_every_family_trains_under_the_identical_budget(tiny_registry, tmp_path)
 def test_saved_model_reloads_in_pipeline_with_same_predictions(tiny_registry, tmp_path):
     from transformers import pipeline
 
-    from harness.predict import predict_texts
+    from harness.run.predict import predict_texts
 
     assert main([*cli_args(tiny_registry, tmp_path, "tiny-roberta"), "--no-isolate"]) == 0
     model_dir = run_path(tmp_path, "tiny_binary", "tiny-roberta", 42) / "model"

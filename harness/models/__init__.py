@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.config import ModelSpec
+from harness.config.schema import ModelSpec
 from harness.models.base import TextClassifier
 
 FAMILIES: dict[str, str] = {

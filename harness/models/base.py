@@ -8,9 +8,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.config import Budget, ModelSpec
-from harness.data import Split
-from harness.results import TrainingForecast
+from harness.config.schema import Budget, ModelSpec
+from harness.data.loading import Split
+from harness.store.results import TrainingForecast
 
 
 @runtime_checkable

@@ -13,9 +13,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from harness.config import Budget, ModelSpec, TfidfParams
-from harness.data import Split
-from harness.results import TrainingForecast
+from harness.config.schema import Budget, ModelSpec, TfidfParams
+from harness.data.loading import Split
+from harness.store.results import TrainingForecast
 
 CONFIG_FILE = "tfidf_config.json"
 WEIGHTS_FILE = "tfidf_weights.npz"

@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.config import Budget, ModelSpec
-from harness.data import Split, hub_reachable
-from harness.errors import ModelRunError, TrainingDiverged
-from harness.estimate import StepForecaster, remaining_batch_tokens
-from harness.measure import MFU_CONVENTION
+from harness.config.schema import Budget, ModelSpec
+from harness.core.errors import ModelRunError, TrainingDiverged
+from harness.data.loading import Split, hub_reachable
+from harness.metrics.cost import MFU_CONVENTION
 from harness.models.batching import (
     EVAL_CHUNK,
     Batches,
@@ -51,9 +50,10 @@ from harness.models.batching import (
     tokenized_chunks,
 )
 from harness.models.cache import cache_root
+from harness.models.forecast import StepForecaster, remaining_batch_tokens
 from harness.models.precision import configure_threads, inference_precision, resolve_precision
 from harness.models.replay import ReplayedForward
-from harness.results import TrainingForecast
+from harness.store.results import TrainingForecast
 
 # A cross-entropy loss above this means the true class got probability < e^-50: the run has diverged.
 EXPLODED_LOSS = 50.0
@@ -88,7 +88,7 @@ def resolve_source(spec: ModelSpec) -> tuple[str, dict]:
         return str(folder), {}
     # Offline, a hub lookup spends ~50 s in name-resolution retries before failing: probe first, and if the
     # hub is out of reach use only the local hub cache (a model downloaded earlier still loads).
-    from harness import hub
+    from harness.core import hub
 
     offline = hub.offline() or not hub_reachable()
     return source.hub_id, {"revision": source.revision, "local_files_only": offline}
@@ -662,7 +662,7 @@ class TransformerClassifier:
         return saved
 
     def _mfu(self, real_tokens: int, seconds: float) -> float | None:
-        from harness.measure import mfu_peak_flops, model_flops_utilization
+        from harness.metrics.cost import mfu_peak_flops, model_flops_utilization
 
         params = non_embedding_parameters(self._unwrapped())
         return model_flops_utilization(params, real_tokens, seconds, mfu_peak_flops())

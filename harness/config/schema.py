@@ -1,0 +1,473 @@
+"""Typed schemas for everything a user writes: benchmarks, the model registry and run options.
+
+Every schema forbids unknown keys, so a misspelt field fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import types
+import typing
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic import Strict as StrictType
+
+from harness.core.errors import HarnessInputError
+
+# Names become directory names in the results store: keep them to a safe alphabet so a name in YAML
+# can never point outside the results directory.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+# A package name as Python spells a top-level import name: letters, digits and '_', no dots.
+PACKAGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _plain_number(value: Any) -> Any:
+    # YAML reads `true` as a boolean and pydantic's lax mode takes it as 1: `epochs: true` must not mean 1.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    # Checked before any bound, so `.nan` is called what it is rather than "should be less than 10".
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) else None
+    except (ValueError, OverflowError):
+        number = None
+    if number is not None and not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return value
+
+
+# Every number a user writes goes through one of these two types: no booleans, and no inf or nan
+# (an infinite learning rate or time budget would pass every bound and break writing result.json).
+FiniteFloat = Annotated[float, BeforeValidator(_plain_number), AllowInfNan(False)]
+Integer = Annotated[int, BeforeValidator(_plain_number)]
+# A switch takes only true or false: a 1 or the string "yes" in YAML is a mistake, not a yes.
+Flag = Annotated[bool, StrictType()]
+
+# A hub repository id ("name" or "org/name"), never a filesystem path: from_pretrained and load_dataset would
+# read a local folder of that name instead of the hub, so a hub_id such as "../x" must not get that far.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+
+
+def _check_hub_id(value: str) -> str:
+    if not HUB_ID.match(value) or ".." in value or "--" in value:
+        raise ValueError(f"{value!r} is not a hub repository id ('name' or 'org/name'); for local files use path")
+    return value
+
+
+HubId = Annotated[str, AfterValidator(_check_hub_id)]
+
+# Upper limits: far above any real run, low enough that a stray digit or exponent is caught before training.
+MAX_ROWS = 10**9
+MAX_SEED = 2**31 - 1  # numpy, scikit-learn and torch all accept it, and seed + k for the extra seeds fits too
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str) -> str:
+    if not SAFE_NAME.match(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} is not a safe name; use letters, digits, '.', '_' and '-' (no '..', no '/')"
+        )
+    return value
+
+
+class Budget(Strict):
+    """The training budget every model on a benchmark shares.
+
+    Only ``learning_rate``, ``weight_decay`` and ``warmup_ratio`` may be overridden per model
+    (a 66M- and a 270M-parameter model rarely share a best learning rate); the leaderboard marks overrides.
+    """
+
+    train_examples: Integer | None = Field(
+        None, ge=1, le=MAX_ROWS, description="subsample train to this many rows (stratified)"
+    )
+    test_examples: Integer | None = Field(
+        None, ge=1, le=MAX_ROWS, description="subsample test to this many rows (stratified)"
+    )
+    epochs: FiniteFloat = Field(1.0, gt=0, le=1000)
+    max_steps: Integer | None = Field(
+        None, ge=1, le=MAX_ROWS, description="optimizer steps; overrides epochs when set"
+    )
+    max_seconds: FiniteFloat | None = Field(
+        None, gt=0, le=30 * 24 * 3600, description="wall-clock budget for training (at most 30 days)"
+    )
+    max_length: Integer = Field(128, ge=8, le=8192)
+    batch_size: Integer = Field(16, ge=1, le=65536)
+    eval_batch_size: Integer = Field(64, ge=1, le=65536)
+    gradient_accumulation_steps: Integer = Field(1, ge=1, le=65536)
+    learning_rate: FiniteFloat = Field(5e-5, gt=0, le=10)
+    weight_decay: FiniteFloat = Field(0.01, ge=0, le=1)
+    warmup_ratio: FiniteFloat = Field(0.06, ge=0, lt=1)
+    max_grad_norm: FiniteFloat = Field(1.0, gt=0, le=1e6)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    seed: Integer = Field(42, ge=0, le=MAX_SEED)
+
+
+OVERRIDABLE_BUDGET_FIELDS = frozenset({"learning_rate", "weight_decay", "warmup_ratio"})
+
+
+class ConfigsAsColumn(Strict):
+    """A hub dataset split into one config per group (e.g. per language), read as one table with a column."""
+
+    column: str
+    configs: dict[str, str] = Field(min_length=1, description="column value -> hub config name")
+
+
+class DatasetSource(Strict):
+    """Where a benchmark's data comes from when no ``--data-dir`` is given.
+
+    ``hub_id`` may be left out for data that only exists locally: such a benchmark then needs ``--data-dir``.
+    """
+
+    hub_id: HubId | None = None
+    config: str | None = None
+    configs_as_column: ConfigsAsColumn | None = None
+    revision: str | None = None
+    rename: dict[str, str] = Field(default_factory=dict, description="hub column -> benchmark column")
+
+    @model_validator(mode="after")
+    def _one_config_form(self) -> DatasetSource:
+        if self.config and self.configs_as_column:
+            raise ValueError("give either 'config' or 'configs_as_column', not both")
+        if not self.hub_id:
+            given = [k for k in ("config", "configs_as_column", "revision") if getattr(self, k)]
+            if given:
+                raise ValueError(f"{given} only apply to a hub dataset: give 'hub_id' too, or remove them")
+        return self
+
+
+class BenchmarkSpec(Strict):
+    """One benchmark: its data, columns, labels and the budget every model gets."""
+
+    name: str
+    description: str = ""
+    dataset: DatasetSource = Field(default_factory=DatasetSource)
+    splits: dict[Literal["train", "test", "validation"], str] = Field(
+        default_factory=lambda: {"train": "train", "test": "test"}
+    )
+    eval_split: Literal["test", "validation"] = "test"
+    text_columns: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
+    text_separator: str = ": "
+    label_column: str = "label"
+    label_names: list[str] = Field(min_length=2)
+    group_columns: list[str] = Field(default_factory=list, description="per-group metrics, e.g. lang")
+    train_filter: dict[str, list[str]] = Field(
+        default_factory=dict, description="keep only train rows whose column is in the list (cross-lingual)"
+    )
+    empty_text: Literal["drop", "error"] = "drop"
+    official_sizes: dict[str, int] = Field(
+        default_factory=dict,
+        description="rows of each split in the published dataset; the leaderboard says when a run used a sample",
+    )
+    budgets: dict[str, Budget]
+    default_budget: str = "quick"
+
+    _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("splits")
+    @classmethod
+    def _split_names_are_file_names(cls, value: dict[str, str]) -> dict[str, str]:
+        # With --data-dir a split name is a file name inside that folder: a path in it would read a file elsewhere.
+        for key, name in value.items():
+            if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
+                raise ValueError(f"split {key}: {name!r} is not a plain name (no '/', not '..')")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BenchmarkSpec:
+        if self.default_budget not in self.budgets:
+            raise ValueError(
+                f"default_budget {self.default_budget!r} is not one of budgets {sorted(self.budgets)}"
+            )
+        if "train" not in self.splits or self.eval_split not in self.splits:
+            raise ValueError(f"splits must name 'train' and the eval_split {self.eval_split!r}")
+        if any(not name.strip() for name in self.label_names):
+            raise ValueError(f"label_names {self.label_names} has an empty name; give every class a name")
+        padded = [name for name in self.label_names if name != name.strip()]
+        if padded:
+            # Labels in the data are compared with surrounding spaces removed: a padded name could never match.
+            raise ValueError(f"label name(s) {padded} start or end with spaces; remove them")
+        if len(set(self.label_names)) != len(self.label_names):
+            raise ValueError("label_names has duplicates")
+        return self
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+class ModelSource(Strict):
+    """Exactly one of: a hub id (with revision), a local directory, or an installed package's folder.
+
+    ``package`` is a top-level import name; the folder is found on ``sys.path`` without importing anything
+    (importing would run the package's code), and ``package_subdir`` is a relative path that stays inside it.
+    """
+
+    hub_id: HubId | None = None
+    revision: str | None = None
+    path: str | None = None
+    package: str | None = None
+    package_subdir: str = "model"
+
+    @field_validator("package")
+    @classmethod
+    def _top_level_name(cls, value: str | None) -> str | None:
+        if value is not None and not PACKAGE_NAME.match(value):
+            head, _, rest = value.partition(".")
+            hint = f"; for a folder inside it write package: {head} and give the rest as package_subdir"
+            raise ValueError(
+                f"{value!r} is not a top-level package name (letters, digits and '_', no dots)" + (hint if rest else "")
+            )
+        return value
+
+    @field_validator("package_subdir")
+    @classmethod
+    def _inside_package(cls, value: str) -> str:
+        parts = PurePosixPath(value.replace("\\", "/")).parts
+        odd = not value.strip() or "\x00" in value or ":" in value
+        if odd or value.startswith(("/", "\\", "~")) or ".." in parts:
+            raise ValueError(
+                f"{value!r} must be a relative folder inside the package (no '..', not absolute)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSource:
+        given = [k for k in ("hub_id", "path", "package") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of hub_id, path, package (got {given or 'none'})")
+        return self
+
+
+class TfidfParams(Strict):
+    ngram_max: Integer = Field(2, ge=1, le=5)
+    min_df: Integer = Field(2, ge=1, le=MAX_ROWS)
+    max_features: Integer | None = Field(500_000, ge=1, le=10**8)
+    sublinear_tf: Flag = True
+    C: FiniteFloat = Field(4.0, gt=0, le=1e6)
+    max_iter: Integer = Field(1000, ge=1, le=10**6)
+
+
+class ModelSpec(Strict):
+    """One candidate model in ``models_registry.yaml``."""
+
+    name: str
+    family: Literal["tfidf", "transformer"]
+    description: str = ""
+    source: ModelSource | None = None
+    tfidf: TfidfParams | None = None
+    budget_overrides: dict[str, FiniteFloat] = Field(default_factory=dict)
+    trust_remote_code: Flag = False
+    multilingual: Flag = False
+
+    _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("budget_overrides")
+    @classmethod
+    def _only_overridable(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(value) - OVERRIDABLE_BUDGET_FIELDS)
+        if bad:
+            raise ValueError(
+                f"{bad} cannot differ between models; only {sorted(OVERRIDABLE_BUDGET_FIELDS)} may be overridden"
+            )
+        # An override obeys the same bounds as the benchmark's own budget field.
+        try:
+            Budget.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _family_fields(self) -> ModelSpec:
+        if self.family == "transformer" and self.source is None:
+            raise ValueError("a transformer entry needs a 'source' (hub_id, path or package)")
+        if self.family == "tfidf" and self.source is not None:
+            raise ValueError("a tfidf entry takes 'tfidf' parameters, not a 'source'")
+        return self
+
+    def budget_for(self, budget: Budget) -> Budget:
+        """The benchmark budget with this model's allowed overrides applied."""
+        return budget.model_copy(update=self.budget_overrides) if self.budget_overrides else budget
+
+
+class RegistryFile(Strict):
+    models: list[ModelSpec] = Field(min_length=1)
+
+
+def _entry_from_name(value: Any) -> Any:
+    # `benchmarks: [sst2, sst5]` is the short form of `- {benchmark: sst2}`.
+    return {"benchmark": value} if isinstance(value, str) else value
+
+
+class SuiteEntry(Strict):
+    """One benchmark of a suite and where its data lies."""
+
+    benchmark: str = Field(description="a benchmark name, or a benchmark YAML path relative to the suite file")
+    data_dir: str | None = Field(
+        None,
+        description="its data folder, relative to the data root (or to the suite file without one); default: the "
+        "folder named after the benchmark inside the data root, or the hub when there is no data root",
+    )
+
+    @field_validator("benchmark", "data_dir")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "\x00" in value):
+            raise ValueError("must not be empty")
+        return value
+
+
+class SuiteSpec(Strict):
+    """A suite (``benchmarks/suites/<name>.yaml``): several benchmarks run by one command and summarised together."""
+
+    name: str
+    description: str = ""
+    data_root: str | None = Field(
+        None, description="folder holding one data folder per benchmark, relative to the suite file; --data-root wins"
+    )
+    benchmarks: list[Annotated[SuiteEntry, BeforeValidator(_entry_from_name)]] = Field(min_length=1)
+
+    _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+
+class _SafeUniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader (no Python tags, so loading never runs code), refusing a key given twice in one mapping:
+    plain YAML keeps the last silently, which turns a pasted-twice ``budgets:`` into a quiet change of budget."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # unhashable key: the base constructor reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"duplicate key '{key}'", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_SafeUniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    """Load YAML with the safe loader; a syntax error becomes one line naming the file and the line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HarnessInputError(str(path), "file not found", "check the path") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessInputError(str(path), f"not UTF-8 text ({exc.reason})", "save the file as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise HarnessInputError(where, f"malformed YAML: {problem}", "fix the YAML syntax at that line") from None
+
+
+def _schema_at(schema: type[BaseModel] | None, loc: list) -> type[BaseModel] | None:
+    """The schema class that owns the mapping at ``loc`` (list items and dict values followed), or None."""
+    current: Any = schema
+    for part in loc:
+        current = _unwrap_model(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        origin, args = typing.get_origin(current), typing.get_args(current)
+        if origin in (list, tuple) and args and isinstance(part, int):
+            current = args[0]
+        elif origin is dict and len(args) == 2:
+            current = args[1]
+        else:
+            return None
+    current = _unwrap_model(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    # `X | None` and `Annotated[X, ...]` around a schema: the schema is what owns the fields.
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap_model(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        return models[0] if len(models) == 1 else annotation
+    return annotation
+
+
+def validation_error_line(
+    path: Path, exc: ValidationError, entry_of=None, schema: type[BaseModel] | None = None
+) -> HarnessInputError:
+    """Turn pydantic's multi-line report into one line: file, entry, field, problem, fix.
+
+    Unknown keys come first, all of them, each with a did-you-mean against the field names of the schema that
+    owns them (``schema`` is the top-level model, so nested entries are followed): a misspelt ``label_name``
+    reads "unknown field 'label_name' (did you mean 'label_names'?)", not "missing required field ...".
+    """
+    errors = exc.errors()
+    # Outer keys first: a misspelt top-level key is read before the ones inside a budget.
+    unknown = sorted((e for e in errors if e["type"] == "extra_forbidden"), key=lambda e: len(e["loc"]))
+    if unknown:
+        parts, suggested = [], set()
+        for err in unknown:
+            loc = list(err["loc"])
+            owner = _schema_at(schema, loc[:-1])
+            fields = list(owner.model_fields) if owner else []
+            match = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
+            parts.append(f"'{loc[-1]}'" + (f" (did you mean '{match[0]}'?)" if match else ""))
+            if match:
+                suggested.add((*loc[:-1], match[0]))
+        # A required field reported missing only because it was misspelt is the same problem, not another one.
+        rest = [
+            e
+            for e in errors
+            if e["type"] != "extra_forbidden" and not (e["type"] == "missing" and e["loc"] in suggested)
+        ]
+        loc = list(unknown[0]["loc"])
+        problem = f"unknown field{'s' if len(parts) > 1 else ''} {', '.join(parts)}"
+        fix = "remove them or correct their spelling" if len(parts) > 1 else "remove it or correct its spelling"
+        more = len(rest)
+    else:
+        err = errors[0]
+        loc = list(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "missing":
+            problem, fix = f"missing required field '{field}'", f"add '{loc[-1]}'"
+        elif not loc:  # a check across fields: its message names them
+            problem, fix = err["msg"].removeprefix("Value error, "), "correct those fields"
+        else:
+            problem = f"field '{field}': {err['msg']}"
+            fix = f"give '{loc[-1]}' a valid value"
+        more = len(errors) - 1
+    entry = entry_of(loc) if entry_of else None
+    where = f"{path} [{entry}]" if entry else str(path)
+    extra = f" ({more} more problem(s) after this one)" if more else ""
+    return HarnessInputError(where, problem + extra, fix)

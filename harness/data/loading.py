@@ -1,0 +1,538 @@
+"""Load a benchmark's data (local CSV/Parquet or the hub), validate it, subsample it.
+
+Everything downstream sees the same plain structure, whatever the source: texts, integer labels,
+stable example ids and optional grouping columns (language, domain...).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.config.schema import BenchmarkSpec
+from harness.core.errors import HarnessInputError
+from harness.data import embedded
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split, ready for models: parallel arrays, one entry per example."""
+
+    name: str
+    texts: list[str]
+    labels: np.ndarray
+    ids: np.ndarray
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+    origin: str = ""
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: np.ndarray) -> Split:
+        index = np.asarray(index)
+        return Split(
+            name=self.name,
+            texts=[self.texts[i] for i in index],
+            labels=self.labels[index],
+            ids=self.ids[index],
+            groups={k: v[index] for k, v in self.groups.items()},
+            origin=self.origin,
+        )
+
+
+@dataclass(frozen=True)
+class BenchmarkData:
+    train: Split
+    eval: Split
+    label_names: list[str]
+    source: dict = field(default_factory=dict)
+
+
+SUFFIXES = (".csv", ".parquet", ".tsv", ".jsonl")
+
+
+def _find_file(data_dir: Path, split_name: str) -> Path:
+    try:
+        return _probe_split_file(data_dir, split_name)
+    except OSError as exc:  # e.g. a folder this user may not enter
+        problem = f"cannot look inside it ({exc.strerror or type(exc).__name__})"
+        raise HarnessInputError(str(data_dir), problem, "check the folder and its permissions") from None
+
+
+def _probe_split_file(data_dir: Path, split_name: str) -> Path:
+    if not data_dir.is_dir():
+        problem = "is a file, not a directory" if data_dir.exists() else "no such directory"
+        raise HarnessInputError(str(data_dir), problem, "pass --data-dir a folder holding train/test files")
+    found = [path for path in (data_dir / f"{split_name}{suffix}" for suffix in SUFFIXES) if path.exists()]
+    if len(found) > 1:
+        # Picking one by suffix order would train on whichever file happens to come first, silently.
+        raise HarnessInputError(
+            str(data_dir),
+            f"{' and '.join(p.name for p in found)} both hold split '{split_name}'",
+            "keep one file per split (move the others out of the folder)",
+        )
+    if not found:
+        raise HarnessInputError(
+            str(data_dir),
+            f"no file for split '{split_name}' (looked for {', '.join(split_name + s for s in SUFFIXES)})",
+            "put the split there or change 'splits' in the benchmark YAML",
+        )
+    if not found[0].is_file():
+        kind = "a directory" if found[0].is_dir() else "not a regular file"
+        raise HarnessInputError(
+            str(found[0]), f"is {kind}, not a data file", f"put the {split_name} split there as a file"
+        )
+    return found[0]
+
+
+# What a file really is when its first bytes say so: (magic bytes, what it is, how to get plain UTF-8 text).
+# Longer marks first, so UTF-32's FF FE 00 00 is not taken for UTF-16's FF FE.
+_SIGNATURES = (
+    (b"\xff\xfe\x00\x00", "UTF-32 text (little-endian byte-order mark)", "iconv -f utf-32 -t utf-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text (big-endian byte-order mark)", "iconv -f utf-32 -t utf-8"),
+    (b"\xff\xfe", "UTF-16 text (little-endian byte-order mark)", "iconv -f utf-16 -t utf-8"),
+    (b"\xfe\xff", "UTF-16 text (big-endian byte-order mark)", "iconv -f utf-16 -t utf-8"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first: gunzip -c FILE > plain file"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first: unxz"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first: unzstd"),
+    (b"BZh", "bzip2-compressed", "decompress it first: bunzip2"),
+    (b"PK\x03\x04", "a zip archive (or an .xlsx/.ods workbook)", "unzip it, or export the sheet as UTF-8 CSV"),
+    (b"PAR1", "a Parquet file", "give it the .parquet suffix"),
+)
+
+
+def sniff_bytes(head: bytes, parquet: bool = False) -> tuple[str, str] | None:
+    """(what the data is, how to fix it) when its first bytes show it is not plain UTF-8 text (or Parquet)."""
+    for magic, what, fix in _SIGNATURES:
+        if head.startswith(magic) and not (magic == b"PAR1" and parquet):
+            if magic == b"BZh" and not head[3:4].isdigit():
+                continue  # a text that merely starts with "BZh"
+            return what, fix
+    if not parquet and b"\x00" in head:
+        return "binary or UTF-16/32 text without a byte-order mark (it holds NUL bytes)", "save it as UTF-8 text"
+    if parquet and head and not head.startswith(b"PAR1"):
+        try:
+            head.decode("utf-8")
+            what = "UTF-8 text"
+        except UnicodeDecodeError as exc:
+            # A multi-byte character cut at the end of the sample is still text.
+            what = "UTF-8 text" if exc.start >= len(head) - 3 else "an unknown format (no PAR1 mark)"
+        return what, "give it the suffix of its real format (.csv, .tsv, .jsonl)"
+    return None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        with open(path, "rb") as handle:
+            sniffed = sniff_bytes(handle.read(4096), parquet=path.suffix == ".parquet")
+        if sniffed is not None:
+            what, fix = sniffed
+            expected = "Parquet" if path.suffix == ".parquet" else "UTF-8 text"
+            raise HarnessInputError(str(path), f"is {what}, not {expected}", fix)
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".jsonl":
+            return pd.read_json(path, lines=True, encoding="utf-8-sig")
+        sep = "\t" if path.suffix == ".tsv" else ","
+        # keep_default_na=False: a review that says "NA" or "null" is text, not a missing value.
+        # utf-8-sig: a byte-order mark from a spreadsheet export is not part of the first column's name.
+        return pd.read_csv(path, sep=sep, encoding="utf-8-sig", keep_default_na=False, na_values=[""], dtype=str)
+    except UnicodeDecodeError as exc:
+        raise HarnessInputError(
+            f"{path}:{_first_undecodable_line(path)}",
+            f"bytes that are not UTF-8 ({exc.reason})",
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 for Latin-1 text)",
+        ) from None
+    except OSError as exc:
+        problem = f"cannot read it ({exc.strerror or type(exc).__name__})"
+        raise HarnessInputError(str(path), problem, "check the file and its permissions") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise HarnessInputError(str(path), f"cannot parse: {str(exc).splitlines()[0]}", "check the file format") from None
+
+
+def _first_undecodable_line(path: Path) -> int | str:
+    # The decoder's own offset is relative to a parser chunk; the user needs the line in the file.
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return "?"
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256; every job's fingerprint asks for it, so it is hashed once per (path, size, mtime)."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hub_reachable(timeout: float = 4.0) -> bool:
+    """Whether the hub answers (``harness.core.hub``: huggingface_hub's endpoint, offline flag and proxies)."""
+    from harness.core import hub
+
+    return hub.reachable(timeout)
+
+
+def _hub_dataset(spec: BenchmarkSpec):
+    """The benchmark's hub dataset; a benchmark without ``dataset.hub_id`` has local data only."""
+    if not spec.dataset.hub_id:
+        raise HarnessInputError(
+            f"benchmark '{spec.name}'",
+            "has no dataset.hub_id, so its data can only come from a local folder",
+            "pass --data-dir DIR holding its train/test files (or add dataset.hub_id to the benchmark YAML)",
+        )
+    return spec.dataset
+
+
+def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
+    ds = _hub_dataset(spec)
+    where = f"dataset '{ds.hub_id}' (benchmark {spec.name})"
+    fix = (
+        "pass --data-dir DIR with train/test CSV or Parquet files (see ../shared/data for the layout), "
+        "or run where the hub is reachable; set HF_HUB_OFFLINE=1 to use only the local hub cache"
+    )
+    from harness.core import hub
+
+    if not hub.offline() and not hub_reachable():
+        raise HarnessInputError(where, "cannot reach the Hugging Face hub to download it", fix)
+    try:
+        import datasets
+
+        if ds.configs_as_column is None:
+            frame = datasets.load_dataset(ds.hub_id, ds.config, revision=ds.revision, split=split_name).to_pandas()
+        else:
+            # One config per group on the hub (e.g. per language): read each, tag its rows, stack them.
+            column = ds.configs_as_column.column
+            frame = pd.concat(
+                [
+                    datasets.load_dataset(ds.hub_id, config, revision=ds.revision, split=split_name)
+                    .to_pandas()
+                    .assign(**{column: value})
+                    for value, config in ds.configs_as_column.configs.items()
+                ],
+                ignore_index=True,
+            )
+    except Exception as exc:  # noqa: BLE001 - any fetch failure gets the same explanation
+        raise HarnessInputError(where, f"could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", fix) from None
+    return frame.rename(columns=ds.rename)
+
+
+def _check_scalar_column(values: pd.Series, column: str, origin: str) -> None:
+    """Refuse a column of lists, mappings or bytes (Parquet and JSONL can hold them): its text would be a repr."""
+    if values.dtype != object:
+        return
+    containers = (list, tuple, set, dict, np.ndarray, bytes, bytearray)
+    nested = values.map(lambda v: isinstance(v, containers)).to_numpy()
+    if nested.any():
+        first = int(np.flatnonzero(nested)[0])
+        value = values.iloc[first]
+        kind = "mappings" if isinstance(value, dict) else "bytes" if isinstance(value, (bytes, bytearray)) else "lists"
+        raise HarnessInputError(
+            origin,
+            f"column '{column}' holds {kind}, not single values "
+            f"({int(nested.sum())} row(s), first at data row {first + 1})",
+            "store one string (or label) per cell: join or pick the part you mean, "
+            "or choose another column in the benchmark YAML",
+        )
+
+
+_INTEGER = re.compile(r"^[+-]?\d+(\.0*)?$")
+
+
+def _label_text(value) -> str:
+    # A label as its user wrote it: 1 from JSONL and 1.0 from a float Parquet column both read "1".
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value)) if abs(value) < 2**53 else repr(float(value))
+    return str(value).strip()
+
+
+def _as_integer(text: str) -> int | None:
+    # Python ints have no overflow: a label 10**23 is reported as itself, not as a wrapped int64.
+    return int(text.split(".")[0]) if _INTEGER.match(text) else None
+
+
+def label_indices(raw: pd.Series, spec: BenchmarkSpec, origin: str) -> np.ndarray:
+    """The class index of every label, by one rule (``LABEL_RULE``); any value it cannot place is an error.
+
+    Labels are class indices ``0..K-1`` in ``label_names`` order, or label names (when at least as many values
+    are names as are valid indices).
+    When any label name looks like an integer (``label_names: ['1', '0']``), a value "1" could be either a
+    name or a position; then labels are matched by name only, so data label 1 is always class "1".
+    """
+    text = raw.map(_label_text)
+    # The spellings of a missing value mean missing, unless the benchmark declares one of them as a class name.
+    absent = [t for t in ("", "nan", "NaN", "None", "<NA>") if t not in spec.label_names]
+    missing_label = raw.isna().to_numpy() | text.isin(absent).to_numpy()
+    if missing_label.any():
+        first = int(np.flatnonzero(missing_label)[0])
+        raise HarnessInputError(
+            origin,
+            f"{int(missing_label.sum())} row(s) have no label in column '{spec.label_column}' "
+            f"(first at data row {first + 1})",
+            "label or remove those rows",
+        )
+    names = {n: i for i, n in enumerate(spec.label_names)}
+    as_name = text.map(names)
+    # A plain list: pandas would turn a None among ints into NaN and a huge int into a float.
+    as_index = [_as_integer(t) for t in text]
+    valid_index = np.array([v is not None and 0 <= v < spec.num_labels for v in as_index], dtype=bool)
+    numeric_names = any(_INTEGER.match(n.strip()) for n in spec.label_names)
+    by_name = numeric_names or as_name.notna().sum() >= valid_index.sum()
+    bad = as_name.isna().to_numpy() if by_name else ~valid_index
+    if bad.any():
+        values = sorted(
+            {v if v is not None else t for t, v, b in zip(text, as_index, bad, strict=True) if b},
+            key=lambda v: (isinstance(v, str), v),
+        )
+        first = int(np.flatnonzero(bad)[0]) + 1
+        if numeric_names:
+            fix = (
+                f"label_names {spec.label_names} look like integers, so labels are matched by name only, never by "
+                "position: every label must be one of them; fix the data or label_names"
+            )
+        else:
+            fix = (
+                f"labels must be class indices 0..{spec.num_labels - 1} or names from {spec.label_names} "
+                "(read as names when most values are names); fix the data or label_names"
+            )
+        raise HarnessInputError(
+            origin,
+            f"{int(bad.sum())} label(s) outside the declared label set: {values[:5]} (first at data row {first})",
+            fix,
+        )
+    chosen = as_name if by_name else as_index
+    return np.fromiter(chosen, dtype=np.int64, count=len(chosen))
+
+
+def _to_split(frame: pd.DataFrame, spec: BenchmarkSpec, split_key: str, origin: str) -> tuple[Split, int]:
+    """Validate columns and labels, build the text, drop (or reject) empty texts."""
+    needed = [*spec.text_columns, spec.label_column, *spec.group_columns, *spec.train_filter]
+    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    if missing:
+        raise HarnessInputError(
+            origin,
+            f"missing column(s) {missing}; the file has {list(frame.columns)}",
+            "rename the columns or set text_columns/label_column in the benchmark YAML",
+        )
+    for column in dict.fromkeys(needed):
+        _check_scalar_column(frame[column], column, origin)
+    ids = np.arange(len(frame))
+    parts = frame[spec.text_columns].fillna("").astype(str)
+    texts = parts.iloc[:, 0] if len(spec.text_columns) == 1 else parts.agg(spec.text_separator.join, axis=1)
+    texts = texts.str.strip()
+    # With several text columns the separator alone (": ") is not a text: empty means every part is empty.
+    blank = parts.apply(lambda column: column.str.strip() == "").all(axis=1)
+
+    labels = label_indices(frame[spec.label_column], spec, origin)
+
+    empty = blank.to_numpy()
+    if empty.any() and spec.empty_text == "error":
+        raise HarnessInputError(
+            origin,
+            f"{int(empty.sum())} empty or whitespace-only text(s) (first at data row {int(np.flatnonzero(empty)[0]) + 1})",
+            "remove them, or set empty_text: drop in the benchmark YAML",
+        )
+    keep = ~empty
+    groups = {c: frame[c].astype(str).to_numpy()[keep] for c in dict.fromkeys([*spec.group_columns, *spec.train_filter])}
+    split = Split(
+        name=split_key,
+        texts=texts[keep].tolist(),
+        labels=labels[keep],
+        ids=ids[keep],
+        groups=groups,
+        origin=origin,
+    )
+    return split, int(empty.sum())
+
+
+def stratified_sample(split: Split, n: int, seed: int, flag: str) -> Split:
+    """A fixed-seed sample of ``n`` rows keeping class proportions; the whole split when n equals its size."""
+    if n > len(split):
+        raise HarnessInputError(
+            flag,
+            f"asks for {n:,} rows but {split.origin} has {len(split):,} usable (after empty texts and filters)",
+            f"use at most {len(split)} or drop the flag",
+        )
+    if n == len(split):
+        return split
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(split.labels, return_counts=True)
+    # Largest-remainder allocation: exact total n, proportions kept, deterministic for a seed.
+    quotas = counts * n / len(split)
+    take = np.floor(quotas).astype(int)
+    for i in np.argsort(-(quotas - take), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    chosen = [rng.choice(np.flatnonzero(split.labels == c), size=k, replace=False) for c, k in zip(classes, take, strict=False)]
+    index = np.sort(np.concatenate(chosen))
+    return split.subset(index)
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_reachable_once() -> bool:
+    # Asked once per process: every job's fingerprint asks where its data comes from, and the answer must not
+    # change between the fingerprint and the load.
+    return hub_reachable()
+
+
+def _in_local_hub_cache(hub_id: str) -> bool:
+    """Whether a copy of the hub data set lies in the local caches (what ``HF_HUB_OFFLINE=1`` reads)."""
+    from huggingface_hub import constants
+
+    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE", Path(constants.HF_HOME) / "datasets"))
+    return (Path(constants.HF_HUB_CACHE) / f"datasets--{hub_id.replace('/', '--')}").is_dir() or (
+        datasets_cache / hub_id.replace("/", "___")
+    ).is_dir()
+
+
+def resolve_source(spec: BenchmarkSpec, data_dir: Path | None) -> tuple[str, Path | None]:
+    """Where the data comes from: ``("local", dir)``, ``("embedded sample", dir)`` or ``("hub", None)``.
+
+    ``--data-dir`` wins. Without it the hub is used when it can be: reachable, or (under ``HF_HUB_OFFLINE=1``)
+    already in the local cache. Otherwise a benchmark that ships a sample inside the package reads that sample;
+    one that ships none goes to the hub and fails there with its one-line error.
+    """
+    if data_dir is not None:
+        return (embedded.KIND if embedded.sample_of(data_dir) else "local"), Path(data_dir)
+    hub_id = spec.dataset.hub_id if spec.dataset is not None else None
+    sample = embedded.sample_dir(spec.name, hub_id) if hub_id else None
+    if sample is not None and hub_out_of_reach(hub_id):
+        return embedded.KIND, sample
+    return "hub", None
+
+
+def hub_out_of_reach(hub_id: str) -> bool:
+    """Whether the hub cannot serve this data set now: under ``HF_HUB_OFFLINE=1`` without a cached copy, or
+    with no connection to the hub (probed once per process)."""
+    from harness.core import hub
+
+    if hub.offline():
+        return not _in_local_hub_cache(hub_id)
+    return not _hub_reachable_once()
+
+
+def load_benchmark_data(
+    spec: BenchmarkSpec,
+    data_dir: Path | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    seed: int = 42,
+    train_filter: dict[str, list[str]] | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    test_seed: int | None = None,
+) -> BenchmarkData:
+    """Read train and the evaluation split, validate them and apply filters and limits.
+
+    Args:
+        spec: the benchmark.
+        data_dir: a folder with one file per split (``train.csv``, ``test.parquet``...); when None, the hub, or
+            the sample shipped inside the package where the hub is out of reach (see ``resolve_source``).
+        limit_train, limit_test: stratified fixed-seed subsample sizes (the CLI flags); more rows than the
+            split has is an error.
+        max_train, max_test: the budget's caps: the same subsample, but a smaller split is used whole.
+        seed: the train subsample's seed (a run's seed, so each seed draws its own rows; or the budget's
+            seed, so every seed sees the same rows).
+        test_seed: the evaluation subsample's seed (default ``seed``); every run of a comparison must be
+            scored on the same examples, so callers pass the budget's seed here.
+        train_filter: keep train rows whose column value is listed (overrides the benchmark's).
+    """
+    asked_dir = data_dir
+    kind, data_dir = resolve_source(spec, data_dir)
+    source: dict = {"kind": kind}
+    splits: dict[str, Split] = {}
+    dropped: dict[str, int] = {}
+    for key in ("train", spec.eval_split):
+        split_name = spec.splits[key]
+        if data_dir is not None:
+            path = _find_file(Path(data_dir), split_name)
+            frame = _read_table(path)
+            origin = str(path)
+            source[f"{key}_file"] = str(path)
+            source[f"{key}_sha256"] = file_sha256(path)
+        else:
+            frame = _read_hub_split(spec, split_name)
+            origin = f"{spec.dataset.hub_id}:{split_name}"
+            source.update(hub_id=spec.dataset.hub_id, config=spec.dataset.config, revision=spec.dataset.revision or "main")
+        splits[key], dropped[key] = _to_split(frame, spec, key, origin)
+        if len(splits[key]) == 0:
+            raise HarnessInputError(origin, "the split is empty (after dropping empty texts)", "check the file's contents")
+
+    train, evaluation = splits["train"], splits[spec.eval_split]
+    if kind == embedded.KIND:
+        # Said wherever the source is shown: these scores come from a small sample, not the benchmark's data set.
+        why = "passed as --data-dir" if asked_dir is not None else "the hub is out of reach and no --data-dir was given"
+        source.update(
+            data_dir=str(data_dir),
+            note=f"{why}: read the {len(train):,}-train / {len(evaluation):,}-{spec.eval_split} sample shipped "
+            f"inside the package (harness/data/samples/{data_dir.name}/SOURCE.md), not the full {spec.dataset.hub_id}; "
+            "scores are not comparable with runs on the full data",
+        )
+    filters = train_filter if train_filter is not None else spec.train_filter
+    for column, values in filters.items():
+        if column not in train.groups:
+            raise HarnessInputError("--train-filter", f"unknown column '{column}'", f"use one of {list(train.groups)}")
+        train = train.subset(np.flatnonzero(np.isin(train.groups[column], values)))
+        if len(train) == 0:
+            present = sorted(set(splits["train"].groups[column].tolist()))
+            raise HarnessInputError(
+                "--train-filter", f"{column} in {values} leaves no train rows", f"choose values from {present}"
+            )
+    if limit_train is not None:
+        train = stratified_sample(train, limit_train, seed, "--limit-train")
+    elif max_train is not None:
+        train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
+    classes = np.unique(train.labels)
+    if len(classes) < 2:
+        flag = "--limit-train" if limit_train is not None else "--train-filter" if filters else train.origin
+        raise HarnessInputError(
+            flag,
+            f"the train split holds a single class ({spec.label_names[int(classes[0])]!r}) in {len(train)} row(s)",
+            "a classifier needs at least two classes: train on more rows or check the labels",
+        )
+    if limit_test is not None:
+        evaluation = stratified_sample(evaluation, limit_test, test_seed if test_seed is not None else seed, "--limit-test")
+    elif max_test is not None:
+        evaluation = stratified_sample(
+            evaluation, min(max_test, len(evaluation)), test_seed if test_seed is not None else seed, "test_examples"
+        )
+    source.update(
+        dropped_empty_texts=dropped,
+        train_filter=filters,
+        train_rows=len(train),
+        eval_rows=len(evaluation),
+        eval_split=spec.eval_split,
+    )
+    return BenchmarkData(train=train, eval=evaluation, label_names=list(spec.label_names), source=source)
+
+
+def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
+    """What identifies the data without parsing it: file hashes for local data, hub id and revision otherwise."""
+    # The same choice as the load makes, so a run on the shipped sample is never taken for one on the hub data.
+    _, data_dir = resolve_source(spec, data_dir)
+    if data_dir is None:
+        from harness.core import hub
+
+        ds = _hub_dataset(spec)
+        revision = ds.revision or "main"
+        # The commit the revision points at now: an upstream change of the data is a new configuration.
+        return {"hub_id": ds.hub_id, "config": ds.config, "revision": revision,
+                "commit": hub.resolve_revision(ds.hub_id, revision, "dataset")}
+    keys = dict.fromkeys(["train", spec.eval_split])
+    return {key: file_sha256(_find_file(Path(data_dir), spec.splits[key])) for key in keys}

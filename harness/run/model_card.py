@@ -1,0 +1,111 @@
+"""Model cards for saved models, written with huggingface_hub's ModelCard so the hub reads their metadata.
+
+The card's YAML header carries ``base_model``, ``datasets`` and a ``model-index`` with the measured scores,
+so a model pushed to the hub shows its evaluation results; the body says how it was trained and how to load it
+(a TF-IDF model is not a transformers model and says so).
+"""
+
+from __future__ import annotations
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from harness.config.schema import BenchmarkSpec, ModelSpec
+from harness.store.results import RunResult
+
+_USE_TRANSFORMER = """```python
+from transformers import pipeline
+classify = pipeline("text-classification", model="<this directory>")
+```"""
+
+_USE_TFIDF = """This is a scikit-learn TF-IDF + logistic-regression model saved as plain JSON and NumPy arrays (no pickle),
+not a transformers model. Load it with the harness:
+
+```python
+from harness.run.predict import predict_texts
+predict_texts("<this directory>", ["some text"])
+```"""
+
+
+def _base_model(model: ModelSpec) -> str | None:
+    source = model.source
+    if source is None:
+        return None
+    return source.hub_id or None
+
+
+def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -> ModelCard:
+    """A card for the model of a completed run: metadata for the hub, then a readable body."""
+    metrics = result.metrics
+    assert metrics is not None and result.data is not None and result.budget is not None
+    dataset_name = spec.dataset.hub_id if spec.dataset and spec.dataset.hub_id else spec.name
+    split = result.data.eval_split
+    revision = None
+    if spec.dataset and spec.dataset.hub_id:
+        revision = result.configuration.data.get("revision")
+    scores = [("accuracy", metrics.accuracy, "Accuracy"), ("f1", metrics.f1_macro, "Macro F1")]
+    if metrics.roc_auc is not None:
+        scores.append(("roc_auc", metrics.roc_auc, "ROC-AUC"))
+    eval_results = [
+        EvalResult(
+            task_type="text-classification",
+            dataset_type=dataset_name,
+            dataset_name=spec.name,
+            dataset_split=split,
+            dataset_revision=revision,
+            metric_type=metric,
+            metric_name=name,
+            metric_value=round(float(value), 6),
+            metric_args={"average": "macro"} if metric == "f1" else None,
+        )
+        for metric, value, name in scores
+    ]
+    data = ModelCardData(
+        model_name=f"{model.name}-{spec.name}",
+        base_model=_base_model(model),
+        datasets=[dataset_name],
+        eval_results=eval_results,
+        pipeline_tag="text-classification",
+        library_name="transformers" if model.family == "transformer" else "scikit-learn",
+        tags=["text-classification", spec.name, "textclf-bench"],
+        metrics=["accuracy", "f1", "roc_auc"],
+    )
+    per_class = "\n".join(
+        f"| {name} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
+        for name, c in metrics.per_class.items()
+    )
+    used = set(result.budget_fields_used) or set(result.budget.model_dump())
+    budget_lines = "\n".join(
+        f"- {k}: {v}" for k, v in result.budget.model_dump().items() if v is not None and k in used
+    )
+    settings = "\n".join(f"- {k}: {v}" for k, v in result.model_settings.items())
+    origin = model.source.model_dump(exclude_none=True) if model.source else {"family": model.family}
+    roc = "n/a" if metrics.roc_auc is None else f"{metrics.roc_auc:.4f}"
+    body = f"""
+# {model.name} fine-tuned on {spec.name}
+
+{model.description}
+
+Base: `{origin}`. Labels: {", ".join(spec.label_names)}. Seed {result.seed}, configuration `{result.configuration.label}`.
+
+## Evaluation ({split} split, {metrics.n} examples)
+accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.f1_macro:.4f}, ROC-AUC {roc}
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+{per_class}
+
+## Training budget
+{budget_lines}
+
+## Model settings
+{settings or "- (none)"}
+
+## Data
+- {result.data.train_rows} train rows, {result.data.eval_rows} rows of the '{split}' split ({result.data.kind} source)
+
+## Use
+{_USE_TRANSFORMER if model.family == "transformer" else _USE_TFIDF}
+
+or `textclf-bench predict --model-dir <this directory> "some text"`.
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

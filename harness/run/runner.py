@@ -1,0 +1,287 @@
+"""One run: a (benchmark, model, seed) trained, measured, scored and written to the store.
+
+This is the only place where the pieces meet; data flows one way through it:
+data -> model.fit under the budget -> predict inside the trackers -> metrics -> store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from harness.config.schema import Budget, ModelSpec, TfidfParams
+from harness.core.errors import HarnessInputError
+from harness.data.loading import BenchmarkData, load_benchmark_data
+from harness.metrics import quality as M
+from harness.metrics.cost import device_info, measure_latency, stopwatch, track_memory
+from harness.models import build_model, save_model
+from harness.run.forecast import RunDeclined, announce
+from harness.run.job import Job
+from harness.run.model_card import build_model_card
+from harness.run.provenance import environment
+from harness.store.results import (
+    RESULT_FILE,
+    DataInfo,
+    RunError,
+    RunResult,
+    SplitTruncation,
+    Truncation,
+)
+from harness.store.results_store import ResultsStore, atomic_write_json, write_result
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def latency_texts(texts: list[str], count: int) -> list[str]:
+    """The same real test texts for every model: a fixed sample that does not depend on the run's seed."""
+    rng = np.random.default_rng(0)
+    index = rng.choice(len(texts), size=min(count, len(texts)), replace=False)
+    return [texts[i] for i in index]
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+# Budget fields a family does not read are left out of its description, so a TF-IDF row is not described by
+# epochs and a learning rate it never used. Families declare them as ``budget_fields``; the default is all.
+ALL_BUDGET_FIELDS = tuple(Budget.model_fields)
+
+
+def budget_fields_used(model) -> list[str]:
+    return list(getattr(model, "budget_fields", ALL_BUDGET_FIELDS))
+
+
+def model_settings(model_spec: ModelSpec, info: dict) -> dict:
+    """The family's own settings, for the leaderboard: what a reader needs to reproduce the model."""
+    if model_spec.family == "tfidf":
+        params = (model_spec.tfidf or TfidfParams()).model_dump()
+        return {
+            "ngram_range": f"1-{params.pop('ngram_max')}",
+            **params,
+            "vocabulary": info.get("vocabulary"),
+            "coefficients": info.get("parameters"),
+        }
+    source = model_spec.source.model_dump(exclude_none=True, exclude={"package_subdir"}) if model_spec.source else {}
+    return {**source, "architecture": info.get("architecture"), "precision": info.get("precision")}
+
+
+def truncation_report(model, data: BenchmarkData, max_length: int, group_columns: list[str]) -> Truncation:
+    """The share of train and eval texts the model's tokenizer cuts at ``max_length``, overall and per group.
+
+    A transformer reads at most ``max_length`` tokens (special tokens included) and silently ignores the rest;
+    TF-IDF reads every text whole. Without this, a model that saw a third of each long review looks merely
+    worse, not blind to the rest.
+    """
+    tokenizer = getattr(model, "tokenizer", None)
+
+    def split_report(split) -> SplitTruncation:
+        if tokenizer is None or len(split) == 0:
+            return SplitTruncation(texts=len(split), truncated=0, share=0.0)
+        lengths = np.array(
+            [len(ids) for ids in tokenizer(list(split.texts), truncation=False, verbose=False)["input_ids"]]
+        )
+        cut = lengths > max_length
+        by_group = {
+            column: {
+                str(value): float(cut[np.asarray(split.groups[column]).astype(str) == value].mean())
+                for value in sorted(set(np.asarray(split.groups[column]).astype(str).tolist()))
+            }
+            for column in group_columns
+            if column in split.groups
+        }
+        return SplitTruncation(texts=len(split), truncated=int(cut.sum()), share=float(cut.mean()), by_group=by_group)
+
+    return Truncation(
+        max_length=max_length if tokenizer is not None else None,
+        applies=tokenizer is not None,
+        train=split_report(data.train),
+        eval=split_report(data.eval),
+    )
+
+
+class ResultNotRecorded(OSError):
+    """A run failed and its failure record could not be written to the store either.
+
+    An ``OSError`` (with the write's errno), so every caller that contains storage faults contains this one;
+    ``result`` is the record that could not be written, with the run's own error.
+    """
+
+    def __init__(self, result: RunResult, cause: OSError):
+        super().__init__(cause.errno, cause.strerror or str(cause), getattr(cause, "filename", None))
+        self.result = result
+
+    def describe(self) -> str:
+        """One line: the run's error, then why it is not in the store."""
+        return (f"{self.result.error.type}: {self.result.error.message}; this failure could not be recorded in the "
+                f"results store either ({self.strerror})")
+
+
+def _failed(job: Job, exc: BaseException, partial: dict) -> RunResult:
+    return RunResult(
+        **partial,
+        status="failed",
+        error=RunError(
+            type=type(exc).__name__,
+            message=" ".join(str(exc).split())[:500] or type(exc).__name__,
+            traceback_tail=traceback.format_exc().splitlines()[-8:],
+        ),
+        environment=environment(),
+    )
+
+
+def _send_to_trackers(result: RunResult, run_dir: Path, log_with: list[str]) -> None:
+    """A tracker that fails (down, misconfigured) costs its copy of the numbers, never the run."""
+    import logging
+
+    from harness.run.trackers import log_run
+
+    try:
+        log_run(result, run_dir, log_with)
+    except Exception as exc:  # noqa: BLE001 - the store already holds the run; say what the tracker missed
+        logging.getLogger("harness").warning(
+            f"  could not send {result.model} (seed {result.seed}) to {', '.join(log_with)}: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        )
+
+
+def run_job(job: Job) -> RunResult | None:
+    """Train, measure and score one run; always leaves a result.json behind.
+
+    Bad data (HarnessInputError before the model is built) is re-raised, so the CLI can show its one line;
+    any failure of the model itself, whatever its type, is recorded as a failed run and returned. Returns None
+    in a secondary process of a distributed run (only the main process measures and writes).
+    """
+    store = ResultsStore(Path(job.results_dir))
+    run_dir = job.run_dir(store)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec, model_spec = job.spec, job.model_spec
+    budget = job.run_budget()
+    partial: dict = {
+        "benchmark": spec.name,
+        "model": model_spec.name,
+        "seed": job.seed,
+        "family": model_spec.family,
+        "configuration": job.configuration,
+        "fingerprint": job.fingerprint,
+        "train_filter": job.train_filter,
+        "budget": budget,
+        "budget_overrides": dict(model_spec.budget_overrides),
+        "trust_remote_code": model_spec.trust_remote_code,
+    }
+    model_stage = False
+    try:
+        fixed = job.configuration.train_sample == "fixed"
+        base_seed = job.configuration.budget.seed
+        data = load_benchmark_data(
+            spec,
+            Path(job.data_dir) if job.data_dir else None,
+            limit_train=job.configuration.limit_train,
+            limit_test=job.configuration.limit_test,
+            seed=base_seed if fixed else job.seed,
+            test_seed=base_seed,
+            train_filter=job.train_filter,
+            max_train=budget.train_examples,
+            max_test=budget.test_examples,
+        )
+        sampled = bool(job.configuration.limit_train or budget.train_examples)
+        partial["data"] = DataInfo(**data.source, train_sample_seed=(base_seed if fixed else job.seed) if sampled else None)
+        model_stage = True
+        model = build_model(model_spec, data.label_names)
+        partial["budget_fields_used"] = budget_fields_used(model)
+
+        with track_memory("train") as train_memory, stopwatch() as train_clock:
+            training = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
+                                 on_forecast=lambda forecast, setting: announce(
+                                     model_spec.name, forecast, job.outlook, setting, show=job.show_progress))
+        training = {**training, "wall_seconds": train_clock["seconds"]}
+
+        evaluation = data.eval
+
+        def predict_all(texts: list[str]) -> np.ndarray:
+            if getattr(model, "supports_distributed_eval", False):
+                return model.predict_proba(texts, batch_size=budget.eval_batch_size, distributed=True)
+            return model.predict_proba(texts, batch_size=budget.eval_batch_size)
+
+        # One untimed batch first, so the throughput below does not include first-call initialisation.
+        warmup_texts = evaluation.texts[: budget.eval_batch_size]
+        predict_all(warmup_texts)
+        with track_memory("inference") as inference_memory, stopwatch() as eval_clock:
+            probs = predict_all(evaluation.texts)
+        if not is_main_process():
+            # Every process trained and scored its shard; only the main one measures latency and writes.
+            return None
+        sample = latency_texts(evaluation.texts, job.latency_samples)
+        latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, job.latency_warmup)
+        model_only = None
+        if hasattr(model, "model_only_callable"):
+            fn, inputs = model.model_only_callable(sample)
+            model_only = measure_latency(fn, inputs, job.latency_warmup)
+
+        metrics = M.classification_metrics(evaluation.labels, probs, data.label_names)
+        groups = {
+            column: M.group_metrics(evaluation.labels, probs, values, data.label_names)
+            for column, values in evaluation.groups.items()
+            if column in spec.group_columns
+        }
+        store.write_predictions(
+            run_dir, evaluation.ids, evaluation.labels, probs, data.label_names,
+            {c: v for c, v in evaluation.groups.items() if c in spec.group_columns},
+        )
+        atomic_write_json(run_dir / "evaluation_metrics.json", M.exercise_metrics(metrics))
+
+        info = model.describe()
+        chosen = training.get("precision")
+        result = RunResult(
+            **partial,
+            status="completed",
+            precision=chosen.get("resolved") if isinstance(chosen, dict) else (chosen or info.get("precision")),
+            model_settings=model_settings(model_spec, info),
+            metrics=metrics,
+            group_metrics=groups,
+            training=training,
+            inference={
+                "eval_examples": len(evaluation),
+                "eval_seconds": eval_clock["seconds"],
+                "throughput_samples_per_s": len(evaluation) / eval_clock["seconds"],
+                "throughput_warmup_examples": len(warmup_texts),
+                "eval_batch_size": budget.eval_batch_size,
+                "latency_batch1_end_to_end": latency,
+                "latency_batch1_model_only": model_only,
+            },
+            memory={"train": train_memory.as_dict(), "inference": inference_memory.as_dict()},
+            model_info=info,
+            truncation=truncation_report(model, data, budget.max_length, spec.group_columns),
+            device=device_info(),
+            environment=environment(),
+        )
+        model_dir = run_dir / "model"
+        if job.save_model:
+            if model_dir.exists():
+                shutil.rmtree(model_dir)
+            save_model(model, model_dir, model_spec.family)
+            result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
+            build_model_card(spec, model_spec, result).save(model_dir / "README.md")
+        write_result(run_dir / RESULT_FILE, result)
+        if job.log_with:
+            _send_to_trackers(result, run_dir, job.log_with)
+        return result
+    except BaseException as exc:  # noqa: BLE001 - a failing model must never take the others down
+        # The specs and data are shared by every model: bad ones stop the run. A model rejecting its own
+        # entry (weights that will not load) fails alone, like any other model error.
+        if isinstance(exc, (KeyboardInterrupt, RunDeclined)) or (isinstance(exc, HarnessInputError) and not model_stage):
+            raise
+        result = _failed(job, exc, partial)
+        try:
+            write_result(run_dir / RESULT_FILE, result)
+        except OSError as write_error:
+            # The store itself refuses the record (disk full, read-only): the failure must still reach the
+            # caller with its cause, not turn into a traceback that hides it.
+            raise ResultNotRecorded(result, write_error) from None
+        return result

@@ -1,0 +1,365 @@
+"""The typed, versioned record of one run (``result.json``) and of the configuration it belongs to.
+
+Every writer and every reader of a result goes through this module: the runner builds a :class:`RunResult`,
+the store validates what it reads back with it, and the report, the exports and the notebooks use its
+attributes instead of walking dictionaries with string paths. Like MTEB's ``TaskResult``, a result carries
+its schema version, so a result written by another version of the harness is either read as it is or
+refused with one line that says why.
+
+Two identities matter (see :class:`Configuration`):
+
+- the **configuration**: everything every model of a comparison shares and that changes the numbers
+  (benchmark definition, data fingerprint, budget values, limits, subsampling policy). Runs of different
+  configurations live side by side in the store and never replace each other.
+- the **run**: a configuration plus one model entry, one seed and the train filter; its ``fingerprint``
+  decides whether a stored run is the one being asked for.
+
+Measurement blocks that model families extend with their own figures (``training``, ``model_info``,
+``device``, ``data``) accept extra keys; everything the report reads is declared here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.config.schema import Budget
+
+SCHEMA_VERSION = 2
+RESULT_FILE = "result.json"
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Open(BaseModel):
+    """A block of measurements a model family may extend: unknown keys are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ----- identity ------------------------------------------------------------------------------------------
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """A short SHA-256 of a JSON-able payload with sorted keys: equal payloads, equal hashes."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+class Configuration(_Closed):
+    """What every run of one comparison shares. Two runs are comparable exactly when this is equal.
+
+    ``id`` hashes the other fields; ``label`` is the directory name in the store: readable first
+    (profile, train and test rows), the hash last so two configurations never share a directory.
+    """
+
+    id: str
+    label: str
+    benchmark: str
+    benchmark_hash: str = Field(description="hash of the benchmark definition (columns, labels, splits, filters)")
+    budget_profile: str
+    budget: Budget = Field(description="the shared budget: the profile with CLI limits applied, before overrides")
+    limit_train: int | None = None
+    limit_test: int | None = None
+    train_sample: Literal["per-seed", "fixed"] = "per-seed"
+    data: dict[str, Any] = Field(description="the data's fingerprint: file hashes, or hub id and resolved revision")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        benchmark: str,
+        benchmark_definition: dict,
+        budget_profile: str,
+        budget: Budget,
+        limit_train: int | None,
+        limit_test: int | None,
+        train_sample: str,
+        data: dict,
+    ) -> Configuration:
+        key = {
+            "benchmark": benchmark,
+            "benchmark_hash": stable_hash(benchmark_definition),
+            "budget_profile": budget_profile,
+            # The seed is a run's, not the configuration's: seeds of one comparison share a configuration.
+            "budget": budget.model_dump(exclude={"seed"}),
+            "limit_train": limit_train,
+            "limit_test": limit_test,
+            "train_sample": train_sample,
+            "data": data,
+        }
+        config_id = stable_hash(key, 10)
+        train = limit_train or budget.train_examples
+        test = limit_test or budget.test_examples
+        label = f"{budget_profile}-train{train or 'all'}-test{test or 'all'}-{config_id}"
+        return cls(id=config_id, label=label, **{**key, "budget": budget})
+
+    def describe(self) -> str:
+        """One line for people: profile, rows, sampling."""
+        train = self.limit_train or self.budget.train_examples
+        test = self.limit_test or self.budget.test_examples
+        rows = f"train {'all rows' if not train else f'{train:,} rows'}, test {'all rows' if not test else f'{test:,} rows'}"
+        sample = "" if not train else f", train rows drawn {'per seed' if self.train_sample == 'per-seed' else 'once for all seeds'}"
+        return f"budget '{self.budget_profile}', {rows}{sample}"
+
+
+def run_fingerprint(configuration: Configuration, model_entry: dict, seed: int, train_filter: dict | None) -> str:
+    """What makes a stored run the run being asked for: its configuration, model entry, seed and train filter."""
+    return stable_hash(
+        {"configuration": configuration.id, "model": model_entry, "seed": int(seed), "train_filter": train_filter}
+    )
+
+
+# ----- measurements --------------------------------------------------------------------------------------
+
+
+class ClassScores(_Closed):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Metrics(_Closed):
+    """Scores on the evaluation split, computed from per-example predictions (``harness.metrics.quality``)."""
+
+    n: int
+    accuracy: float
+    per_class: dict[str, ClassScores]
+    precision_macro: float
+    recall_macro: float
+    f1_macro: float
+    precision_micro: float
+    recall_micro: float
+    f1_micro: float
+    precision_weighted: float
+    recall_weighted: float
+    f1_weighted: float
+    roc_auc: float | None
+    roc_auc_per_class: list[float | None]
+    roc_auc_note: str | None = None
+    confusion_matrix: list[list[int]]
+
+
+class GroupScores(_Closed):
+    n: int
+    accuracy: float
+    f1_macro: float
+    roc_auc: float | None
+
+
+class LatencySummary(_Closed):
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    repetitions: int
+    warmup: int
+
+
+class Inference(_Closed):
+    eval_examples: int
+    eval_seconds: float
+    throughput_samples_per_s: float
+    throughput_warmup_examples: int
+    eval_batch_size: int
+    latency_batch1_end_to_end: LatencySummary | None = None
+    latency_batch1_model_only: LatencySummary | None = None
+
+
+class PhaseMemory(_Closed):
+    rss_start_bytes: int | None = None
+    rss_peak_bytes: int | None = None
+    rss_method: str | None = None
+    cuda_start_allocated_bytes: int | None = None
+    cuda_peak_allocated_bytes: int | None = None
+    cuda_peak_reserved_bytes: int | None = None
+
+
+class Memory(_Closed):
+    train: PhaseMemory
+    inference: PhaseMemory
+
+
+class TrainingForecast(_Closed):
+    """The training time a run forecast from its own first steps (or first sample), before spending the rest."""
+
+    seconds: float = Field(description="the whole training, forecast (what was spent before it included)")
+    spent_seconds: float = Field(description="training seconds already spent when the forecast was made")
+    measured_steps: int = Field(description="steps (or sample fits) the forecast was measured on")
+    measured_seconds: float
+    basis: str = Field(description="what was measured, in words")
+
+
+class Training(_Open):
+    """What ``fit`` reported; families add their own keys (token counts, loss curve, precision choice)."""
+
+    train_seconds: float | None = None
+    wall_seconds: float | None = None
+    samples_per_second: float | None = None
+    tokens_per_second: float | None = None
+    mfu: float | None = None
+    loss_curve: list[dict[str, float]] = Field(default_factory=list)
+    precision: Any = None
+    forecast: TrainingForecast | None = None
+
+
+class ModelInfo(_Open):
+    parameters: int | None = None
+    size_on_disk_bytes: int | None = None
+
+
+class Device(_Open):
+    device: str = "cpu"
+    device_name: str = "?"
+    threads: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataInfo(_Open):
+    kind: str
+    train_rows: int
+    eval_rows: int
+    eval_split: str
+    dropped_empty_texts: dict[str, int] = Field(default_factory=dict)
+    train_filter: dict[str, list[str]] | None = None
+    train_sample_seed: int | None = None
+
+
+class SplitTruncation(_Closed):
+    """How many texts the model's tokenizer cut at ``max_length`` (0 for models that read whole texts)."""
+
+    texts: int
+    truncated: int
+    share: float
+    by_group: dict[str, dict[str, float]] = Field(default_factory=dict, description="column -> value -> share")
+
+
+class Truncation(_Closed):
+    max_length: int | None
+    applies: bool = Field(description="False for models that read every text whole (TF-IDF)")
+    train: SplitTruncation
+    eval: SplitTruncation
+
+
+class Environment(_Closed):
+    harness_version: str
+    harness_source_sha256: str | None = None
+    git_commit: str | None = None
+    git_modified: bool | None = Field(None, description="the harness's own code differs from its commit")
+    libraries: dict[str, str | None] = Field(default_factory=dict)
+    finished_at: str | None = None
+
+
+class RunError(_Closed):
+    type: str
+    message: str
+    traceback_tail: list[str] = Field(default_factory=list)
+
+
+class RunResult(_Closed):
+    """One (configuration, model, seed, train filter) run: what it was, how it scored, what it cost."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    status: Literal["completed", "failed"]
+    benchmark: str
+    model: str
+    seed: int
+    family: str | None = None
+    configuration: Configuration
+    fingerprint: str
+    train_filter: dict[str, list[str]] | None = None
+    budget: Budget | None = Field(None, description="the budget this run trained with (overrides applied)")
+    budget_overrides: dict[str, float] = Field(default_factory=dict)
+    budget_fields_used: list[str] = Field(default_factory=list, description="budget fields this family reads")
+    precision: str | None = Field(
+        None, description="the precision the run trained in, resolved from the budget's (auto: measured); a resumed run keeps it"
+    )
+    model_settings: dict[str, Any] = Field(default_factory=dict, description="the family's own settings")
+    trust_remote_code: bool = False
+    data: DataInfo | None = None
+    metrics: Metrics | None = None
+    group_metrics: dict[str, dict[str, GroupScores]] = Field(default_factory=dict)
+    training: Training | None = None
+    inference: Inference | None = None
+    memory: Memory | None = None
+    model_info: ModelInfo | None = None
+    truncation: Truncation | None = None
+    device: Device | None = None
+    environment: Environment | None = None
+    error: RunError | None = None
+
+    @model_validator(mode="after")
+    def _status_consistent(self) -> RunResult:
+        if self.status == "completed":
+            missing = [k for k in ("metrics", "training", "inference", "data") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"a completed run must record {', '.join(missing)}")
+        elif self.error is None:
+            raise ValueError("a failed run must record its error")
+        return self
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+class ResultReadError(Exception):
+    """A stored result that cannot be used: unreadable, of another schema, or inconsistent."""
+
+
+def parse_result(text: str, where: str | Path = RESULT_FILE) -> RunResult:
+    """Validate a stored result; any problem becomes one line naming the file, the field and the fix."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultReadError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}); the run is redone") from None
+    if not isinstance(raw, dict):
+        raise ResultReadError(f"{where}: not a result object; the run is redone")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        found = "no schema_version (written before versioned results)" if version is None else f"schema {version}"
+        raise ResultReadError(
+            f"{where}: {found}, this harness reads schema {SCHEMA_VERSION}; rerun to rebuild it "
+            "(older stores are not read: move them away or rerun)"
+        )
+    try:
+        return RunResult.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ResultReadError(f"{where}: field '{field}': {err['msg']}; the run is redone") from None
+
+
+def read_result(path: Path) -> RunResult:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultReadError(f"{path}: cannot be read ({type(exc).__name__}); the run is redone") from None
+    return parse_result(text, path)
+
+
+def json_schema() -> dict:
+    """The JSON Schema of ``result.json`` (also written to docs/result.schema.json)."""
+    return RunResult.model_json_schema()
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+if __name__ == "__main__":  # python -m harness.store.results > docs/result.schema.json
+    print(json.dumps(json_schema(), indent=2))

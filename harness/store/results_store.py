@@ -1,0 +1,448 @@
+"""The results store: one directory per (configuration, model, seed), written atomically.
+
+Layout::
+
+    <root>/<benchmark>/
+        leaderboard.md, leaderboard.csv, leaderboard.json, errors.md, plots/
+                                 the report of the configuration the last command ran (a copy)
+        configs/<label>/         one comparison: runs that share data, budget values and limits
+            configuration.json   the Configuration (harness.store.results) every run below shares
+            leaderboard.*, errors.md, plots/   this configuration's report
+            eval_texts.csv       id, text of its evaluation examples (for the error analysis)
+            runs/<model>/seed-<seed>/
+                result.json              the typed RunResult (harness.store.results): identity, metrics, costs
+                evaluation_metrics.json  accuracy / F1 / precision / recall, the exercise's format
+                predictions.csv          id, label, prob_<class>..., group columns (per-example)
+                model/                   the fine-tuned model (not committed)
+            transfer/train-lang-en/runs/<model>/seed-<seed>/   runs trained on a filtered train split
+            superseded/<model>/seed-<seed>-<fingerprint>/      a run replaced after its registry entry changed
+
+A rerun with another budget, limit or data lands in another ``configs/<label>``: nothing of an earlier
+configuration is replaced. A run is complete when its ``result.json`` validates against the schema, says
+``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example;
+anything else is redone, and the reason is said.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.config.schema import SAFE_NAME
+from harness.core.errors import HarnessInputError
+from harness.store.results import RESULT_FILE, Configuration, ResultReadError, RunResult, read_result
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+EVAL_TEXTS_FILE = "eval_texts.csv"
+TRANSFER_DIR = "transfer"
+CONFIGS_DIR = "configs"
+CONFIGURATION_FILE = "configuration.json"
+CURRENT_FILE = "current-configuration.json"
+SUPERSEDED_DIR = "superseded"
+PREDICTIONS_FILE = "predictions.csv"
+# Pieces that can be written into a variant name as they are; with '-' and '_' kept out of them,
+# "train-<col>-<v1>_<v2>__<col2>-<v>" reads back unambiguously.
+_PLAIN_PIECE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.]{0,39}$")
+
+
+def normalize_filter(train_filter: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+    """The filter with columns and values sorted and values deduplicated: equal filters, equal keys."""
+    if not train_filter:
+        return None
+    return {column: sorted(set(map(str, values))) for column, values in sorted(train_filter.items())}
+
+
+def filter_variant(train_filter: dict[str, list[str]] | None) -> str | None:
+    """The store sub-tree of runs trained on a filtered train split; ``None`` for the whole split.
+
+    ``{"lang": ["en"]}`` gives ``transfer/train-lang-en``; ``{"lang": ["en", "fr"]}`` gives
+    ``transfer/train-lang-en_fr``. Names or values outside a plain alphabet (spaces, '/', '-', non-ASCII)
+    get a readable stem plus a hash of the exact filter, so two different filters never share a directory
+    and no value can steer a path out of the store.
+    """
+    normalized = normalize_filter(train_filter)
+    if normalized is None:
+        return None
+    readable = "__".join(f"{column}-{'_'.join(values)}" for column, values in normalized.items())
+    pieces = [piece for column, values in normalized.items() for piece in (column, *values)]
+    if all(_PLAIN_PIECE.match(piece) and ".." not in piece for piece in pieces) and len(readable) <= 80:
+        name = f"train-{readable}"
+    else:
+        digest = hashlib.sha256(json.dumps(normalized, sort_keys=True).encode("utf-8")).hexdigest()[:10]
+        stem = re.sub(r"[^A-Za-z0-9]+", ".", readable).strip(".")[:60].rstrip(".") or "filter"
+        name = f"train-{stem}--h{digest}"  # "--" never occurs in a plain name: the two forms cannot meet
+    if not SAFE_NAME.match(name):
+        raise HarnessInputError("--train-filter", f"cannot name a results directory for {train_filter}", "use plain values")
+    return f"{TRANSFER_DIR}/{name}"
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if not math.isfinite(value) else float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600; results are meant to be read by others, so use the usual umask-based mode.
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, payload) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: Path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_result(path: Path, result: RunResult) -> None:
+    """The one way a result reaches disk: validated by construction, written atomically."""
+    atomic_write_bytes(path, result.to_json().encode("utf-8"))
+
+
+class StoredRun:
+    """A run read back from the store: where it lives, its typed result, its predictions on demand."""
+
+    def __init__(self, run_dir: Path, result: RunResult, variant: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.result = result
+        self.variant = variant
+
+    def __repr__(self) -> str:
+        return f"StoredRun({self.result.model!r}, seed={self.result.seed}, {self.result.status}, {self.variant})"
+
+
+class ResultsStore:
+    """Reads and writes runs under one results root; every path it builds stays inside that root."""
+
+    def __init__(self, root: Path):
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise HarnessInputError(str(root), "the results directory is a file", "pass a directory to --results-dir")
+        self.root = root.resolve()
+
+    def _inside(self, *parts: str) -> Path:
+        for part in parts:
+            if not SAFE_NAME.match(part) or ".." in part:
+                raise HarnessInputError("results path", f"unsafe name {part!r}", "use letters, digits, '.', '_', '-'")
+        path = self.root.joinpath(*parts).resolve()
+        if self.root not in path.parents and path != self.root:
+            raise HarnessInputError("results path", f"{path} leaves {self.root}", "use a plain name")
+        return path
+
+    # ----- where things are ------------------------------------------------------------------------
+
+    def benchmark_dir(self, benchmark: str) -> Path:
+        return self._inside(benchmark)
+
+    def config_dir(self, benchmark: str, label: str) -> Path:
+        return self._inside(benchmark, CONFIGS_DIR, label)
+
+    def runs_dir(self, benchmark: str, label: str, variant: str | None = None) -> Path:
+        """``configs/<label>/runs``, or ``configs/<label>/<variant>/runs`` for a filtered train split."""
+        parts = variant.split("/") if variant else []
+        return self._inside(benchmark, CONFIGS_DIR, label, *parts, "runs")
+
+    def run_dir(self, benchmark: str, label: str, model: str, seed: int, variant: str | None = None) -> Path:
+        return self.runs_dir(benchmark, label, variant) / _checked(model) / f"seed-{int(seed)}"
+
+    def variants(self, benchmark: str, label: str) -> list[str]:
+        """The filtered-training sub-trees of a configuration that hold at least one run, sorted."""
+        base = self.config_dir(benchmark, label) / TRANSFER_DIR
+        if not base.is_dir():
+            return []
+        return sorted(
+            f"{TRANSFER_DIR}/{d.name}"
+            for d in base.iterdir()
+            if d.is_dir() and SAFE_NAME.match(d.name) and (d / "runs").is_dir()
+        )
+
+    # ----- configurations ----------------------------------------------------------------------------
+
+    def write_configuration(self, configuration: Configuration) -> Path:
+        path = self.config_dir(configuration.benchmark, configuration.label) / CONFIGURATION_FILE
+        if not path.exists():
+            atomic_write_bytes(path, (configuration.model_dump_json(indent=2) + "\n").encode("utf-8"))
+        return path
+
+    def configurations(self, benchmark: str) -> list[Configuration]:
+        """Every configuration of a benchmark in the store, oldest first (by the time its folder was made)."""
+        base = self.benchmark_dir(benchmark) / CONFIGS_DIR
+        found = []
+        for path in base.glob(f"*/{CONFIGURATION_FILE}") if base.is_dir() else []:
+            try:
+                found.append((path.stat().st_mtime, Configuration.model_validate_json(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError):
+                continue  # an unreadable configuration file is shown as missing, never trusted
+        return [c for _, c in sorted(found, key=lambda item: (item[0], item[1].label))]
+
+    def set_current(self, configuration: Configuration) -> None:
+        """Remember the configuration the last command ran: the default of ``report``."""
+        atomic_write_json(self.benchmark_dir(configuration.benchmark) / CURRENT_FILE, {"label": configuration.label})
+
+    def current_label(self, benchmark: str) -> str | None:
+        path = self.benchmark_dir(benchmark) / CURRENT_FILE
+        try:
+            label = read_json(path).get("label")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return label if isinstance(label, str) and SAFE_NAME.match(label) else None
+
+    def find_configuration(self, benchmark: str, label: str | None) -> Configuration | None:
+        """The configuration named by ``label`` (or a unique prefix of it), else the last command's."""
+        configs = self.configurations(benchmark)
+        label = label or self.current_label(benchmark)
+        if label is None:
+            return configs[-1] if configs else None
+        exact = [c for c in configs if c.label == label or c.id == label]
+        if exact:
+            return exact[0]
+        prefix = [c for c in configs if c.label.startswith(label)]
+        return prefix[0] if len(prefix) == 1 else None
+
+    # ----- runs ------------------------------------------------------------------------------------------
+
+    def load_result(self, run_dir: Path) -> RunResult | None:
+        """The run's typed result, or None when there is none or it does not validate."""
+        try:
+            return read_result(Path(run_dir) / RESULT_FILE)
+        except ResultReadError:
+            return None
+
+    def check_run(self, run_dir: Path, fingerprint: str) -> tuple[bool, str | None]:
+        """Is the stored run the finished run being asked for? ``(done, reason it is not)``.
+
+        Trust nothing: the result must validate, be completed with this fingerprint, and its predictions
+        must be there with one row per evaluated example (they feed every interval and paired test).
+        """
+        path = Path(run_dir) / RESULT_FILE
+        if not path.exists():
+            return False, None
+        try:
+            result = read_result(path)
+        except ResultReadError as exc:
+            return False, str(exc)
+        if result.fingerprint != fingerprint:
+            return False, "stored with another registry entry or settings"
+        if not result.completed:
+            return False, "the stored run failed"
+        problem = self.predictions_problem(run_dir, result)
+        return (problem is None), problem
+
+    def predictions_problem(self, run_dir: Path, result: RunResult) -> str | None:
+        """Why the run's predictions.csv cannot back its metrics, or None when it can."""
+        path = Path(run_dir) / PREDICTIONS_FILE
+        if not path.exists():
+            return f"{path} is missing"
+        try:
+            frame = self.read_predictions(run_dir)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            return f"{path} cannot be read ({type(exc).__name__})"
+        expected = result.metrics.n if result.metrics else None
+        columns = [f"prob_{k}" for k in range(len(result.metrics.per_class))] if result.metrics else []
+        if expected is not None and len(frame) != expected:
+            return f"{path} holds {len(frame)} rows, the result scored {expected}"
+        if any(c not in frame.columns for c in ["id", "label", *columns]):
+            return f"{path} lacks the id, label or probability columns"
+        return None
+
+    def supersede(self, run_dir: Path, label: str, benchmark: str) -> Path | None:
+        """Move a finished run of another registry entry aside instead of overwriting it."""
+        result = self.load_result(run_dir)
+        if result is None or not result.completed:
+            return None
+        target = self.config_dir(benchmark, label) / SUPERSEDED_DIR / run_dir.parent.name / f"{run_dir.name}-{result.fingerprint}"
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir, target)
+        return target
+
+    def iter_runs(self, benchmark: str, label: str, variant: str | None = None) -> Iterator[StoredRun | tuple[Path, str]]:
+        """Every run of a configuration (one variant), sorted by model then seed.
+
+        Yields a :class:`StoredRun` per valid result and ``(run_dir, reason)`` for a result that does not
+        validate, so a report can say which runs it could not use instead of dropping them silently.
+        """
+        base = self.runs_dir(benchmark, label, variant)
+        for path in sorted(base.glob(f"*/seed-*/{RESULT_FILE}"), key=_run_sort_key):
+            try:
+                yield StoredRun(path.parent, read_result(path), variant)
+            except ResultReadError as exc:
+                yield path.parent, str(exc)
+
+    def write_predictions(self, run_dir: Path, ids, labels, probs, label_names, groups=None) -> Path:
+        frame = pd.DataFrame({"id": np.asarray(ids), "label": np.asarray(labels)})
+        probs = np.asarray(probs)
+        for k in range(len(label_names)):
+            frame[f"prob_{k}"] = np.round(probs[:, k], 6)
+        for column, values in (groups or {}).items():
+            frame[f"group_{column}"] = values
+        path = Path(run_dir) / PREDICTIONS_FILE
+        atomic_write_text(path, frame.to_csv(index=False))
+        return path
+
+    @staticmethod
+    def read_predictions(run_dir: Path) -> pd.DataFrame:
+        return pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, keep_default_na=False)
+
+    # ----- evaluation texts -------------------------------------------------------------------------
+
+    def eval_texts_path(self, benchmark: str, label: str) -> Path:
+        return self.config_dir(benchmark, label) / EVAL_TEXTS_FILE
+
+    def write_eval_texts(self, benchmark: str, label: str, ids, texts) -> Path:
+        """Keep a configuration's evaluation texts, so the error analysis rebuilds from the store alone."""
+        frame = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64), "text": list(texts)})
+        path = self.eval_texts_path(benchmark, label)
+        atomic_write_text(path, frame.sort_values("id").to_csv(index=False))
+        return path
+
+    def read_eval_texts(self, benchmark: str, label: str) -> pd.DataFrame | None:
+        """The ``id,text`` table written by :meth:`write_eval_texts`, or None when there is none."""
+        path = self.eval_texts_path(benchmark, label)
+        if not path.exists():
+            return None
+        try:
+            return pd.read_csv(path, keep_default_na=False, dtype={"text": str})
+        except (OSError, ValueError, pd.errors.ParserError):
+            return None
+
+    def legacy_runs(self, benchmark: str) -> Path | None:
+        """A ``<benchmark>/runs`` tree from before configurations (schema 1), which is no longer read."""
+        path = self.benchmark_dir(benchmark) / "runs"
+        return path if path.is_dir() else None
+
+    # ----- one writer per run, one writer of a benchmark's report ------------------------------------
+
+    @contextlib.contextmanager
+    def run_lock(self, run_dir: Path) -> Iterator[str | None]:
+        """Hold one run for this process: yields None when held, else who holds it ("pid N on host").
+
+        The lock file sits beside the run's folder, not in it, so moving a superseded run aside never moves
+        the lock. flock is advisory and per open file: it works across processes on one machine and, on a
+        shared filesystem that supports it (NFSv4, Lustre, CephFS), across machines.
+        """
+        run_dir = Path(run_dir)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir.parent / f".{run_dir.name}.lock", "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                yield handle.read().strip() or "another process"
+                return
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+                handle.flush()
+            # A writer of this run killed mid-write left only temporary files; no one else writes here now.
+            for stale in run_dir.glob(".*.tmp") if run_dir.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+            yield None
+        finally:
+            handle.close()
+
+    @contextlib.contextmanager
+    def lock(self, benchmark: str, wait: bool = False) -> Iterator[None]:
+        """One writer at a time of a benchmark's shared files (configurations, leaderboards, plots).
+
+        Runs do not hold it while they train: each run has its own lock (:meth:`run_lock`), so several commands,
+        processes or machines can work through one grid together. A command holds this lock only to set up a
+        configuration and to write a report. ``wait``: queue behind the current holder (a run's short sections);
+        otherwise refuse at once with one line (``report``, so it never overwrites a newer leaderboard).
+        """
+        directory = self.benchmark_dir(benchmark)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            handle = open(directory / ".run.lock", "a+")
+        except OSError as exc:
+            raise HarnessInputError(
+                str(directory), f"cannot write to the results directory ({exc.strerror or exc})",
+                "pass a writable --results-dir",
+            ) from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                if not wait:
+                    raise HarnessInputError(
+                        str(directory),
+                        f"another run is writing here ({holder})",
+                        "wait for it to finish, or pass a different --results-dir",
+                    ) from None
+                import logging
+
+                logging.getLogger("harness").info(f"waiting for {holder} to finish writing {directory}")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}")
+                handle.flush()
+            # A writer killed mid-write leaves only its temporary file, never a half target: sweep those of the
+            # benchmark's shared files now that no one else writes them. Files inside runs/ belong to the run's
+            # own writer (which may be working right now) and are swept under its run lock.
+            for stale in directory.rglob(".*.tmp"):
+                if stale.is_file() and "runs" not in stale.relative_to(directory).parts:
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
+            yield
+        finally:
+            handle.close()
+
+
+def _checked(name: str) -> str:
+    if not SAFE_NAME.match(name) or ".." in name:
+        raise HarnessInputError("results path", f"unsafe name {name!r}", "use letters, digits, '.', '_', '-'")
+    return name
+
+
+def _run_sort_key(path: Path) -> tuple[str, int]:
+    seed = path.parent.name.removeprefix("seed-")
+    return path.parent.parent.name, int(seed) if seed.lstrip("-").isdigit() else 0
