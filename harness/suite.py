@@ -16,7 +16,6 @@ configuration just run, once, and writes ``<results>/suites/<suite>/summary.md``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ from pydantic import ValidationError
 from scipy.stats import rankdata
 from tabulate import tabulate
 
+from harness.config.options import RunOptions
 from harness.config.registry import (
     benchmark_dirs,
     default_registry_path,
@@ -79,11 +79,6 @@ class Suite:
     @property
     def names(self) -> list[str]:
         return [m.spec.name for m in self.members]
-
-
-def wants_suite(benchmark: str | None, suite: str | None) -> bool:
-    """Whether the command line asks for a suite: ``--suite``, or a comma list in ``--benchmark``."""
-    return suite is not None or (benchmark is not None and "," in benchmark)
 
 
 def find_suite_file(name_or_path: str, benchmarks_dir: Path | None = None) -> Path:
@@ -262,19 +257,27 @@ class SuiteSummary:
         return out
 
 
-def model_names(config) -> list[str]:
+def model_names(options: RunOptions) -> list[str]:
     """The models a run command selects, validated now: a misspelt name stops the suite before it starts."""
-    registry_path = config.registry_path or default_registry_path()
+    registry_path = options.registry or default_registry_path()
+    selected, entries = options.split_models()
     names = []
-    if config.models or not config.model_specs:
-        names = [
-            m.name for m in select_models(load_registry(registry_path), config.models or "all", registry_path)
-        ]
-    return names + [m.name for m in config.model_specs or [] if m.name not in names]
+    if selected or not entries:
+        names = [m.name for m in select_models(load_registry(registry_path), selected or "all", registry_path)]
+    return names + [m.name for m in entries if m.name not in names]
 
 
-def run_suite(suite: Suite, config) -> SuiteSummary:
-    """Run every benchmark of ``suite`` with the options of ``config`` (a ``RunConfig``), then summarise.
+def run_command(options: RunOptions) -> SuiteSummary:
+    """The suite the options name (``suite``, or a comma list of benchmarks), run and summarised."""
+    if options.transfer_matrix:
+        raise HarnessInputError("--transfer-matrix", "runs on one benchmark", "drop it, or run the benchmarks apart")
+    members = resolve_suite(suite=options.suite, benchmark=options.benchmark, data_root=options.data_root,
+                            data_dir=options.data_dir, benchmarks_dir=options.benchmarks_dir)
+    return run_suite(members, options)
+
+
+def run_suite(suite: Suite, config: RunOptions) -> SuiteSummary:
+    """Run every benchmark of ``suite`` with the options of ``config``, then summarise.
 
     Problems with the suite, its benchmarks' YAML, the models or the budget stop everything before any
     training (:class:`HarnessInputError`); a benchmark that fails while it runs is recorded and the next one
@@ -284,12 +287,6 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
     from harness.store.results_store import ResultsStore
 
     models = model_names(config)
-    if not 1 <= config.seeds <= pipeline.MAX_SEEDS:
-        raise HarnessInputError(
-            "--seeds",
-            f"must be between 1 and {pipeline.MAX_SEEDS}, got {config.seeds}",
-            "pass a smaller --seeds",
-        )
     for member in suite.members:
         budget = config.budget or member.spec.default_budget
         if budget not in member.spec.budgets:
@@ -307,7 +304,7 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
     outcomes = []
     # One answer to the time question for the whole suite: asked at most once, whichever benchmark asks.
     scratch = tempfile.TemporaryDirectory(prefix="textclf-bench-suite-")
-    config = dataclasses.replace(config, answer_file=config.answer_file or Path(scratch.name) / "answer")
+    answer_file = Path(scratch.name) / "answer"
     for i, member in enumerate(suite.members, 1):
         outcome = BenchmarkOutcome(name=member.spec.name, data_dir=member.data_dir)
         where = f"data {member.data_dir}" if member.data_dir else "data from the benchmark's own source"
@@ -315,7 +312,7 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
         start = time.perf_counter()
         try:
             summary = pipeline.run(
-                dataclasses.replace(config, benchmark=member.benchmark, data_dir=member.data_dir)
+                config.model_copy(update={"benchmark": member.benchmark, "data_dir": member.data_dir}), answer_file
             )
             outcome.configuration = summary.configuration
             outcome.failed_runs = dict(summary.failed)

@@ -169,7 +169,7 @@ def execute_job(
             every run together (the launcher, not the store, keeps one writer).
         on_start: called with the job and the notes so far just before it starts (progress lines).
     """
-    store = ResultsStore(Path(job.results_dir))
+    store = ResultsStore(Path(job.settings.results_dir))
     run_dir = job.run_dir(store)
     done, _ = store.check_run(run_dir, job.fingerprint)
     if done and not force:

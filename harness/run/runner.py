@@ -158,10 +158,10 @@ def run_job(job: Job) -> RunResult | None:
     any failure of the model itself, whatever its type, is recorded as a failed run and returned. Returns None
     in a secondary process of a distributed run (only the main process measures and writes).
     """
-    store = ResultsStore(Path(job.results_dir))
+    store = ResultsStore(Path(job.settings.results_dir))
     run_dir = job.run_dir(store)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec, model_spec = job.spec, job.model_spec
+    spec, model_spec, settings = job.spec, job.model_spec, job.settings
     budget = job.run_budget()
     partial: dict = {
         "benchmark": spec.name,
@@ -181,7 +181,7 @@ def run_job(job: Job) -> RunResult | None:
         base_seed = job.configuration.budget.seed
         data = load_benchmark_data(
             spec,
-            Path(job.data_dir) if job.data_dir else None,
+            Path(settings.data_dir) if settings.data_dir else None,
             limit_train=job.configuration.limit_train,
             limit_test=job.configuration.limit_test,
             seed=base_seed if fixed else job.seed,
@@ -197,9 +197,9 @@ def run_job(job: Job) -> RunResult | None:
         partial["budget_fields_used"] = budget_fields_used(model)
 
         with track_memory("train") as train_memory, stopwatch() as train_clock:
-            training = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
+            training = model.fit(data.train, budget, run_dir, show_progress=settings.show_progress,
                                  on_forecast=lambda forecast, setting: announce(
-                                     model_spec.name, forecast, job.outlook, setting, show=job.show_progress))
+                                     model_spec.name, forecast, job.outlook, setting, show=settings.show_progress))
         training = {**training, "wall_seconds": train_clock["seconds"]}
 
         evaluation = data.eval
@@ -217,12 +217,12 @@ def run_job(job: Job) -> RunResult | None:
         if not is_main_process():
             # Every process trained and scored its shard; only the main one measures latency and writes.
             return None
-        sample = latency_texts(evaluation.texts, job.latency_samples)
-        latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, job.latency_warmup)
+        sample = latency_texts(evaluation.texts, settings.latency_samples)
+        latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, settings.latency_warmup)
         model_only = None
         if hasattr(model, "model_only_callable"):
             fn, inputs = model.model_only_callable(sample)
-            model_only = measure_latency(fn, inputs, job.latency_warmup)
+            model_only = measure_latency(fn, inputs, settings.latency_warmup)
 
         metrics = M.classification_metrics(evaluation.labels, probs, data.label_names)
         groups = {
@@ -262,15 +262,15 @@ def run_job(job: Job) -> RunResult | None:
             environment=environment(),
         )
         model_dir = run_dir / "model"
-        if job.save_model:
+        if settings.save_model:
             if model_dir.exists():
                 shutil.rmtree(model_dir)
             save_model(model, model_dir, model_spec.family)
             result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
             build_model_card(spec, model_spec, result).save(model_dir / "README.md")
         write_result(run_dir / RESULT_FILE, result)
-        if job.log_with:
-            _send_to_trackers(result, run_dir, job.log_with)
+        if settings.log_with:
+            _send_to_trackers(result, run_dir, settings.log_with)
         return result
     except BaseException as exc:  # noqa: BLE001 - a failing model must never take the others down
         # The specs and data are shared by every model: bad ones stop the run. A model rejecting its own
