@@ -36,20 +36,22 @@ def _takes_options(first: str):
     ``**options`` and validates them with ``RunOptions``, so an unknown name is one line naming it."""
 
     def decorate(function):
-        leading, rest = [], []
+        leading, rest = {}, []
         for declared in RunOptions.declared():
             name = first if declared.name == "benchmark" else declared.name
             if declared.name in ("benchmark", "models"):
-                leading.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                 default=declared.api_default, annotation=declared.annotation))
+                leading[declared.name] = inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                           default=declared.api_default, annotation=declared.annotation)
             else:
                 rest.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=declared.api_default,
                                               annotation=declared.annotation))
         return_annotation = inspect.signature(function).return_annotation
-        function.__signature__ = inspect.Signature([*leading, *rest], return_annotation=return_annotation)
-        helps = {d.name: d.option.help for d in RunOptions.declared()}
-        lines = [f"        {p.name} (default {p.default!r}): {helps[p.name]}" for p in rest]
-        function.__doc__ = f"{function.__doc__.rstrip()}\n\n    Options (as the command line's flags):\n" + "\n".join(lines)
+        function.__signature__ = inspect.Signature([leading["benchmark"], leading["models"], *rest],
+                                                 return_annotation=return_annotation)
+        lines = [f"        {d.name} (default {d.api_default!r}, flag {d.option.flag}): {d.option.help}"
+                 for d in RunOptions.declared() if d.name not in leading]
+        heading = "Options (as the command line's flags):"
+        function.__doc__ = f"{function.__doc__.rstrip()}\n\n    {heading}\n" + "\n".join(lines)
         return function
 
     return decorate
@@ -72,7 +74,8 @@ def run_benchmark(benchmark=None, models="all", **options) -> Leaderboard:
     """
     config = RunOptions.validated({"benchmark": benchmark, "models": models, **options}, caller="run_benchmark")
     if config.is_suite:
-        raise HarnessInputError("run_benchmark", "runs one benchmark", "call run_suite for a suite or several benchmarks")
+        raise HarnessInputError("run_benchmark", "runs one benchmark",
+                                "call run_suite for a suite or several benchmarks")
     config.one_benchmark()
     summary = run(config)
     if summary.board is not None:  # the leaderboard the run's report was drawn from: no second read of the store

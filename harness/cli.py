@@ -68,7 +68,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 def _kind(annotation):
     """The type a flag's text becomes: the annotation without None (a union of several: text)."""
-    args = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, UnionType) else [annotation]
+    union = get_origin(annotation) in (Union, UnionType)
+    args = [a for a in get_args(annotation) if a is not type(None)] if union else [annotation]
     if len(args) == 1 and get_origin(args[0]) is Annotated:
         return get_args(args[0])[0]
     return args[0] if len(args) == 1 and get_origin(args[0]) in (None, Literal) else str

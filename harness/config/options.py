@@ -25,6 +25,7 @@ from harness.core.errors import HarnessInputError
 MAX_SEEDS = 100
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}  # tracker -> the package it needs
 _SAME = object()
+AT_LEAST_1 = Field(ge=1)  # every whole-number option counts something
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,6 @@ class Declared(NamedTuple):
         return self.default if self.option.api_default is _SAME else self.option.api_default
 
 
-Count = Annotated[int, Field(ge=1)]  # every whole-number option counts something: at least 1
-
-
 class RunSettings(BaseModel):
     """What one run needs of its command's options, carried by its job (paths already absolute)."""
 
@@ -107,14 +105,14 @@ class RunOptions(BaseModel):
         "--data-dir", "local train/test CSV or Parquet files instead of the hub")] = None
     # Suites: several benchmarks in one command (harness/suite.py).
     suite: Annotated[str | None, Option(
-        "--suite", "run a suite YAML (benchmarks/suites/NAME.yaml or a path) and write results/suites/<suite>/summary.md "
-        "across its benchmarks", metavar="NAME|PATH")] = None
+        "--suite", "run a suite YAML (benchmarks/suites/NAME.yaml or a path) and write "
+        "results/suites/<suite>/summary.md across its benchmarks", metavar="NAME|PATH")] = None
     data_root: Annotated[Path | None, Option(
         "--data-root", "with a suite or a comma list: a folder holding one data folder per benchmark, DIR/<benchmark> "
         "unless the suite YAML names another (--data-dir names one benchmark's files)", metavar="DIR")] = None
-    limit_train: Annotated[Count | None, Option(
+    limit_train: Annotated[int | None, AT_LEAST_1, Option(
         "--limit-train", "stratified train subsample (drawn per seed)")] = None
-    limit_test: Annotated[Count | None, Option("--limit-test", "stratified fixed-seed test subsample")] = None
+    limit_test: Annotated[int | None, AT_LEAST_1, Option("--limit-test", "stratified fixed-seed test subsample")] = None
     fixed_train_sample: Annotated[bool, Option(
         "--fixed-train-sample",
         "with a train limit, every seed trains on the same rows (default: each seed draws its own)")] = False
@@ -124,17 +122,17 @@ class RunOptions(BaseModel):
     transfer_matrix: Annotated[str | None, Option(
         "--transfer-matrix", "cross-group transfer in one command: train on all rows, then on each value of this "
         "group column alone (e.g. lang), evaluating every run on every value", metavar="COLUMN")] = None
-    seeds: Annotated[Count, Option("--seeds", "train each model with N seeds (mean ± std)")] = 1
+    seeds: Annotated[int, AT_LEAST_1, Option("--seeds", "train each model with N seeds (mean ± std)")] = 1
     results_dir: Annotated[Path, Option("--results-dir", "results store (default: results)")] = Path("results")
     force: Annotated[bool, Option("--force", "redo runs that are already complete")] = False
     isolate: Annotated[bool, Option(
         "--no-isolate", "run models in this process (default: one process each)", negate=True)] = True
     save_model: Annotated[bool, Option(
         "--no-save-model", "do not keep fine-tuned weights in the store", negate=True)] = True
-    latency_samples: Annotated[Count, Option("--latency-samples", "timed batch-1 calls per model")] = 50
+    latency_samples: Annotated[int, AT_LEAST_1, Option("--latency-samples", "timed batch-1 calls per model")] = 50
     executor: Annotated[Literal["local", "ray"], Option(
         "--executor", "where the grid's runs execute: here (default) or as Ray tasks (pip install '.[ray]')")] = "local"
-    parallel: Annotated[Count | None, Option(
+    parallel: Annotated[int | None, AT_LEAST_1, Option(
         "--parallel", "runs at once: processes on this machine, or the CPUs of a local Ray instance")] = None
     devices: Annotated[list[str] | None, Option(
         "--devices", "one run per GPU at once on this machine (CUDA_VISIBLE_DEVICES set per run)",
@@ -254,7 +252,8 @@ class RunOptions(BaseModel):
         """Refuse what only a suite uses, for a command that runs one benchmark."""
         if self.data_root is not None:
             raise HarnessInputError(
-                "--data-root", "applies to several benchmarks (a comma list or --suite)", "pass --data-dir for one benchmark"
+                "--data-root", "applies to several benchmarks (a comma list or --suite)",
+                "pass --data-dir for one benchmark",
             )
 
     def split_models(self) -> tuple[str, list[ModelSpec]]:
