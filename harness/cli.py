@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Literal, Union, get_args, get_origin
 
 from harness.config.options import RunOptions
 from harness.core.errors import HarnessInputError
@@ -41,37 +41,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", type=Path, default=None,
-                        help="model registry YAML (default: ./models_registry.yaml, else the one shipped)")
-    parser.add_argument("--benchmarks-dir", type=Path, default=None,
-                        help="folder of benchmark YAMLs (default: ./benchmarks, then the ones shipped)")
+    # Where the registry and the benchmarks are: declared with the run options, shared by every subcommand.
+    for declared in RunOptions.declared():
+        if declared.name in ("registry", "benchmarks_dir"):
+            _add_option(parser, declared)
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
     """One flag per field of ``RunOptions``: its name, help and default come from the field."""
     for declared in RunOptions.declared():
-        option, kind = declared.option, _kind(declared.annotation)
-        flags = [option.flag, *([option.short] if option.short else [])]
-        extra: dict = {"dest": declared.name, "default": declared.default, "help": option.help}
-        if kind is bool:
-            extra["action"] = "store_false" if option.negate else "store_true"
-        else:
-            extra["metavar"] = option.metavar
-            if option.repeat:
-                extra["action"] = "append"
-            if get_origin(kind) is Literal:
-                extra["choices"] = list(get_args(kind))
-            else:  # every whole number counts something; lists and tables arrive as text RunOptions reads
-                extra["type"] = {int: _positive_int, float: float, Path: Path}.get(kind, str)
-        parser.add_argument(*flags, **extra)
+        if declared.name not in ("registry", "benchmarks_dir"):  # added by _common, last as before
+            _add_option(parser, declared)
+
+
+def _add_option(parser: argparse.ArgumentParser, declared) -> None:
+    option, kind = declared.option, _kind(declared.annotation)
+    flags = [option.flag, *([option.short] if option.short else [])]
+    extra: dict = {"dest": declared.name, "default": declared.default, "help": option.help}
+    if kind is bool:
+        extra["action"] = "store_false" if option.negate else "store_true"
+    else:
+        extra["metavar"] = option.metavar
+        if option.repeat:
+            extra["action"] = "append"
+        if get_origin(kind) is Literal:
+            extra["choices"] = list(get_args(kind))
+        else:  # every whole number counts something; lists and tables arrive as text RunOptions reads
+            extra["type"] = {int: _positive_int, float: float, Path: Path}.get(kind, str)
+    parser.add_argument(*flags, **extra)
 
 
 def _kind(annotation):
     """The type a flag's text becomes: the annotation without None (a union of several: text)."""
     union = get_origin(annotation) in (Union, UnionType)
     args = [a for a in get_args(annotation) if a is not type(None)] if union else [annotation]
-    if len(args) == 1 and get_origin(args[0]) is Annotated:
-        return get_args(args[0])[0]
     return args[0] if len(args) == 1 and get_origin(args[0]) in (None, Literal) else str
 
 
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report-only", action="store_true", help="same as the 'report' subcommand")
     run.add_argument("--configuration", default=None, help="with --report-only: the configuration label to report")
     run.add_argument("--list", action="store_true", help="same as the 'list' subcommand")
+    _common(run)
 
     report = sub.add_parser("report", help="rebuild a leaderboard from the store; train nothing",
                             description="Rebuild a benchmark's leaderboard from the results store and list its "
