@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness import safe_state
 from harness.config import Budget, ModelSpec
 from harness.data import Split, hub_reachable
 from harness.errors import ModelRunError, TrainingDiverged
@@ -196,28 +197,16 @@ def make_adamw(groups, learning_rate: float, device) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=learning_rate, foreach=True)
 
 
-RANDOM_STATES = "random_states_harness_{rank}.pt"
-
-
 def save_random_states(directory: Path, rank: int) -> None:
-    """Python, numpy and torch (CPU and every CUDA device) generator states: dropout draws from them."""
-    import random
+    """Python, numpy and torch (CPU and every CUDA device) generator states: dropout draws from them.
 
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(states, Path(directory) / RANDOM_STATES.format(rank=rank))
+    Written as safetensors + JSON (``harness.safe_state``): reading a checkpoint back never unpickles anything.
+    """
+    safe_state.save_random_states(directory, rank)
 
 
 def restore_random_states(directory: Path, rank: int) -> None:
-    import random
-
-    states = torch.load(Path(directory) / RANDOM_STATES.format(rank=rank), weights_only=False)
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    safe_state.restore_random_states(directory, rank)
 
 
 class TransformerClassifier:
@@ -449,7 +438,8 @@ class TransformerClassifier:
                  "precision": precision}
         resumed = None
         if saved:
-            accelerator.load_state(str(checkpoint))
+            # _read_checkpoint opened every file of it under the restricted unpickler; Accelerate loads them so too.
+            accelerator.load_state(str(checkpoint), load_kwargs={"weights_only": True})
             state.update(saved)
             state["precision"] = precision
             tally.restore_window(state["window_sum"], state["window_count"])
@@ -659,6 +649,16 @@ class TransformerClassifier:
             return None  # not a whole checkpoint: start over rather than fail the run
         if saved.pop("budget", None) != budget.model_dump() or "precision" not in saved:
             return None  # a checkpoint of a different budget (or an older layout) is not this run's: start over
+        if not safe_state.has_random_states(directory):
+            return None  # an older layout (random states pickled): start over rather than unpickle it
+        untrusted = safe_state.untrusted_file(directory)
+        if untrusted is not None:
+            # The store may be shared: a file that would run code on loading is never loaded; the run starts over.
+            import logging
+
+            logging.getLogger("harness").warning(
+                f"  checkpoint {directory} not resumed: {untrusted} does not load as plain data; training starts over")
+            return None
         return saved
 
     def _mfu(self, real_tokens: int, seconds: float) -> float | None:
