@@ -145,3 +145,139 @@ def test_random_states_round_trip_exactly_through_safetensors_and_json(tmp_path)
     got = (random.random(), random.gauss(0, 1), np.random.standard_normal(), np.random.random(), torch.rand(3))
     assert got[:4] == expected[:4] and torch.equal(got[4], expected[4])
     assert json.loads((tmp_path / "random_states_harness_0.json").read_text())["numpy"]["name"] == "MT19937"
+
+
+# ----- 4. a --force redo never costs the finished result ---------------------------------------------------
+
+FORCE_REGISTRY = "models:\n  - {name: kept, family: tfidf, tfidf: {min_df: 1}}\n"
+
+
+def _finished_tfidf(tmp_path: Path) -> tuple[Path, list[str], dict[str, bytes]]:
+    from harness.cli import main
+    from tests.conftest import run_path, tiny_binary_cli_args
+
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(FORCE_REGISTRY)
+    results = tmp_path / "results"
+    args = tiny_binary_cli_args(registry, results, "--quiet")
+    assert main(args) == 0
+    run = run_path(results, "tiny_binary", "kept")
+    return run, args, {name: (run / name).read_bytes() for name in ("result.json", "predictions.csv")}
+
+
+def _unchanged(run: Path, before: dict[str, bytes]) -> bool:
+    return all((run / name).read_bytes() == data for name, data in before.items())
+
+
+def _board_row(results: Path) -> dict[str, str]:
+    from tests.test_bad_input import leaderboard_row
+
+    return leaderboard_row(results / "tiny_binary" / "leaderboard.md", "kept")
+
+
+def test_forced_redo_killed_with_sigkill_is_a_failure_and_keeps_the_finished_result(tmp_path, monkeypatch, capsys):
+    """The redo's process is killed: that is not "done" with the earlier numbers, and the earlier run stays."""
+    import signal
+    import subprocess
+
+    from harness.cli import main
+
+    run, args, before = _finished_tfidf(tmp_path)
+    capsys.readouterr()
+
+    def run_and_kill(argv, **kwargs):
+        kwargs.pop("check", None)
+        process = subprocess.Popen(argv, **kwargs)
+        process.send_signal(signal.SIGKILL)
+        return subprocess.CompletedProcess(argv, process.wait())
+
+    monkeypatch.setattr("harness.executors.subprocess.run", run_and_kill)
+    assert main([a for a in args if a != "--quiet"] + ["--force"]) == 1
+    monkeypatch.undo()
+    out, err = capsys.readouterr()
+    assert "done in" not in out
+    assert "FAILED after" in out and "ChildProcessDied: the run's process killed by signal SIGKILL" in out
+    assert "the redo did not finish: the earlier finished result is kept" in out
+    assert err.splitlines()[-1] == "1 run(s) failed: kept (seed 42) (see the leaderboard)"
+    assert _unchanged(run, before)
+    assert _board_row(tmp_path / "results")["status"] == "ok"
+    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.lock", "seed-42"]
+
+
+def test_forced_redo_that_fails_keeps_the_finished_result(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    from harness.models.tfidf import TfidfLogReg
+
+    run, args, before = _finished_tfidf(tmp_path)
+
+    def failing_fit(self, *a, **k):
+        raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(TfidfLogReg, "fit", failing_fit)
+    capsys.readouterr()
+    assert main([*args, "--force", "--no-isolate"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "1 run(s) failed: kept (seed 42) (see the leaderboard)"
+    assert _unchanged(run, before), "the failed redo replaced the finished result"
+    assert _board_row(tmp_path / "results")["status"] == "ok"
+    monkeypatch.undo()
+    # A later --force that finishes replaces it, and leaves nothing aside.
+    assert main([*args, "--force"]) == 0
+    assert (run / "result.json").read_bytes() != before["result.json"]
+    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.lock", "seed-42"]
+
+
+# The whole command killed with SIGKILL during a --force redo, at a chosen point: after the redo wrote its
+# predictions (shifted, as a redo on other hardware may give) and before its result, or after its result.
+KILLED_COMMAND = """\
+import os, signal, sys
+import harness.runner, harness.store
+from harness.cli import main
+
+point = sys.argv[1]
+write_predictions = harness.store.ResultsStore.write_predictions
+
+
+def shifted(self, run_dir, ids, labels, probs, *rest, **kw):
+    return write_predictions(self, run_dir, ids, labels, probs * 0.5 + 0.25, *rest, **kw)
+
+
+harness.store.ResultsStore.write_predictions = shifted
+if point == "before-result":
+    harness.runner.write_result = lambda path, result: os.kill(os.getpid(), signal.SIGKILL)
+else:
+    import harness.redo
+    harness.redo.drop_aside = lambda run_dir: os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("point", ["before-result", "after-result"])
+def test_command_killed_during_a_forced_redo_is_settled_by_the_next_run(tmp_path, capsys, point):
+    """Killed before the redo's result: the next run restores the earlier run (never the earlier result with the
+    redo's predictions). Killed after it: the redo's result is the run, and nothing is left aside."""
+    import subprocess
+    import sys
+
+    from harness.cli import main
+    from tests.conftest import ROOT
+
+    run, args, before = _finished_tfidf(tmp_path)
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_COMMAND)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    killed = subprocess.run([sys.executable, str(script), point, *args, "--force", "--no-isolate"], cwd=ROOT, env=env)
+    assert killed.returncode == -9
+    redone = {name: (run / name).read_bytes() for name in ("result.json", "predictions.csv") if (run / name).exists()}
+    assert redone.get("predictions.csv", b"") != before["predictions.csv"]
+    capsys.readouterr()
+    assert main([a for a in args if a != "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "already complete, skipped" in out
+    if point == "before-result":
+        assert "an earlier --force redo of this run did not finish: the finished result it was redoing is restored" in out
+        assert _unchanged(run, before)
+    else:
+        assert "restored" not in out
+        assert _unchanged(run, redone) and json.loads(redone["result.json"])["status"] == "completed"
+    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.lock", "seed-42"]
+    assert _board_row(tmp_path / "results")["status"] == "ok"
