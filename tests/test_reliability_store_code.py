@@ -281,3 +281,74 @@ def test_command_killed_during_a_forced_redo_is_settled_by_the_next_run(tmp_path
         assert _unchanged(run, redone) and json.loads(redone["result.json"])["status"] == "completed"
     assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.lock", "seed-42"]
     assert _board_row(tmp_path / "results")["status"] == "ok"
+
+
+# ----- 7. a damaged tokenisation cache is rebuilt, never a failed model ----------------------------------
+
+
+def _damage(kind: str, entry: Path) -> None:
+    arrow = sorted(entry.glob("*.arrow"))[0]
+    data = arrow.read_bytes()
+    if kind == "truncated":
+        arrow.write_bytes(data[: len(data) // 2])
+    elif kind == "flipped":  # same size, one token id changed
+        arrow.write_bytes(data[:-200] + bytes([data[-200] ^ 0x01]) + data[-199:])
+    elif kind == "emptied":
+        arrow.write_bytes(b"")
+    elif kind == "info-deleted":
+        (entry / "dataset_info.json").unlink()
+    elif kind == "state-garbled":
+        (entry / "state.json").write_text("{not json")
+    elif kind == "arrow-deleted":
+        arrow.unlink()
+    elif kind == "manifest-deleted":  # as an older harness left it: no manifest to check against
+        (entry / "harness_cache.json").unlink()
+
+
+DAMAGE = ["truncated", "flipped", "emptied", "info-deleted", "state-garbled", "arrow-deleted", "manifest-deleted"]
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_tokenisation_cache_is_rebuilt_with_one_line(tmp_path, monkeypatch, caplog, kind):
+    from harness.models.transformer import TransformerClassifier
+    from tests.tiny_models import build_tiny_model
+
+    monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "cache"))
+    frame = pd.read_csv(FIXTURES / "binary" / "train.csv")
+    texts, labels = frame.text.tolist(), frame.label.to_numpy()
+    model = TransformerClassifier.load(build_tiny_model("bert", tmp_path / "bert", texts))
+    first = model.tokenize(texts, 32, labels)
+    expected = (list(first["input_ids"]), list(first["label"]), list(first["idx"]))
+    del first  # memory-mapped from the file damaged below
+    (entry,) = (tmp_path / "cache" / "tokenized").iterdir()
+    _damage(kind, entry)
+    with caplog.at_level(logging.WARNING, logger="harness"):
+        again = model.tokenize(texts, 32, labels)
+    assert (list(again["input_ids"]), list(again["label"]), list(again["idx"])) == expected
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and f"tokenisation cache {entry} is damaged" in lines[0] and "rebuilt" in lines[0], lines
+    # The rebuilt entry is whole: the next read reuses it without a word and without tokenising.
+    caplog.clear()
+    calls = []
+    original = type(model.tokenizer).__call__
+    monkeypatch.setattr(type(model.tokenizer), "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    third = model.tokenize(texts, 32, labels)
+    assert calls == [] and not caplog.records and list(third["input_ids"]) == expected[0]
+    assert sorted(p.name for p in (tmp_path / "cache" / "tokenized").iterdir()) == [entry.name]
+
+
+def test_training_on_a_truncated_tokenisation_cache_trains_as_on_a_whole_one(tmp_path, monkeypatch):
+    from harness.models.transformer import TransformerClassifier
+
+    monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "cache"))
+    model_dir, split, budget = _tiny_run(tmp_path)
+    test_texts = pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist()[:8]
+    whole = TransformerClassifier.load(model_dir)
+    whole.fit(split, budget, tmp_path / "whole", show_progress=False)
+    expected = whole.predict_proba(test_texts, batch_size=8)
+    (entry,) = (tmp_path / "cache" / "tokenized").iterdir()
+    _damage("truncated", entry)
+    damaged = TransformerClassifier.load(model_dir)
+    report = damaged.fit(split, budget, tmp_path / "damaged", show_progress=False)
+    assert report["optimizer_steps"] == 6
+    assert np.abs(damaged.predict_proba(test_texts, batch_size=8) - expected).max() <= 1e-6

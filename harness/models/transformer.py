@@ -36,6 +36,7 @@ from harness.data import Split, hub_reachable
 from harness.errors import ModelRunError, TrainingDiverged
 from harness.estimate import StepForecaster, remaining_batch_tokens
 from harness.measure import MFU_CONVENTION
+from harness.models import cache as tokens_cache
 from harness.models.batching import (
     EVAL_CHUNK,
     Batches,
@@ -306,8 +307,10 @@ class TransformerClassifier:
             digest.update(np.asarray(labels, dtype=np.int64).tobytes())
         key = f"{self._tokenizer_key()}-{digest.hexdigest()[:16]}-{max_length}"
         path = cache_root() / "tokenized" / key
-        if cache and (path / "dataset_info.json").exists():
-            return datasets.load_from_disk(str(path))
+        if cache and path.exists():
+            reused = self._cached_tokens(path, len(texts), labels is not None)
+            if reused is not None:
+                return reused
         columns = {"text": list(texts), "idx": np.arange(len(texts))}
         if labels is not None:
             columns["label"] = np.asarray(labels, dtype=np.int64)
@@ -322,14 +325,45 @@ class TransformerClassifier:
         if not cache:
             return table
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        table.save_to_disk(str(tmp))
+        try:
+            table.save_to_disk(str(tmp))
+            tokens_cache.write_manifest(tmp, len(texts))
+        except OSError:  # a full or read-only cache costs the reuse, never the run
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            return table
         try:
             os.replace(tmp, path)
         except OSError:  # another process cached the same key first: use theirs
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-        return datasets.load_from_disk(str(path))
+        return self._cached_tokens(path, len(texts), labels is not None) or table
+
+    @staticmethod
+    def _cached_tokens(path: Path, rows: int, labelled: bool):
+        """The cache entry at ``path`` when it is whole and what was written; else None, and it is removed."""
+        import datasets
+
+        problem = tokens_cache.entry_problem(path, rows)
+        table = None
+        if problem is None:
+            try:
+                table = datasets.load_from_disk(str(path))
+                wanted = {"idx", "input_ids", "length", *(["label"] if labelled else [])}
+                if len(table) != rows or not wanted <= set(table.column_names):
+                    problem, table = f"it holds {len(table)} rows of {sorted(table.column_names)}", None
+            except Exception as exc:  # noqa: BLE001 - whatever the reader says, the entry is rebuilt
+                problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+        if problem is None:
+            return table
+        import logging
+
+        logging.getLogger("harness").warning(
+            f"  tokenisation cache {path} is damaged ({problem}); it is rebuilt")
+        tokens_cache.discard(path)
+        return None
 
     # ----- training ----------------------------------------------------------------------------------------
     def _make_accelerator(self, budget: Budget, precision: str):
