@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import weights
 from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
-from harness.data import data_identity, load_benchmark_data
-from harness.errors import HarnessInputError
+from harness.data import check_data_identity, data_identity, load_benchmark_data
+from harness.errors import DataChanged, HarnessInputError
 from harness.estimate import LaterRun, Outlook, Prior, RunDeclined, last_speeds, prior_lines, prior_seconds
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.results import Configuration
@@ -136,6 +137,7 @@ def build_jobs(
     """One job per (train filter, model, seed); the filters default to the run's own ``--train-filter``."""
     base_seed = configuration.budget.seed
     commits = {model.name: _model_commit(model) for model in models}
+    local_weights = {model.name: weights.identity(model) for model in models}
     return [
         Job(
             spec=spec,
@@ -150,6 +152,7 @@ def build_jobs(
             show_progress=not config.quiet,
             log_with=config.log_with,
             model_commit=commits[model.name],
+            weights=local_weights[model.name],
         )
         for train_filter in (train_filters if train_filters is not None else [config.train_filter])
         for model in models
@@ -215,8 +218,11 @@ def run(config: RunConfig) -> RunSummary:
     store = ResultsStore(config.results_dir)
     summary = RunSummary(benchmark=spec.name)
 
-    # Validate the data once, up front: bad data is one clear line before any model starts.
+    # Validate the data once, up front: bad data is one clear line before any model starts. The configuration
+    # (with the data's fingerprint) comes first: hub data is read at the commit it records, and every run
+    # checks the files it reads against it.
     budget = spec.budgets[budget_name]
+    configuration = configuration_for(config, spec, budget_name)
     data = load_benchmark_data(
         spec,
         config.data_dir,
@@ -226,8 +232,12 @@ def run(config: RunConfig) -> RunSummary:
         train_filter=config.train_filter,
         max_train=budget.train_examples,
         max_test=budget.test_examples,
+        identity=configuration.data,
     )
-    configuration = configuration_for(config, spec, budget_name)
+    try:
+        check_data_identity(data.source, configuration.data, configuration.label)
+    except DataChanged as exc:  # changed between its hash and its read: nothing has run yet
+        raise HarnessInputError(exc.where, exc.problem, exc.fix) from None
     summary.configuration = configuration.label
     _log(
         config,

@@ -15,9 +15,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness import metrics as M
+from harness import weights
 from harness.config import BenchmarkSpec, Budget, ModelSpec, TfidfParams
-from harness.data import BenchmarkData, load_benchmark_data
-from harness.errors import HarnessInputError
+from harness.data import BenchmarkData, check_data_identity, load_benchmark_data
+from harness.errors import HarnessInputError, ModelRunError
 from harness.estimate import Outlook, RunDeclined, announce
 from harness.measure import device_info, measure_latency, stopwatch, track_memory
 from harness.model_card import build_model_card
@@ -62,6 +63,7 @@ class Job(BaseModel):
     show_progress: bool = True
     log_with: list[str] | None = None
     model_commit: str | None = None  # the hub commit the model entry's revision resolved to when the job was made
+    weights: str | None = None  # the hash of the local weights' manifest (harness.weights) when the job was made
     outlook: Outlook | None = None  # the command's later runs, for the time forecast (not part of the identity)
 
     @property
@@ -86,7 +88,16 @@ class Job(BaseModel):
     @property
     def fingerprint(self) -> str:
         entry = {**self.model_spec.model_dump(exclude={"description"}), "commit": self.model_commit}
+        if self.weights is not None:  # local weights: rebuilt weights are another run (hub and TF-IDF keep theirs)
+            entry["weights"] = self.weights
         return run_fingerprint(self.configuration, entry, self.seed, self.train_filter)
+
+    def loaded_spec(self) -> ModelSpec:
+        """The model entry to load: a hub source pinned to the commit the job's fingerprint recorded."""
+        source = self.model_spec.source
+        if source is None or not source.hub_id or not self.model_commit:
+            return self.model_spec
+        return self.model_spec.model_copy(update={"source": source.model_copy(update={"revision": self.model_commit})})
 
     def run_dir(self, store: ResultsStore) -> Path:
         return store.run_dir(self.benchmark, self.configuration.label, self.model, self.seed, self.variant)
@@ -243,11 +254,20 @@ def run_job(job: Job) -> RunResult | None:
             train_filter=job.train_filter,
             max_train=budget.train_examples,
             max_test=budget.test_examples,
+            identity=job.configuration.data,
         )
+        # The files this run read must be the ones its configuration was made from (raises DataChanged: the
+        # run fails alone, in one line, before any training).
+        check_data_identity(data.source, job.configuration.data, job.configuration.label)
         sampled = bool(job.configuration.limit_train or budget.train_examples)
         partial["data"] = DataInfo(**data.source, train_sample_seed=(base_seed if fixed else job.seed) if sampled else None)
         model_stage = True
-        model = build_model(model_spec, data.label_names)
+        if job.weights is not None and weights.identity(model_spec) != job.weights:
+            raise ModelRunError(
+                f"model '{model_spec.name}': the weights in {weights.local_folder(model_spec.source)} changed after "
+                "this command hashed them; rerun to run them as they are now"
+            )
+        model = build_model(job.loaded_spec(), data.label_names)
         partial["budget_fields_used"] = budget_fields_used(model)
 
         with track_memory("train") as train_memory, stopwatch() as train_clock:
