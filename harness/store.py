@@ -18,9 +18,10 @@ Layout::
             superseded/<model>/seed-<seed>-<fingerprint>/      a run replaced after its registry entry changed
 
 A rerun with another budget, limit or data lands in another ``configs/<label>``: nothing of an earlier
-configuration is replaced. A run is complete when its ``result.json`` validates against the schema, says
-``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example;
-anything else is redone, and the reason is said.
+configuration is replaced. A run is complete when its ``result.json`` validates against the schema, names the
+folder it lies in (benchmark, configuration, model, seed, train filter), says ``completed`` with the fingerprint
+being asked for, and its ``predictions.csv`` holds every evaluated example; anything else is redone, and the
+reason is said.
 """
 
 from __future__ import annotations
