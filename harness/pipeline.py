@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
-from harness.core.errors import HarnessInputError
-from harness.data.loading import data_identity, load_benchmark_data
+from harness.core.errors import DataChanged, HarnessInputError
+from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
+from harness.models import weights
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
 from harness.run.plan import Prior, last_speeds, prior_lines, prior_seconds
@@ -137,6 +138,7 @@ def build_jobs(
     """One job per (train filter, model, seed); the filters default to the run's own ``--train-filter``."""
     base_seed = configuration.budget.seed
     commits = {model.name: _model_commit(model) for model in models}
+    local_weights = {model.name: weights.identity(model) for model in models}
     return [
         Job(
             spec=spec,
@@ -151,6 +153,7 @@ def build_jobs(
             show_progress=not config.quiet,
             log_with=config.log_with,
             model_commit=commits[model.name],
+            weights=local_weights[model.name],
         )
         for train_filter in (train_filters if train_filters is not None else [config.train_filter])
         for model in models
@@ -216,8 +219,11 @@ def run(config: RunConfig) -> RunSummary:
     store = ResultsStore(config.results_dir)
     summary = RunSummary(benchmark=spec.name)
 
-    # Validate the data once, up front: bad data is one clear line before any model starts.
+    # Validate the data once, up front: bad data is one clear line before any model starts. The configuration
+    # (with the data's fingerprint) comes first: hub data is read at the commit it records, and every run
+    # checks the files it reads against it.
     budget = spec.budgets[budget_name]
+    configuration = configuration_for(config, spec, budget_name)
     data = load_benchmark_data(
         spec,
         config.data_dir,
@@ -227,8 +233,12 @@ def run(config: RunConfig) -> RunSummary:
         train_filter=config.train_filter,
         max_train=budget.train_examples,
         max_test=budget.test_examples,
+        identity=configuration.data,
     )
-    configuration = configuration_for(config, spec, budget_name)
+    try:
+        check_data_identity(data.source, configuration.data, configuration.label)
+    except DataChanged as exc:  # changed between its hash and its read: nothing has run yet
+        raise HarnessInputError(exc.where, exc.problem, exc.fix) from None
     summary.configuration = configuration.label
     _log(
         config,

@@ -18,9 +18,10 @@ Layout::
             superseded/<model>/seed-<seed>-<fingerprint>/      a run replaced after its registry entry changed
 
 A rerun with another budget, limit or data lands in another ``configs/<label>``: nothing of an earlier
-configuration is replaced. A run is complete when its ``result.json`` validates against the schema, says
-``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example;
-anything else is redone, and the reason is said.
+configuration is replaced. A run is complete when its ``result.json`` validates against the schema, names the
+folder it lies in (benchmark, configuration, model, seed, train filter), says ``completed`` with the fingerprint
+being asked for, and its ``predictions.csv`` holds every evaluated example; anything else is redone, and the
+reason is said.
 """
 
 from __future__ import annotations
@@ -241,11 +242,71 @@ class ResultsStore:
     # ----- runs ------------------------------------------------------------------------------------------
 
     def load_result(self, run_dir: Path) -> RunResult | None:
-        """The run's typed result, or None when there is none or it does not validate."""
+        """The run's typed result, or None when there is none, it does not validate or is not this folder's."""
         try:
-            return read_result(Path(run_dir) / RESULT_FILE)
+            return self.read_run_result(run_dir)
         except ResultReadError:
             return None
+
+    def read_run_result(self, run_dir: Path) -> RunResult:
+        """The result in ``run_dir``, validated and checked against its folder (raises ``ResultReadError``).
+
+        A result names its benchmark, configuration, model, seed and train filter; the store files it under
+        exactly those. One that says otherwise (edited to another model or seed, copied from another
+        configuration) is not this folder's run, whatever it scored, and is never shown under its name.
+        """
+        path = Path(run_dir) / RESULT_FILE
+        result = read_result(path)
+        problem = self.placement_problem(Path(run_dir), result)
+        if problem is not None:
+            raise ResultReadError(f"{path}: {problem}; the run is redone")
+        return result
+
+    def placement_problem(self, run_dir: Path, result: RunResult) -> str | None:
+        """Why ``result`` cannot be the run stored in ``run_dir``, or None when its identity matches the folder."""
+        try:
+            parts = run_dir.resolve().relative_to(self.root).parts
+        except ValueError:
+            return f"lies outside the results store {self.root}"
+        if len(parts) < 6 or parts[1] != CONFIGS_DIR or parts[-3] != "runs":
+            return "does not lie in a run folder (<benchmark>/configs/<label>/runs/<model>/seed-<seed>)"
+        benchmark, label, model, seed = parts[0], parts[2], parts[-2], parts[-1]
+        variant = "/".join(parts[3:-3]) or None
+        configuration = result.configuration
+        try:
+            result_variant = filter_variant(result.train_filter)
+        except HarnessInputError:
+            result_variant = "(unusable train filter)"
+        mismatches = [
+            f"{what} {said!r} (the folder's is {found!r})"
+            for what, said, found in (
+                ("model", result.model, model),
+                ("seed", result.seed, seed.removeprefix("seed-")),
+                ("benchmark", result.benchmark, benchmark),
+                ("configuration", configuration.label, label),
+                ("train filter", result_variant, variant),
+            )
+            if str(said) != str(found)
+        ]
+        if not mismatches and configuration.benchmark != benchmark:
+            mismatches.append(f"configuration of benchmark {configuration.benchmark!r}")
+        if not mismatches and not label.endswith(f"-{configuration.id}"):
+            mismatches.append(f"configuration id {configuration.id!r} (the label's is {label.rsplit('-', 1)[-1]!r})")
+        if not mismatches:
+            recorded = self._configuration_file(benchmark, label)
+            # The seed of a budget is each run's; everything else of the configuration is shared by its runs.
+            if recorded is not None and _shared(recorded) != _shared(configuration):
+                mismatches.append(f"a configuration that differs from {CONFIGURATION_FILE}")
+        if mismatches:
+            return f"says {', '.join(mismatches)}: not this folder's run"
+        return None
+
+    def _configuration_file(self, benchmark: str, label: str) -> Configuration | None:
+        path = self.config_dir(benchmark, label) / CONFIGURATION_FILE
+        try:
+            return Configuration.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # missing or damaged: the folder's label and id still check the result
 
     def check_run(self, run_dir: Path, fingerprint: str) -> tuple[bool, str | None]:
         """Is the stored run the finished run being asked for? ``(done, reason it is not)``.
@@ -257,7 +318,7 @@ class ResultsStore:
         if not path.exists():
             return False, None
         try:
-            result = read_result(path)
+            result = self.read_run_result(run_dir)
         except ResultReadError as exc:
             return False, str(exc)
         if result.fingerprint != fingerprint:
@@ -307,7 +368,7 @@ class ResultsStore:
         base = self.runs_dir(benchmark, label, variant)
         for path in sorted(base.glob(f"*/seed-*/{RESULT_FILE}"), key=_run_sort_key):
             try:
-                yield StoredRun(path.parent, read_result(path), variant)
+                yield StoredRun(path.parent, self.read_run_result(path.parent), variant)
             except ResultReadError as exc:
                 yield path.parent, str(exc)
 
@@ -435,6 +496,10 @@ class ResultsStore:
             yield
         finally:
             handle.close()
+
+
+def _shared(configuration: Configuration) -> dict:
+    return configuration.model_dump(mode="json", exclude={"budget": {"seed"}})
 
 
 def _checked(name: str) -> str:
