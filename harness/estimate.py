@@ -141,7 +141,7 @@ def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, PriorSpeed]:
 
     latest: dict[str, tuple[str, PriorSpeed]] = {}
     for configuration in store.configurations(benchmark):
-        for run in store.iter_runs(benchmark, configuration.label):
+        for run in store.iter_runs(benchmark, configuration.label, check_predictions=False):
             if not isinstance(run, StoredRun) or not run.result.completed:
                 continue
             r = run.result

@@ -15,7 +15,7 @@ from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
 from harness.estimate import LaterRun, Outlook, Prior, RunDeclined, last_speeds, prior_lines, prior_seconds
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
-from harness.results import Configuration
+from harness.results import Configuration, benchmark_definition
 from harness.runner import Job
 from harness.store import ResultsStore, normalize_filter
 
@@ -116,7 +116,7 @@ def configuration_for(config: RunConfig, spec: BenchmarkSpec, budget_name: str) 
         update["test_examples"] = config.limit_test
     return Configuration.build(
         benchmark=spec.name,
-        benchmark_definition=spec.model_dump(exclude={"description", "budgets", "default_budget"}),
+        benchmark_definition=benchmark_definition(spec),
         budget_profile=budget_name,
         budget=budget.model_copy(update=update),
         limit_train=config.limit_train,
@@ -288,6 +288,9 @@ def run(config: RunConfig) -> RunSummary:
                 summary.board = Leaderboard.from_store(store, spec, configuration.label)
                 summary.leaderboard = report.publish(store, summary.board)
                 _log(config, f"leaderboard: {summary.leaderboard}")
+            except report.NothingToReport as exc:
+                # No run of this configuration reached the store (declined, or none recorded): keep the last one.
+                _log(config, f"no leaderboard written: {exc}")
             except OSError as exc:
                 # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
                 summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"
