@@ -52,9 +52,11 @@ class RunSet:
             for item in store.iter_runs(benchmark, label, variant):
                 if not isinstance(item, StoredRun):
                     out.invalid.append(item)
-                elif label_names is not None and item.result.completed and list(item.result.metrics.per_class) != label_names:
-                    out.invalid.append((item.run_dir, f"{item.run_dir / RESULT_FILE}: scored classes "
-                                        f"{list(item.result.metrics.per_class)}, the benchmark has {label_names}"))
+                elif label_names is not None and item.result.completed and (
+                    (scored := list(item.result.metrics.per_class)) != label_names
+                ):
+                    where = item.run_dir / RESULT_FILE
+                    out.invalid.append((item.run_dir, f"{where}: scored classes {scored}, the benchmark has {label_names}"))
                 else:
                     out.by_variant.setdefault(variant, []).append(item)
         return out

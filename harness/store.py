@@ -19,8 +19,9 @@ Layout::
 
 A rerun with another budget, limit or data lands in another ``configs/<label>``: nothing of an earlier
 configuration is replaced. A run is complete when its ``result.json`` validates against the schema, says
-``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example;
-anything else is redone, and the reason is said.
+``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example, with
+ids and labels as the result counted them; anything else is redone, and the reason is said. ``report`` makes the
+same check (:meth:`ResultsStore.validate_run`) and lists what fails it.
 """
 
 from __future__ import annotations
@@ -244,7 +245,8 @@ class ResultsStore:
         base = self.benchmark_dir(benchmark) / CONFIGS_DIR
         for path in sorted(base.glob(f"*/{CONFIGURATION_FILE}")) if base.is_dir() else []:
             configuration, _ = self.read_configuration(path)
-            if configuration is not None and (configuration.benchmark, configuration.label) != (benchmark, path.parent.name):
+            where = (benchmark, path.parent.name)
+            if configuration is not None and (configuration.benchmark, configuration.label) != where:
                 yield path, None, configuration.label
             else:
                 yield path, configuration, None

@@ -15,15 +15,17 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from harness import report
 from harness.cli import main
 from harness.config import BenchmarkSpec
 from harness.errors import HarnessInputError
 from harness.leaderboard import Leaderboard
 from harness.markdown import escape
-from harness.report import publish
+from harness.results import benchmark_hash
 from harness.store import ResultsStore
 from tests import synthetic
 from tests.conftest import FIXTURES, run_path
@@ -45,6 +47,28 @@ def run_args(tmp_path: Path, *extra: str, benchmarks: Path | None = None) -> lis
 def report_args(tmp_path: Path, *extra: str, benchmarks: Path | None = None) -> list[str]:
     return ["report", "--benchmark", "tiny_binary", "--benchmarks-dir", str(benchmarks or FIXTURES / "benchmarks"),
             "--results-dir", str(tmp_path / "r"), *extra]
+
+
+@pytest.fixture(autouse=True)
+def _no_figures(monkeypatch):
+    """Figures are not what these tests are about, and drawing them is most of a report's time."""
+    monkeypatch.setattr(report, "write_figures", lambda out_dir, board: [])
+
+
+@pytest.fixture(scope="module")
+def _finished(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(report, "write_figures", lambda out_dir, board: [])
+        assert main(run_args(base, "--quiet")) == 0
+    return base / "r"
+
+
+@pytest.fixture
+def finished(tmp_path, _finished) -> Path:
+    """A store holding both models' finished runs of tiny_binary, copied for this test: ``tmp_path / "r"``."""
+    shutil.copytree(_finished, tmp_path / "r")
+    return tmp_path / "r"
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -103,9 +127,8 @@ DAMAGES = {
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_report_refuses_damaged_predictions_as_run_does(tmp_path, capsys, damage):
-    assert main(run_args(tmp_path, "--quiet")) == 0
-    store = tmp_path / "r"
+def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, capsys, damage):
+    store = finished
     run_dir = run_path(store, "tiny_binary", "tfidf-b")
     predictions = run_dir / "predictions.csv"
     edit, message = DAMAGES[damage]
@@ -137,8 +160,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, capsys, damage
     assert main(report_args(tmp_path)) == 0
 
 
-def test_a_run_with_good_predictions_still_counts(tmp_path, capsys):
-    assert main(run_args(tmp_path, "--quiet")) == 0
+def test_a_run_with_good_predictions_still_counts(tmp_path, finished, capsys):
     capsys.readouterr()
     assert main(report_args(tmp_path)) == 0
     assert "not used" not in capsys.readouterr().out
@@ -173,22 +195,32 @@ def test_a_benchmark_changed_since_the_runs_is_refused_in_one_line(tmp_path, cap
     assert main(report_args(tmp_path, benchmarks=benchmarks)) == 0
 
 
-def test_the_report_layer_refuses_a_drifted_definition_too():
+def test_the_report_layer_refuses_a_drifted_definition_too(tmp_path):
     spec = BenchmarkSpec(name="tiny_store", dataset={"hub_id": "local/x"}, label_names=["a", "b"],
                          budgets={"quick": {"learning_rate": 5e-5}})
-    renamed = spec.model_copy(update={"label_names": ["a", "c"]})
+    store = ResultsStore(tmp_path)
     config = synthetic.configuration(spec)
-    assert config.benchmark_hash != synthetic.configuration(renamed).benchmark_hash
-    from harness.results import benchmark_hash
-
-    assert benchmark_hash(spec) == config.benchmark_hash
+    labels = np.array([0, 1, 0, 1])
+    synthetic.write_run(store, spec, config, "m", 42, labels, np.eye(2)[labels])
+    assert config.benchmark_hash == benchmark_hash(spec)
     assert benchmark_hash(spec.model_copy(update={"description": "other words"})) == config.benchmark_hash
+    assert [r.model for r in Leaderboard.from_store(store, spec).rows] == ["m"]
+    renamed = spec.model_copy(update={"label_names": ["a", "c"]})
+    with pytest.raises(HarnessInputError, match="made with another definition of benchmark tiny_store") as caught:
+        Leaderboard.from_store(store, renamed)
+    assert "\n" not in str(caught.value)
+    # A result edited to other classes under an unchanged definition is listed, not drawn (no KeyError).
+    path = store.run_dir(spec.name, config.label, "m", 42) / "result.json"
+    raw = json.loads(path.read_text())
+    raw["metrics"]["per_class"] = {"a": raw["metrics"]["per_class"]["a"], "z": raw["metrics"]["per_class"]["b"]}
+    path.write_text(json.dumps(raw))
+    board = Leaderboard.from_store(store, spec)
+    assert board.rows == [] and "scored classes ['a', 'z'], the benchmark has ['a', 'b']" in board.runs.invalid[0][1]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "wrong_field", "deleted"])
 @pytest.mark.parametrize("force", [False, True])
-def test_a_damaged_configuration_file_is_rewritten_by_the_next_run(tmp_path, capsys, damage, force):
-    assert main(run_args(tmp_path, "--quiet")) == 0
+def test_a_damaged_configuration_file_is_rewritten_by_the_next_run(tmp_path, finished, capsys, damage, force):
     (path,) = (tmp_path / "r").glob("tiny_binary/configs/*/configuration.json")
     good = path.read_text()
     results_before = {k: v for k, v in snapshot(tmp_path / "r").items() if k.endswith("result.json")}
@@ -223,8 +255,7 @@ def test_a_damaged_configuration_file_is_rewritten_by_the_next_run(tmp_path, cap
     assert sorted(r["model"] for r in rows) == ["tfidf-a", "tfidf-b"]
 
 
-def test_a_renamed_configuration_folder_is_refused_not_blanked(tmp_path, capsys):
-    assert main(run_args(tmp_path, "--quiet")) == 0
+def test_a_renamed_configuration_folder_is_refused_not_blanked(tmp_path, finished, capsys):
     (config_dir,) = (tmp_path / "r").glob("tiny_binary/configs/*")
     label = config_dir.name
     renamed = config_dir.with_name("mine")
@@ -247,8 +278,7 @@ def test_a_renamed_configuration_folder_is_refused_not_blanked(tmp_path, capsys)
     assert sorted(r["model"] for r in rows) == ["tfidf-a", "tfidf-b"]
 
 
-def test_a_configuration_without_runs_never_overwrites_a_leaderboard(tmp_path, capsys):
-    assert main(run_args(tmp_path, "--quiet")) == 0
+def test_a_configuration_without_runs_never_overwrites_a_leaderboard(tmp_path, finished, capsys):
     (runs,) = (tmp_path / "r").glob("tiny_binary/configs/*/runs")
     shutil.move(runs, tmp_path / "runs-aside")
     before = snapshot(tmp_path / "r")
@@ -270,6 +300,6 @@ def test_publish_itself_refuses_an_empty_board(tmp_path):
     board = Leaderboard.from_store(store, spec)
     assert board.rows == [] and board.runs.invalid == []
     with pytest.raises(HarnessInputError, match="holds no runs"):
-        publish(store, board)
+        report.publish(store, board)
     assert top.read_text() == "an earlier leaderboard\n"
     assert not (store.config_dir(spec.name, config.label) / "leaderboard.md").exists()
