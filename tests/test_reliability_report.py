@@ -137,6 +137,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
     else:
         predictions.write_text(edit(pd.read_csv(predictions)).to_csv(index=False))
     result_before = (run_dir / "result.json").read_bytes()
+    other = {k: v for k, v in snapshot(store).items() if "/tfidf-a/" in k}
     capsys.readouterr()
 
     assert main(report_args(tmp_path)) == 1
@@ -158,6 +159,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
     assert len(redone) == 1 and not_used[0].removeprefix("not used: ") in redone[0]
     assert len(pd.read_csv(predictions)) == 24
     assert main(report_args(tmp_path)) == 0
+    assert {k: v for k, v in snapshot(store).items() if "/tfidf-a/" in k} == other  # the good run is untouched
 
 
 def test_a_run_with_good_predictions_still_counts(tmp_path, finished, capsys):
