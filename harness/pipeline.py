@@ -18,7 +18,7 @@ from harness.models import weights
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
 from harness.run.plan import Prior, last_speeds, prior_lines, prior_seconds
-from harness.store.results import Configuration
+from harness.store.results import Configuration, benchmark_definition
 from harness.store.results_store import ResultsStore, normalize_filter
 
 if TYPE_CHECKING:  # imported where the report is written: a model's worker process never needs it
@@ -118,7 +118,7 @@ def configuration_for(config: RunConfig, spec: BenchmarkSpec, budget_name: str) 
         update["test_examples"] = config.limit_test
     return Configuration.build(
         benchmark=spec.name,
-        benchmark_definition=spec.model_dump(exclude={"description", "budgets", "default_budget"}),
+        benchmark_definition=benchmark_definition(spec),
         budget_profile=budget_name,
         budget=budget.model_copy(update=update),
         limit_train=config.limit_train,
@@ -299,6 +299,9 @@ def run(config: RunConfig) -> RunSummary:
                 summary.board = Leaderboard.from_store(store, spec, configuration.label)
                 summary.leaderboard = report.publish(store, summary.board)
                 _log(config, f"leaderboard: {summary.leaderboard}")
+            except report.NothingToReport as exc:
+                # No run of this configuration reached the store (declined, or none recorded): keep the last one.
+                _log(config, f"no leaderboard written: {exc}")
             except OSError as exc:
                 # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
                 summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"
