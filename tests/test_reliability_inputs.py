@@ -1,0 +1,123 @@
+"""User strings reach figures as written, and bad budgets or YAML surprises fail early, in one line.
+
+Figures: label names and group values holding matplotlib math (``$\\x$``) used to end every run and report in a
+parse error with no leaderboard written. Inputs: a max_length above the model's positions, ``label_names: [no,
+yes]``, a long or odd budget name, and a reader that closes stdout (``report | head``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.markdown import figure_text
+from tests.conftest import write_csv
+
+# Strings matplotlib would read as math, or draw other than written.
+MATHY = [r"$\x$", r"$\notacommand$", "50$ off", "a_b^c", r"a\$b", "$$"]
+
+
+def benchmark_yaml(folder: Path, name: str, **fields) -> Path:
+    body = {
+        "name": name,
+        "dataset": {"hub_id": f"local/{name}"},
+        "default_budget": "tiny",
+        "budgets": {"tiny": {"epochs": 1, "max_length": 32}},
+        **fields,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(body, allow_unicode=True))
+    return path
+
+
+# ----- finding 5: every user string reaches a figure as written ----------------------------------------------
+
+
+def _drawn(text) -> tuple[str, bool]:
+    """What matplotlib draws for a Text: the string after its mathtext preprocessing, and whether it is math."""
+    return text._preprocess_math(text.get_text())
+
+
+@pytest.mark.parametrize("raw", MATHY)
+def test_figure_text_is_drawn_exactly_as_written(raw):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def pixels(text: str, parse_math: bool) -> np.ndarray:
+        fig = Figure(figsize=(2, 0.5), dpi=50)
+        canvas = FigureCanvasAgg(fig)
+        fig.text(0.05, 0.3, text, parse_math=parse_math)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+
+    escaped = figure_text(raw)
+    fig = Figure()
+    shown = fig.text(0, 0, escaped)
+    assert _drawn(shown) == (raw, False)
+    # The escaped text renders pixel for pixel like the raw text with math parsing switched off.
+    assert np.array_equal(pixels(escaped, True), pixels(raw, False))
+
+
+def test_mathy_labels_and_groups_give_a_leaderboard_and_figures_as_written(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    drawn: list[list[tuple[str, bool]]] = []
+    savefig = Figure.savefig
+
+    def recording(self, *args, **kwargs):
+        drawn.append([_drawn(t) for t in self.findobj(Text)])
+        return savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    labels = MATHY[:5]
+    rows = {"train": [], "test": []}
+    for k in range(len(labels)):
+        for i in range(12):
+            split = "test" if i % 3 == 0 else "train"
+            rows[split].append((f"word{k} thing{k} item{i % 4} text", k, labels[(k + i) % len(labels)]))
+    data = tmp_path / "data"
+    for split, split_rows in rows.items():
+        write_csv(data / f"{split}.csv", split_rows, header="text,label,grp")
+    benchmark_yaml(tmp_path / "bench", "mathy", label_names=labels, group_columns=["grp"])
+    args = ["--models", "tfidf-logreg", "--benchmark", "mathy", "--benchmarks-dir", str(tmp_path / "bench"),
+            "--data-dir", str(data), "--results-dir", str(tmp_path / "res"), "--quiet", "--no-isolate",
+            "--latency-samples", "3"]  # fmt: skip
+    assert main(args) == 0
+    board = tmp_path / "res" / "mathy" / "leaderboard.md"
+    assert board.is_file() and "tfidf-logreg" in board.read_text()
+    pngs = sorted(p.name for p in (tmp_path / "res" / "mathy" / "plots").glob("*.png"))
+    assert {"per_class_f1.png", "confusion_matrices.png", "roc_curves.png", "groups_grp_f1.png"} <= set(pngs)
+    plain = {s for texts in drawn for s, math in texts if not math}
+    mathy = [s for texts in drawn for s, math in texts if math]
+    # Class names are tick labels (per-class F1, confusion matrices) and ROC titles; group values heatmap ticks.
+    assert set(labels) <= plain
+    assert {f"{name} vs rest" for name in labels} <= plain
+    # The only math drawn is matplotlib's own (log-scale ticks), never a user's string.
+    assert all(s.startswith(r"$\mathdefault{") for s in mathy), mathy
+    # 'report' draws them again from the store, the same way.
+    drawn.clear()
+    assert main(["report", "--benchmark", "mathy", "--benchmarks-dir", str(tmp_path / "bench"),
+                 "--results-dir", str(tmp_path / "res"), "--quiet"]) == 0  # fmt: skip
+    assert set(labels) <= {s for texts in drawn for s, math in texts if not math}
+
+
+def test_suite_figure_draws_model_and_benchmark_names_as_written():
+    import pandas as pd
+    from matplotlib.text import Text
+
+    from harness.suite import summary_figure
+
+    table = pd.DataFrame(
+        {"model": ["m$1$", "m2"], "mean_rank": [1.0, 2.0], "mean_rank_low": [1.0, 1.5],
+         "mean_rank_high": [1.5, 2.0], "f1_macro[b$\\x$]": [0.9, 0.8]}  # fmt: skip
+    )
+    fig = summary_figure(table, ["b$\\x$"])
+    fig.canvas.draw()
+    plain = {_drawn(t)[0] for t in fig.findobj(Text) if not _drawn(t)[1]}
+    assert {"m$1$", "b$\\x$"} <= plain
