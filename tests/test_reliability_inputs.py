@@ -15,7 +15,7 @@ import yaml
 
 from harness.cli import main
 from harness.markdown import figure_text
-from tests.conftest import write_csv
+from tests.conftest import FIXTURES, run_path, write_csv
 
 # Strings matplotlib would read as math, or draw other than written.
 MATHY = [r"$\x$", r"$\notacommand$", "50$ off", "a_b^c", r"a\$b", "$$"]
@@ -121,3 +121,89 @@ def test_suite_figure_draws_model_and_benchmark_names_as_written():
     fig.canvas.draw()
     plain = {_drawn(t)[0] for t in fig.findobj(Text) if not _drawn(t)[1]}
     assert {"m$1$", "b$\\x$"} <= plain
+
+
+# ----- finding 7: YAML surprises and budget names fail when the YAML is read, in words ---------------------
+
+
+def _run_error(capsys, args: list[str]) -> str:
+    """The one stderr line of a command that must stop with exit code 2 and no traceback."""
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err + captured.out, captured.err
+    return lines[0]
+
+
+def _tfidf_args(bench: Path, name: str, results: Path, data_dir: Path | str = FIXTURES / "binary") -> list[str]:
+    return ["--models", "tfidf-logreg", "--benchmark", name, "--benchmarks-dir", str(bench), "--data-dir",
+            str(data_dir), "--results-dir", str(results), "--quiet", "--no-isolate", "--latency-samples", "3"]  # fmt: skip
+
+
+def test_label_names_no_yes_say_yaml_read_booleans(tmp_path, capsys):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    path = bench / "yn.yaml"
+    path.write_text("name: yn\nlabel_names: [no, yes]\ndefault_budget: tiny\nbudgets:\n  tiny: {epochs: 1}\n")
+    line = _run_error(capsys, _tfidf_args(bench, "yn", tmp_path / "res"))
+    assert line == (
+        f"error: {path} [benchmark 'yn']: field 'label_names': Value error, YAML read no/yes as booleans, not as "
+        "text (unquoted yes/no, on/off and true/false are booleans in YAML); quote them: ['no', 'yes'] "
+        "(fix: give 'label_names' a valid value)"
+    )
+    # Quoted, they are names like any other and the run goes through.
+    path.write_text(path.read_text().replace("[no, yes]", "['no', 'yes']"))
+    assert main(_tfidf_args(bench, "yn", tmp_path / "res")) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("train_filter: {lang: [no]}", "field 'train_filter': Value error, YAML read no as a boolean, not as text"),
+        ("label_column: 1", "field 'label_column': Value error, YAML read 1 as a number, not as text; quote it: '1'"),
+        ("group_columns: [lang, no]", "YAML read no as a boolean, not as text (unquoted yes/no, on/off and "
+                                       "true/false are booleans in YAML); quote them: ['lang', 'no']"),
+    ],
+)
+def test_other_text_fields_name_what_yaml_read(tmp_path, capsys, field, expected):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "b.yaml").write_text(f"name: b\nlabel_names: [neg, pos]\n{field}\ndefault_budget: t\nbudgets: {{t: {{}}}}\n")
+    assert expected in _run_error(capsys, _tfidf_args(bench, "b", tmp_path / "res"))
+
+
+def test_long_budget_name_refused_when_the_yaml_is_read(tmp_path, capsys):
+    name = "b" * 90
+    path = benchmark_yaml(tmp_path / "bench", "longb", label_names=["neg", "pos"], default_budget=name,
+                          budgets={name: {"epochs": 1}})  # fmt: skip
+    # The data folder does not exist: the name is refused before any data is read.
+    line = _run_error(capsys, _tfidf_args(tmp_path / "bench", "longb", tmp_path / "res", tmp_path / "no-data"))
+    assert line == (
+        f"error: {path} [benchmark 'longb']: field 'budgets': Value error, budget name '{'b' * 20}'... is 90 "
+        "characters, more than 58 (it starts the configuration's folder name in the results store); shorten it "
+        "(fix: give 'budgets' a valid value)"
+    )
+    assert not (tmp_path / "res").exists()
+
+
+def test_unsafe_budget_name_refused_with_its_name(tmp_path, capsys):
+    path = benchmark_yaml(tmp_path / "bench", "odd", label_names=["neg", "pos"], default_budget="my budget",
+                          budgets={"my budget": {"epochs": 1}})  # fmt: skip
+    line = _run_error(capsys, _tfidf_args(tmp_path / "bench", "odd", tmp_path / "res", tmp_path / "no-data"))
+    assert line == (
+        f"error: {path} [benchmark 'odd']: field 'budgets': Value error, budget name 'my budget' is not a safe "
+        "name; use letters, digits, '.', '_' and '-' (no '..', no '/') (fix: give 'budgets' a valid value)"
+    )
+
+
+def test_longest_budget_name_fits_the_store(tmp_path):
+    from harness.config import MAX_BUDGET_NAME
+
+    name = "b" * MAX_BUDGET_NAME
+    budget = {"epochs": 1, "train_examples": 10**9, "test_examples": 10**9}
+    benchmark_yaml(tmp_path / "bench", "longest", label_names=["neg", "pos"], default_budget=name,
+                   budgets={name: budget})  # fmt: skip
+    assert main(_tfidf_args(tmp_path / "bench", "longest", tmp_path / "res")) == 0
+    folder = run_path(tmp_path / "res", "longest", "tfidf-logreg").parent.parent.parent
+    assert len(folder.name) == 100 and folder.name.startswith(name + "-train1000000000-test1000000000-")
