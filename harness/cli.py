@@ -138,9 +138,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> None:
+    """The reader of stdout is gone (``report | head``): point stdout at /dev/null, so the lines still to come and
+    Python's flush at exit go nowhere instead of raising BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout (captured, replaced): nothing to redirect
+        pass
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Plain lines on stdout; a reader that closes it ends the output, quietly, not the command or its runs."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            _stdout_closed()
+            return
+        super().handleError(record)
+
+
 def _setup_logging(quiet: bool) -> None:
     # Messages for people go to stdout as plain lines; libraries' own loggers keep their levels.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -344,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # A printed table (list, predict) whose reader closed the pipe: the rest is not wanted; exit 1 as Python does
+        # on a broken pipe, without a traceback. (Log lines never get here: their handler goes quiet on its own.)
+        _stdout_closed()
+        return 1
 
 
 if __name__ == "__main__":

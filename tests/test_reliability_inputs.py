@@ -7,6 +7,9 @@ yes]``, a long or odd budget name, and a reader that closes stdout (``report | h
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ import yaml
 
 from harness.cli import main
 from harness.markdown import figure_text
-from tests.conftest import FIXTURES, run_path, write_csv
+from tests.conftest import FIXTURES, ROOT, run_path, write_csv
 
 # Strings matplotlib would read as math, or draw other than written.
 MATHY = [r"$\x$", r"$\notacommand$", "50$ off", "a_b^c", r"a\$b", "$$"]
@@ -207,3 +210,33 @@ def test_longest_budget_name_fits_the_store(tmp_path):
     assert main(_tfidf_args(tmp_path / "bench", "longest", tmp_path / "res")) == 0
     folder = run_path(tmp_path / "res", "longest", "tfidf-logreg").parent.parent.parent
     assert len(folder.name) == 100 and folder.name.startswith(name + "-train1000000000-test1000000000-")
+
+
+# ----- finding 7: a reader that closes stdout (`report | head`) ends the output quietly ------------------------
+
+
+def _with_stdout_closed(*args: str) -> tuple[int, str]:
+    """Run the CLI with the read end of its stdout closed before it writes a line; its exit code and stderr."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc.stdout.close()
+    err = proc.stderr.read()
+    return proc.wait(timeout=120), err
+
+
+def test_report_into_a_closed_pipe_exits_quietly(tmp_path):
+    bench = FIXTURES / "benchmarks"
+    assert main(_tfidf_args(bench, "tiny_binary", tmp_path / "res")) == 0
+    board = tmp_path / "res" / "tiny_binary" / "leaderboard.md"
+    board.unlink()
+    code, err = _with_stdout_closed("report", "--benchmark", "tiny_binary", "--benchmarks-dir", str(bench),
+                                    "--results-dir", str(tmp_path / "res"))  # fmt: skip
+    # No "--- Logging error ---", no BrokenPipeError traceback; the report itself was written in full.
+    assert (code, err) == (0, "")
+    assert "tfidf-logreg" in board.read_text()
+
+
+def test_list_into_a_closed_pipe_exits_quietly():
+    code, err = _with_stdout_closed("list")
+    assert (code, err) == (1, "")
