@@ -14,6 +14,7 @@ from harness.config import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.data import data_identity, load_benchmark_data
 from harness.errors import HarnessInputError
 from harness.estimate import LaterRun, Outlook, Prior, RunDeclined, last_speeds, prior_lines, prior_seconds
+from harness.positions import check_max_length
 from harness.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.results import Configuration
 from harness.runner import Job
@@ -199,7 +200,7 @@ def run(config: RunConfig) -> RunSummary:
         if any(m.name == entry.name for m in models):
             raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
         models.append(entry)
-    spec, _ = load_benchmark(default_benchmark(config), config.benchmarks_dir)
+    spec, spec_path = load_benchmark(default_benchmark(config), config.benchmarks_dir)
     budget_name = config.budget or spec.default_budget
     if budget_name not in spec.budgets:
         raise HarnessInputError(
@@ -212,6 +213,8 @@ def run(config: RunConfig) -> RunSummary:
             "--seeds", f"seeds {spec.budgets[budget_name].seed}..{spec.budgets[budget_name].seed + config.seeds - 1} "
             f"pass the largest seed {MAX_SEED}", "lower the budget's seed or --seeds",
         )
+    # Before any data is read: a max_length a model has no positions for would fail its training much later.
+    check_max_length(models, spec.budgets[budget_name].max_length, spec_path, spec.name, budget_name)
     store = ResultsStore(config.results_dir)
     summary = RunSummary(benchmark=spec.name)
 

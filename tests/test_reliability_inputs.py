@@ -7,6 +7,7 @@ yes]``, a long or odd budget name, and a reader that closes stdout (``report | h
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -240,3 +241,103 @@ def test_report_into_a_closed_pipe_exits_quietly(tmp_path):
 def test_list_into_a_closed_pipe_exits_quietly():
     code, err = _with_stdout_closed("list")
     assert (code, err) == (1, "")
+
+
+# ----- finding 7: max_length against the model's positions, before any data is read --------------------------
+
+
+def _registry(tmp_path: Path, source: str) -> Path:
+    path = tmp_path / "registry.yaml"
+    path.write_text(f"models:\n  - {{name: tiny-bert, family: transformer, source: {source}}}\n")
+    return path
+
+
+def _max_length_args(tmp_path: Path, registry: Path, max_length: int) -> tuple[list[str], Path]:
+    bench = benchmark_yaml(tmp_path / "bench", "pos", label_names=["neg", "pos"],
+                           budgets={"tiny": {"epochs": 1, "max_length": max_length}})  # fmt: skip
+    args = ["--models", "tiny-bert", "--registry", str(registry), "--benchmark", "pos", "--benchmarks-dir",
+            str(tmp_path / "bench"), "--data-dir", str(tmp_path / "no-data"), "--results-dir", str(tmp_path / "res"),
+            "--quiet", "--no-isolate"]  # fmt: skip
+    return args, bench
+
+
+def test_max_length_above_a_local_models_positions_stops_before_any_data(tmp_path, capsys):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    # Only the config: the check reads no weights (there are none) and no data (the folder does not exist).
+    (weights / "config.json").write_text(json.dumps({"model_type": "bert", "max_position_embeddings": 80}))
+    args, bench = _max_length_args(tmp_path, _registry(tmp_path, f"{{path: '{weights}'}}"), 128)
+    line = _run_error(capsys, args)
+    assert line == (
+        f"error: {bench} [benchmark 'pos']: field 'budgets.tiny.max_length': 128 is more than model 'tiny-bert' has "
+        f"positions for (80, read from {weights / 'config.json'}) (fix: lower max_length to 80 or less, or leave "
+        "'tiny-bert' out of --models)"
+    )
+    assert not (tmp_path / "res").exists()
+    # At the limit the check passes, and the command goes on to the data (which is missing here).
+    args, _ = _max_length_args(tmp_path, _registry(tmp_path, f"{{path: '{weights}'}}"), 80)
+    assert _run_error(capsys, args).endswith("no-data: no such directory (fix: pass --data-dir a folder holding train/test files)")
+
+
+def test_max_length_checked_against_a_cached_hub_models_config(tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    commit = "a" * 40
+    snapshot = cache / "models--org--tiny-roberta" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (cache / "models--org--tiny-roberta" / "refs").mkdir()
+    (cache / "models--org--tiny-roberta" / "refs" / "main").write_text(commit)
+    config = {"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1}
+    (snapshot / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    args, bench = _max_length_args(tmp_path, _registry(tmp_path, "{hub_id: org/tiny-roberta}"), 1024)
+    line = _run_error(capsys, args)
+    # RoBERTa-style positions start after the padding index: 514 of them hold 512 tokens.
+    assert line.startswith(
+        f"error: {bench} [benchmark 'pos']: field 'budgets.tiny.max_length': 1024 is more than model 'tiny-bert' "
+        f"has positions for (512, read from {snapshot / 'config.json'})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "limit"),
+    [
+        ({"model_type": "bert", "max_position_embeddings": 512}, 512),
+        ({"model_type": "distilbert", "max_position_embeddings": 512}, 512),
+        ({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}, 512),
+        ({"model_type": "xlm-roberta", "max_position_embeddings": 514}, 512),
+        ({"model_type": "gpt2", "n_positions": 1024}, 1024),
+        ({"model_type": "deberta-v2", "max_position_embeddings": 512, "position_biased_input": False}, None),
+        ({"model_type": "modernbert", "max_position_embeddings": 8192, "global_rope_theta": 160000.0}, None),
+        ({"model_type": "t5"}, None),
+    ],
+)
+def test_position_limit_of_each_kind_of_config(config, limit):
+    from harness.positions import position_limit
+
+    assert position_limit(config) == limit
+
+
+def test_fit_refuses_max_length_above_the_loaded_models_positions(tmp_path, monkeypatch):
+    """A hub model whose config was not on disk up front is checked once loaded, before any tokenising."""
+    import pandas as pd
+
+    from harness.config import Budget
+    from harness.data import Split
+    from harness.errors import ModelRunError
+    from harness.models.transformer import TransformerClassifier
+    from tests.tiny_models import build_tiny_model
+
+    monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "cache"))
+    frame = pd.read_csv(FIXTURES / "binary" / "train.csv")
+    split = Split(name="train", texts=frame.text.tolist(), labels=frame.label.to_numpy(), ids=np.arange(len(frame)))
+    model = TransformerClassifier.load(build_tiny_model("bert", tmp_path / "bert", split.texts))
+    with pytest.raises(ModelRunError) as caught:
+        model.fit(split, Budget(max_length=128, batch_size=8, precision="fp32", max_steps=2), tmp_path / "work",
+                  show_progress=False)  # fmt: skip
+    assert str(caught.value) == (
+        "model 'model': the budget's max_length 128 is more than the 80 positions the model has; lower max_length "
+        "in the benchmark's budget to 80 or less, or leave 'model' out"
+    )
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "work").exists()
