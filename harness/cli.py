@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessInputError
+from harness.output import StdoutHandler, stdout_closed
 
 PROG = "textclf-bench"
 SUBCOMMANDS = ("run", "report", "list", "predict")
@@ -138,32 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stdout_closed() -> None:
-    """The reader of stdout is gone (``report | head``): point stdout at /dev/null, so the lines still to come and
-    Python's flush at exit go nowhere instead of raising BrokenPipeError again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        finally:
-            os.close(devnull)
-    except (OSError, ValueError):  # no file descriptor behind sys.stdout (captured, replaced): nothing to redirect
-        pass
-
-
-class _StdoutHandler(logging.StreamHandler):
-    """Plain lines on stdout; a reader that closes it ends the output, quietly, not the command or its runs."""
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], BrokenPipeError):
-            _stdout_closed()
-            return
-        super().handleError(record)
-
-
 def _setup_logging(quiet: bool) -> None:
     # Messages for people go to stdout as plain lines; libraries' own loggers keep their levels.
-    handler = _StdoutHandler(sys.stdout)
+    handler = StdoutHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -370,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # A printed table (list, predict) whose reader closed the pipe: the rest is not wanted; exit 1 as Python does
         # on a broken pipe, without a traceback. (Log lines never get here: their handler goes quiet on its own.)
-        _stdout_closed()
+        stdout_closed()
         return 1
 
 

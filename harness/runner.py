@@ -22,6 +22,7 @@ from harness.estimate import Outlook, RunDeclined, announce
 from harness.measure import device_info, measure_latency, stopwatch, track_memory
 from harness.model_card import build_model_card
 from harness.models import build_model, save_model
+from harness.output import say
 from harness.provenance import environment
 from harness.results import (
     RESULT_FILE,
@@ -253,7 +254,8 @@ def run_job(job: Job) -> RunResult | None:
         with track_memory("train") as train_memory, stopwatch() as train_clock:
             training = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
                                  on_forecast=lambda forecast, setting: announce(
-                                     model_spec.name, forecast, job.outlook, setting, show=job.show_progress))
+                                     model_spec.name, forecast, job.outlook, setting, show=job.show_progress,
+                                     out=say))
         training = {**training, "wall_seconds": train_clock["seconds"]}
 
         evaluation = data.eval

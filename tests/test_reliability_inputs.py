@@ -341,3 +341,30 @@ def test_fit_refuses_max_length_above_the_loaded_models_positions(tmp_path, monk
         "in the benchmark's budget to 80 or less, or leave 'model' out"
     )
     assert not (tmp_path / "cache").exists() and not (tmp_path / "work").exists()
+
+
+def test_run_into_a_closed_pipe_trains_and_exits_quietly(tmp_path):
+    # Not --quiet and one process per model: the command's lines and the run's own go to the closed pipe.
+    code, err = _with_stdout_closed("--models", "tfidf-logreg", "--benchmark", "tiny_binary", "--benchmarks-dir",
+                                    str(FIXTURES / "benchmarks"), "--data-dir", str(FIXTURES / "binary"),
+                                    "--results-dir", str(tmp_path / "res"), "--latency-samples", "3")  # fmt: skip
+    assert (code, err) == (0, "")
+    result = json.loads((run_path(tmp_path / "res", "tiny_binary", "tfidf-logreg") / "result.json").read_text())
+    assert result["status"] == "completed"
+
+
+def test_a_forecast_line_into_a_closed_pipe_does_not_fail_the_run(monkeypatch):
+    from harness.output import say
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise OSError("no descriptor")
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    say("  tfidf-logreg: about 2 min of training")  # no exception: the line is dropped
