@@ -15,6 +15,7 @@ from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
 from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
 from harness.models import weights
+from harness.models.positions import check_max_length
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
 from harness.run.plan import Prior, last_speeds, prior_lines, prior_seconds
@@ -203,7 +204,7 @@ def run(config: RunConfig) -> RunSummary:
         if any(m.name == entry.name for m in models):
             raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
         models.append(entry)
-    spec, _ = load_benchmark(default_benchmark(config), config.benchmarks_dir)
+    spec, spec_path = load_benchmark(default_benchmark(config), config.benchmarks_dir)
     budget_name = config.budget or spec.default_budget
     if budget_name not in spec.budgets:
         raise HarnessInputError(
@@ -216,6 +217,8 @@ def run(config: RunConfig) -> RunSummary:
             "--seeds", f"seeds {spec.budgets[budget_name].seed}..{spec.budgets[budget_name].seed + config.seeds - 1} "
             f"pass the largest seed {MAX_SEED}", "lower the budget's seed or --seeds",
         )
+    # Before any data is read: a max_length a model has no positions for would fail its training much later.
+    check_max_length(models, spec.budgets[budget_name].max_length, spec_path, spec.name, budget_name)
     store = ResultsStore(config.results_dir)
     summary = RunSummary(benchmark=spec.name)
 

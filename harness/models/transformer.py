@@ -53,6 +53,7 @@ from harness.models.batching import (
 )
 from harness.models.cache import cache_root
 from harness.models.forecast import StepForecaster, remaining_batch_tokens
+from harness.models.positions import position_limit
 from harness.models.precision import configure_threads, inference_precision, resolve_precision
 from harness.models.replay import ReplayedForward
 from harness.store.results import TrainingForecast
@@ -404,6 +405,15 @@ class TransformerClassifier:
 
         threads = configure_threads()
         self._cast = self._replay = None  # an inference copy of the weights before this training is stale
+        limit = position_limit(self._unwrapped().config.to_dict())
+        if limit is not None and budget.max_length > limit:
+            # The command checks this up front where the config was on disk; a hub model fetched just now is
+            # checked here, before any tokenising or training, rather than failing in a tensor size mismatch.
+            name = self.spec.name if self.spec else "model"
+            raise ModelRunError(
+                f"model '{name}': the budget's max_length {budget.max_length} is more than the {limit} positions the "
+                f"model has; lower max_length in the benchmark's budget to {limit} or less, or leave '{name}' out"
+            )
         self.max_length = budget.max_length
         world = PartialState(cpu=not torch.cuda.is_available()).num_processes
         if budget.batch_size % world:
