@@ -17,6 +17,7 @@ from typing import Literal, Union, get_args, get_origin
 
 from harness.config.options import RunOptions
 from harness.core.errors import HarnessInputError
+from harness.core.output import StdoutHandler, stdout_closed
 from harness.core.version import __version__
 
 PROG = "textclf-bench"
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(quiet: bool) -> None:
     # Messages for people go to stdout as plain lines; libraries' own loggers keep their levels.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = StdoutHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -265,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # A printed table (list, predict) whose reader closed the pipe: the rest is not wanted; exit 1 as Python does
+        # on a broken pipe, without a traceback. (Log lines never get here: their handler goes quiet on its own.)
+        stdout_closed()
+        return 1
 
 
 if __name__ == "__main__":

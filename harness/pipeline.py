@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 from harness.config.options import RunOptions, RunSettings
 from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
-from harness.core.errors import HarnessInputError
-from harness.data.loading import data_identity, load_benchmark_data
+from harness.core.errors import DataChanged, HarnessInputError
+from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
+from harness.models import weights
+from harness.models.positions import check_max_length
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
 from harness.run.plan import Prior, last_speeds, prior_lines, prior_seconds
-from harness.store.results import Configuration
+from harness.store.results import Configuration, benchmark_definition
 from harness.store.results_store import ResultsStore, normalize_filter
 
 if TYPE_CHECKING:  # imported where the report is written: a model's worker process never needs it
@@ -84,7 +86,7 @@ def configuration_for(options: RunOptions, spec: BenchmarkSpec, budget_name: str
         update["test_examples"] = options.limit_test
     return Configuration.build(
         benchmark=spec.name,
-        benchmark_definition=spec.model_dump(exclude={"description", "budgets", "default_budget"}),
+        benchmark_definition=benchmark_definition(spec),
         budget_profile=budget_name,
         budget=budget.model_copy(update=update),
         limit_train=options.limit_train,
@@ -104,6 +106,7 @@ def build_jobs(
     """One job per (train filter, model, seed); the filters default to the run's own ``--train-filter``."""
     base_seed = configuration.budget.seed
     commits = {model.name: _model_commit(model) for model in models}
+    local_weights = {model.name: weights.identity(model) for model in models}
     settings: RunSettings = options.run_settings()
     return [
         Job(
@@ -114,6 +117,7 @@ def build_jobs(
             train_filter=normalize_filter(train_filter),
             settings=settings,
             model_commit=commits[model.name],
+            weights=local_weights[model.name],
         )
         for train_filter in (train_filters if train_filters is not None else [options.train_filter])
         for model in models
@@ -160,13 +164,16 @@ def run(options: RunOptions, answer_file: Path | None = None) -> RunSummary:
             default: one for this call).
     """
     models = select_run_models(options)
-    spec, _ = load_benchmark(default_benchmark(options), options.benchmarks_dir)
+    spec, spec_path = load_benchmark(default_benchmark(options), options.benchmarks_dir)
     budget_name = _budget_name(options, spec)
+    # Before any data is read: a max_length a model has no positions for would fail its training much later.
+    check_max_length(models, spec.budgets[budget_name].max_length, spec_path, spec.name, budget_name)
     store = ResultsStore(options.results_dir)
     summary = RunSummary(benchmark=spec.name)
-    # Validate the data once, up front: bad data is one clear line before any model starts.
-    data = _load_data(options, spec, budget_name)
+    # The configuration (with the data's fingerprint) comes first: hub data is read at the commit it records.
     configuration = configuration_for(options, spec, budget_name)
+    # Validate the data once, up front: bad data is one clear line before any model starts.
+    data = _load_data(options, spec, configuration)
     summary.configuration = configuration.label
     _announce(options, spec, store, data, configuration, len(models))
     jobs = build_jobs(options, spec, models, configuration, _train_filters(options, spec, data))
@@ -213,9 +220,10 @@ def _budget_name(options: RunOptions, spec: BenchmarkSpec) -> str:
     return budget_name
 
 
-def _load_data(options: RunOptions, spec: BenchmarkSpec, budget_name: str):
-    budget = spec.budgets[budget_name]
-    return load_benchmark_data(
+def _load_data(options: RunOptions, spec: BenchmarkSpec, configuration: Configuration):
+    """The benchmark's data as the runs will read it, checked against the configuration's fingerprint."""
+    budget = spec.budgets[configuration.budget_profile]
+    data = load_benchmark_data(
         spec,
         options.data_dir,
         limit_train=options.limit_train,
@@ -224,7 +232,14 @@ def _load_data(options: RunOptions, spec: BenchmarkSpec, budget_name: str):
         train_filter=options.train_filter,
         max_train=budget.train_examples,
         max_test=budget.test_examples,
+        identity=configuration.data,
     )
+    try:
+        # Every run checks the files it reads against the configuration too.
+        check_data_identity(data.source, configuration.data, configuration.label)
+    except DataChanged as exc:  # changed between its hash and its read: nothing has run yet
+        raise HarnessInputError(exc.where, exc.problem, exc.fix) from None
+    return data
 
 
 def _announce(options: RunOptions, spec: BenchmarkSpec, store: ResultsStore, data, configuration: Configuration,
@@ -303,6 +318,9 @@ def _publish(options: RunOptions, store: ResultsStore, spec: BenchmarkSpec, conf
             summary.board = Leaderboard.from_store(store, spec, configuration.label)
             summary.leaderboard = report.publish(store, summary.board)
             _log(options, f"leaderboard: {summary.leaderboard}")
+        except report.NothingToReport as exc:
+            # No run of this configuration reached the store (declined, or none recorded): keep the last one.
+            _log(options, f"no leaderboard written: {exc}")
         except OSError as exc:
             # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
             summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"

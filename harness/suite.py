@@ -43,7 +43,7 @@ from harness.config.registry import (
 )
 from harness.config.schema import SAFE_NAME, BenchmarkSpec, SuiteSpec, read_yaml, validation_error_line
 from harness.core.errors import HarnessInputError
-from harness.core.escape import escape
+from harness.core.escape import escape, figure_text
 from harness.metrics import stats
 from harness.report import analysis
 from harness.report.board import Leaderboard, ModelRow
@@ -749,7 +749,7 @@ def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
             capsize=4,
             markersize=6,
         )
-    left.set_yticks(y, models)
+    left.set_yticks(y, [figure_text(m) for m in models])
     left.set_xlim(0.5, n_models + 0.5)
     left.set_ylim(-0.6, n_models - 0.4)
     left.set_xticks(np.arange(1, n_models + 1))
@@ -767,11 +767,11 @@ def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
     width = min(0.6, 0.12 * n_models)
     offsets = np.linspace(-width / 2, width / 2, n_models) if n_models > 1 else np.zeros(1)
     for k, model in enumerate(models):
-        right.plot(x + offsets[k], gap[k], marker="o", linestyle="none", color=colors[model], label=model)
+        right.plot(x + offsets[k], gap[k], marker="o", linestyle="none", color=colors[model], label=figure_text(model))
     right.axhline(0.0, color="0.6", linewidth=0.8)
     right.set_xticks(
         x,
-        benchmarks,
+        [figure_text(b) for b in benchmarks],
         rotation=20 if len(benchmarks) > 3 else 0,
         ha="right" if len(benchmarks) > 3 else "center",
     )

@@ -22,8 +22,8 @@ from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
 from harness.report import analysis
 from harness.report.records import result_record
-from harness.store.results import Configuration
-from harness.store.results_store import ResultsStore, StoredRun
+from harness.store.results import RESULT_FILE, Configuration, benchmark_hash
+from harness.store.results_store import CONFIGURATION_FILE, ResultsStore, StoredRun
 
 
 @dataclass
@@ -39,15 +39,27 @@ class RunSet:
     def variants(self) -> list[str]:
         return sorted(v for v in self.by_variant if v is not None)
 
+    @property
+    def empty(self) -> bool:
+        """No run at all, usable or not: nothing a leaderboard could show."""
+        return not self.invalid and not any(self.by_variant.values())
+
     @classmethod
-    def read(cls, store: ResultsStore, benchmark: str, label: str) -> RunSet:
+    def read(cls, store: ResultsStore, benchmark: str, label: str, label_names: list[str] | None = None) -> RunSet:
+        """Every run, checked as ``run`` checks it (:meth:`ResultsStore.validate_run`); with ``label_names``, a
+        completed run scored on other classes (a result edited by hand) is listed as invalid too."""
         out = cls()
         for variant in [None, *store.variants(benchmark, label)]:
             for item in store.iter_runs(benchmark, label, variant):
-                if isinstance(item, StoredRun):
-                    out.by_variant.setdefault(variant, []).append(item)
-                else:
+                if not isinstance(item, StoredRun):
                     out.invalid.append(item)
+                elif label_names is not None and item.result.completed and (
+                    (scored := list(item.result.metrics.per_class)) != label_names
+                ):
+                    where = item.run_dir / RESULT_FILE
+                    out.invalid.append((item.run_dir, f"{where}: scored classes {scored}, the benchmark has {label_names}"))
+                else:
+                    out.by_variant.setdefault(variant, []).append(item)
         return out
 
 
@@ -109,13 +121,27 @@ class Leaderboard:
         """Read one configuration of a benchmark (default: the one the last command ran) and rank it."""
         configuration = store.find_configuration(spec.name, label)
         if configuration is None:
+            # A damaged or hand-moved configuration file is named, never reported as an empty configuration.
+            problem = store.configuration_problem(spec.name, label or store.current_label(spec.name))
+            if problem is not None:
+                raise problem
             known = [c.label for c in store.configurations(spec.name)]
             raise HarnessInputError(
                 f"{store.benchmark_dir(spec.name)}",
                 f"no configuration {label!r} in the store" if label else "no runs of this benchmark in the store",
                 f"choose one of {known}" if known else "run the benchmark first",
             )
-        runs = RunSet.read(store, spec.name, configuration.label)
+        if configuration.benchmark_hash != benchmark_hash(spec):
+            # Its runs were scored on another definition (classes, columns, splits): drawn with this one, the
+            # classes and columns would not be theirs.
+            raise HarnessInputError(
+                str(store.config_dir(spec.name, configuration.label) / CONFIGURATION_FILE),
+                f"made with another definition of benchmark {spec.name} (benchmark_hash "
+                f"{configuration.benchmark_hash}; the benchmark YAML now gives {benchmark_hash(spec)})",
+                "restore the benchmark YAML these runs were made with, or rerun the benchmark: the YAML as it is "
+                "now makes a configuration of its own",
+            )
+        runs = RunSet.read(store, spec.name, configuration.label, spec.label_names)
         by_model: dict[str, list[StoredRun]] = {}
         for run in runs.runs(None):
             by_model.setdefault(run.result.model, []).append(run)

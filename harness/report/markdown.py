@@ -16,6 +16,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.config.schema import BenchmarkSpec, Budget
+from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
 from harness.report import analysis, groups
 from harness.report.board import Leaderboard, ModelRow
@@ -571,10 +572,23 @@ def write_report(store: ResultsStore, spec: BenchmarkSpec, label: str | None = N
     return publish(store, Leaderboard.from_store(store, spec, label))
 
 
+class NothingToReport(HarnessInputError):
+    """The configuration holds no run at all: its report would blank the leaderboard, so none is written."""
+
+
 def publish(store: ResultsStore, board: Leaderboard) -> Path:
-    """Write ``board`` into its configuration's folder and copy it to ``<results>/<benchmark>/``."""
+    """Write ``board`` into its configuration's folder and copy it to ``<results>/<benchmark>/``.
+
+    A board without a single run (usable or not) is refused with :class:`NothingToReport`: an empty table
+    never replaces a leaderboard.
+    """
     spec = board.spec
     config_dir = store.config_dir(spec.name, board.configuration.label)
+    if board.runs.empty:
+        raise NothingToReport(
+            str(config_dir), "holds no runs, so the leaderboard is left as it was",
+            "run the benchmark to fill it, or report another configuration with --configuration LABEL",
+        )
     write_leaderboard(board, config_dir)
     top = store.benchmark_dir(spec.name)
     for name in LEADERBOARD_FILES:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.config.schema import Budget, ModelSpec, TfidfParams
-from harness.core.errors import HarnessInputError
-from harness.data.loading import BenchmarkData, load_benchmark_data
+from harness.core.errors import HarnessInputError, ModelRunError
+from harness.core.output import say
+from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
 from harness.metrics import quality as M
 from harness.metrics.cost import device_info, measure_latency, stopwatch, track_memory
-from harness.models import build_model, save_model
+from harness.models import build_model, save_model, weights
 from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
 from harness.run.model_card import build_model_card
@@ -189,17 +190,27 @@ def run_job(job: Job) -> RunResult | None:
             train_filter=job.train_filter,
             max_train=budget.train_examples,
             max_test=budget.test_examples,
+            identity=job.configuration.data,
         )
+        # The files this run read must be the ones its configuration was made from (raises DataChanged: the
+        # run fails alone, in one line, before any training).
+        check_data_identity(data.source, job.configuration.data, job.configuration.label)
         sampled = bool(job.configuration.limit_train or budget.train_examples)
         partial["data"] = DataInfo(**data.source, train_sample_seed=(base_seed if fixed else job.seed) if sampled else None)
         model_stage = True
-        model = build_model(model_spec, data.label_names)
+        if job.weights is not None and weights.identity(model_spec) != job.weights:
+            raise ModelRunError(
+                f"model '{model_spec.name}': the weights in {weights.local_folder(model_spec.source)} changed after "
+                "this command hashed them; rerun to run them as they are now"
+            )
+        model = build_model(job.loaded_spec(), data.label_names)
         partial["budget_fields_used"] = budget_fields_used(model)
 
         with track_memory("train") as train_memory, stopwatch() as train_clock:
             training = model.fit(data.train, budget, run_dir, show_progress=settings.show_progress,
                                  on_forecast=lambda forecast, setting: announce(
-                                     model_spec.name, forecast, job.outlook, setting, show=settings.show_progress))
+                                     model_spec.name, forecast, job.outlook, setting, show=settings.show_progress,
+                                     out=say))
         training = {**training, "wall_seconds": train_clock["seconds"]}
 
         evaluation = data.eval

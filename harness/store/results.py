@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.config.schema import Budget
+from harness.config.schema import BenchmarkSpec, Budget
 
 SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
@@ -51,6 +51,21 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     """A short SHA-256 of a JSON-able payload with sorted keys: equal payloads, equal hashes."""
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+# What of a benchmark YAML changes the numbers: everything but its words and its budget profiles (the budget
+# a configuration ran with is a field of its own).
+_NOT_DEFINITION = {"description", "budgets", "default_budget"}
+
+
+def benchmark_definition(spec: BenchmarkSpec) -> dict:
+    """The part of a benchmark a configuration's ``benchmark_hash`` covers (columns, labels, splits, filters)."""
+    return spec.model_dump(exclude=_NOT_DEFINITION)
+
+
+def benchmark_hash(spec: BenchmarkSpec) -> str:
+    """The ``benchmark_hash`` a configuration of this benchmark definition carries."""
+    return stable_hash(benchmark_definition(spec))
 
 
 class Configuration(_Closed):
