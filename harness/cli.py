@@ -164,7 +164,7 @@ def _list(args) -> int:
 
 def _report(args) -> int:
     from harness.config.registry import load_benchmark
-    from harness.report import markdown as report
+    from harness.report import publish as report
     from harness.report.board import Leaderboard
     from harness.store.results_store import ResultsStore
 

@@ -194,7 +194,7 @@ def _model_commit(model: ModelSpec) -> str | None:
 
 def run(config: RunConfig) -> RunSummary:
     """Run every selected model on the benchmark, then rebuild the configuration's report from the store."""
-    from harness.report import markdown as report
+    from harness.report import publish as report
 
     registry_path = config.registry_path or default_registry_path()
     models = []
