@@ -52,3 +52,11 @@ def block_lines(block) -> list[str]:
     if isinstance(block, Gallery):
         return [line for f in block.figures for line in (f"### {f.alt}", "", f"![{f.alt}]({f.path})", "")]
     raise TypeError(f"no markdown for {type(block).__name__}")
+
+
+def blocks(parts: list) -> str:
+    """Blocks outside a section (a notebook cell), a blank line between."""
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        out += ([""] if i else []) + block_lines(part)
+    return "\n".join(out)
