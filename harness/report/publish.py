@@ -23,7 +23,7 @@ from harness.report.error_sections import error_sections
 from harness.report.records import get
 from harness.store.results_store import ResultsStore, atomic_write_bytes, atomic_write_text
 
-PLOTS_DIR = "plots"
+PLOTS_DIR = groups.PLOTS_DIR
 ERRORS_FILE = sections.ERRORS_FILE
 LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", ERRORS_FILE)
 
