@@ -35,6 +35,7 @@ from harness.config.registry import default_registry_path, load_registry, select
 from harness.config.suites import SUITES_DIR, Suite, SuiteMember, resolve_suite, wants_suite  # noqa: F401 (commands)
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape, figure_text
+from harness.metrics.columns import columns as metric_columns
 from harness.report import markdown
 from harness.report.board import Leaderboard
 from harness.report.cells import fmt, rank
@@ -299,15 +300,15 @@ def _quality_table(table: pd.DataFrame, ran: list[BenchmarkOutcome]) -> Table:
             escape(rec["model"]),
             f"{fmt(rec['mean_rank'], 2)} [{fmt(rec['mean_rank_low'], 2)}, {fmt(rec['mean_rank_high'], 2)}]",
             _span(rec),
-            fmt(rec["mean_f1_macro"], 4),
+            *(fmt(rec[f"mean_{column.name}"], column.digits) for column in metric_columns("suite")),
         ]
         for outcome in ran:
             f1, place = rec[f"f1_macro[{outcome.name}]"], rec[f"rank[{outcome.name}]"]
             cells.append(f"{'failed' if np.isnan(f1) else fmt(f1, 4)} ({rank(place)})")
         cells.append(f"{int(rec['benchmarks_completed'])}/{len(ran)}")
         rows.append(cells)
-    columns = ["model", "mean rank [95% interval]", "best–worst", "mean macro-F1", *(escape(o.name) for o in ran),
-               "completed"]
+    columns = ["model", "mean rank [95% interval]", "best–worst", *(f"mean {column.label}" for column in metric_columns("suite")),
+               *(escape(o.name) for o in ran), "completed"]
     return Table(columns, rows, notes=_rank_caption(len(ran)))
 
 

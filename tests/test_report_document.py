@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.config.registry import load_benchmark
+from harness.metrics.columns import columns
 from harness.report import analysis, markdown, publish, sections
 from harness.report.board import Leaderboard
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table
@@ -99,7 +100,9 @@ def test_sections_are_data_built_from_the_board_alone(store, spec):
     assert titles[0] == "Leaderboard: tiny\\_multilingual" and titles[1] == "Models"
     assert "Macro-F1 per lang" in titles and "Plots" in titles and "Error analysis" in titles
     models = built[1].blocks[0]
-    assert isinstance(models, Table) and models.columns[3:6] == ["accuracy", "macro-F1", "ROC-AUC"]
+    labels = [column.label for column in columns("table")]
+    assert isinstance(models, Table) and models.columns[3 : 3 + len(labels)] == labels
+    assert labels[:3] == ["accuracy", "macro-F1", "ROC-AUC"]
     assert all(isinstance(cell, str | int) for row in models.rows for cell in row)
     # Without files (the API's to_markdown): no plots, no error-analysis link, no group heatmaps.
     bare = [s.title for s in sections.leaderboard(board, None, with_groups=False)]

@@ -22,6 +22,7 @@ import pandas as pd
 from harness.config.schema import BenchmarkSpec, Budget
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
+from harness.metrics.columns import columns
 from harness.report import analysis, groups
 from harness.report.cells import budget_text
 from harness.report.records import get, result_record
@@ -136,7 +137,11 @@ class ModelRow:
 
     @property
     def f1_macro(self) -> float | None:
-        values = [r.metrics.f1_macro for r in self.results]
+        return self.mean("f1_macro")
+
+    def mean(self, column: str) -> float | None:
+        """A metric column's mean over the runs that count; None when none of them has it."""
+        values = [v for r in self.results if (v := getattr(r.metrics, column)) is not None]
         return float(np.mean(values)) if values else None
 
     @property
@@ -255,12 +260,29 @@ def _model_rows(runs: RunSet, files: PredictionFiles) -> list[ModelRow]:
             failed=[r for r in model_runs if not r.result.completed],
         )
         row.predictions = analysis.load_model_predictions(row.completed, files.of)
+        _score_unstored_columns(row.completed, row.predictions)
         row.identical_seeds = analysis.identical_predictions(row.predictions)
         if row.identical_seeds:
             row.predictions = row.predictions[:1]
         rows.append(row)
     rows.sort(key=lambda r: (-(r.f1_macro if r.f1_macro is not None else -1.0), r.model))
     return rows
+
+
+def _score_unstored_columns(runs: list[StoredRun], predictions: list[analysis.Predictions]) -> None:
+    """Columns of the catalogue a result was written without (added since) are computed from its predictions.
+
+    The same function the runner stores (``MetricColumn.score``) on the run's own predictions.csv; a run whose
+    predictions are missing keeps them absent (n/a).
+    """
+    by_seed = {p.seed: p for p in predictions}
+    for run in runs:
+        metrics, preds = run.result.metrics, by_seed.get(run.result.seed)
+        if preds is None:
+            continue
+        for column in columns():
+            if column.name not in metrics.model_fields_set:
+                setattr(metrics, column.name, column.score(preds.labels, preds.probs))
 
 
 def _attach_statistics(rows: list[ModelRow], n_boot: int) -> None:

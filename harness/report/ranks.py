@@ -13,6 +13,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from harness.metrics import stats
+from harness.metrics.columns import columns as metric_columns
 from harness.report import analysis
 from harness.report.board import Leaderboard, ModelRow
 
@@ -123,9 +124,11 @@ def rank_resamples(
     return total / max(len(boards), 1)
 
 
-def _scores(boards: dict[str, Leaderboard], models: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Macro-F1 (benchmarks, models), nan where a model did not complete, and each cost figure the same shape."""
+def _scores(boards: dict[str, Leaderboard], models: list[str]) -> tuple[np.ndarray, dict, dict]:
+    """Macro-F1 (benchmarks, models), nan where a model did not complete; each suite column of the catalogue and
+    each cost figure the same shape."""
     f1 = np.full((len(boards), len(models)), np.nan)
+    quality = {column.name: np.full(f1.shape, np.nan) for column in metric_columns("suite")}
     costs: dict[str, np.ndarray] = {}
     for b, board in enumerate(boards.values()):
         rows = {row.model: row for row in board.rows}
@@ -134,9 +137,15 @@ def _scores(boards: dict[str, Leaderboard], models: list[str]) -> tuple[np.ndarr
             if row is None or not row.results:
                 continue
             f1[b, j] = row.f1_macro
+            for name, values in quality.items():
+                values[b, j] = np.nan if (value := row.mean(name)) is None else value
             for key, value in _row_cost(row).items():
                 costs.setdefault(key, np.full(f1.shape, np.nan))[b, j] = np.nan if value is None else value
-    return f1, costs
+    return f1, quality, costs
+
+
+def _mean_over_done(values: np.ndarray) -> list[float]:
+    return [float(np.mean(v[~np.isnan(v)])) if (~np.isnan(v)).any() else np.nan for v in values.T]
 
 
 def summarize(boards: dict[str, Leaderboard], models: list[str], n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
@@ -144,14 +153,15 @@ def summarize(boards: dict[str, Leaderboard], models: list[str], n_boot: int = N
 
     ``boards``: each benchmark that ran, by name, in suite order. Columns: ``model``, ``mean_rank``,
     ``mean_rank_low``/``_high`` (95% percentile bootstrap interval), ``best_rank``, ``worst_rank``,
-    ``mean_f1_macro`` (over the benchmarks it completed), ``benchmarks_completed``, ``f1_macro[<benchmark>]`` and
+    ``mean_<column>`` for the catalogue's suite columns (``mean_f1_macro``, ``mean_mcc``...: over the benchmarks it
+    completed), ``benchmarks_completed``, ``f1_macro[<benchmark>]`` and
     ``rank[<benchmark>]`` per benchmark, then ``latency_p50_ms``, ``train_seconds``, ``peak_rss_mib`` and
     ``peak_cuda_mib`` (means over the benchmarks it completed). Sorted by mean rank.
     """
     columns = {"model": list(models)}
     if not boards or not models:
         return pd.DataFrame(columns)
-    f1, costs = _scores(boards, models)
+    f1, quality, costs = _scores(boards, models)
     point = ranks(np.where(np.isnan(f1), -np.inf, f1))  # (benchmarks, models)
     resampled = rank_resamples(list(boards.values()), models, n_boot, seed)
     done = ~np.isnan(f1)
@@ -163,9 +173,7 @@ def summarize(boards: dict[str, Leaderboard], models: list[str], n_boot: int = N
                 "mean_rank_high": np.percentile(resampled, 97.5, axis=0),
                 "best_rank": point.min(axis=0),
                 "worst_rank": point.max(axis=0),
-                "mean_f1_macro": [
-                    float(np.mean(f1[done[:, j], j])) if done[:, j].any() else np.nan for j in range(len(models))
-                ],
+                **{f"mean_{name}": _mean_over_done(values) for name, values in quality.items()},
                 "benchmarks_completed": done.sum(axis=0),
             }
         )

@@ -13,6 +13,8 @@ import numpy as np
 
 from harness.config.schema import BenchmarkSpec
 from harness.core.escape import escape
+from harness.metrics.columns import MetricColumn
+from harness.metrics.columns import columns as metric_columns
 from harness.report import groups
 from harness.report.board import Leaderboard, ModelRow
 from harness.report.cells import budget_text, count, fmt, interval, mean_std, p_value, pct
@@ -20,9 +22,6 @@ from harness.report.document import BulletList, Figure, Gallery, Paragraph, Sect
 from harness.report.records import get
 
 ERRORS_FILE = "errors.md"
-# The quality columns of the models table, in order: (metric of RunMetrics, heading). Each cell is the mean ±
-# std over seeds, then the bootstrap interval when the board has one for that metric.
-QUALITY_COLUMNS = [("accuracy", "accuracy"), ("f1_macro", "macro-F1"), ("roc_auc", "ROC-AUC")]
 
 
 def leaderboard(board: Leaderboard, figures: list[Figure] | None, with_groups: bool = True) -> list[Section]:
@@ -108,11 +107,13 @@ def header(board: Leaderboard) -> Section:
 # ----- the models table ------------------------------------------------------------------------------------
 
 
-def _quality_cell(row: ModelRow, key: str) -> str:
-    text = mean_std([getattr(r.metrics, key) for r in row.results])
-    ci = get(row.stats, "ci", key)
+def _quality_cell(row: ModelRow, column: MetricColumn) -> str:
+    """Mean ± std over seeds, then the bootstrap interval when the catalogue's column has one."""
+    digits = column.digits
+    text = mean_std([getattr(r.metrics, column.name) for r in row.results], digits)
+    ci = get(row.stats, "ci", column.name)
     if ci and math.isfinite(ci["low"]):
-        text += f" [{ci['low']:.4f}, {ci['high']:.4f}]"
+        text += f" [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
     return text
 
 
@@ -151,7 +152,7 @@ def _status(row: ModelRow) -> str:
 def _models_row(rank: int, row: ModelRow) -> list:
     results = row.results
     peak = max((get(r, "memory", "train", "rss_peak_bytes") or 0 for r in results), default=0)
-    quality = [_quality_cell(row, key) if results else "n/a" for key, _ in QUALITY_COLUMNS]
+    quality = [_quality_cell(row, column) if results else "n/a" for column in metric_columns("table")]
     return [
         rank if row.completed else "-", row.model, _status(row), *quality, _vs_best_cell(row),
         mean_std(get(row.stats, "ece") or [], 3),
@@ -170,7 +171,7 @@ def _models_row(rank: int, row: ModelRow) -> list:
 def models(board: Leaderboard) -> Section:
     """Every model ranked: quality with intervals, the test against the best, calibration, cost and notes."""
     columns = [
-        "rank", "model", "status", *(name for _, name in QUALITY_COLUMNS), "vs best", "ECE", "Brier", "train s",
+        "rank", "model", "status", *(column.label for column in metric_columns("table")), "vs best", "ECE", "Brier", "train s",
         "train samples/s", "p50 ms (b=1)", "p95 ms (b=1)", "eval samples/s", "peak RSS MiB", "params", "notes",
     ]  # fmt: skip
     notes = (
