@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+import harness.models  # noqa: F401 - registers the family table the registry checks entries with, as every command does
 from harness.config.registry import (
     DEFAULT_REGISTRY,
     list_benchmarks,
