@@ -96,3 +96,12 @@ def test_committed_tfidf_runs_keep_their_fingerprints():
         configuration = Configuration.model_validate(result["configuration"])
         entry = {**spec.identity(), "commit": None}
         assert run_fingerprint(configuration, entry, result["seed"], result["train_filter"]) == result["fingerprint"]
+
+def test_entries_without_params_hash_as_they_always_did():
+    """A transformer entry (no params) hashes the same fields as before `params:` existed, `tfidf: None` included."""
+    for spec in load_registry(DEFAULT_REGISTRY).values():
+        if spec.family == "transformer":
+            assert spec.identity() == spec.model_dump(exclude={"description", "params"})
+            assert set(spec.identity()) == {"name", "family", "source", "tfidf", "budget_overrides",
+                                            "trust_remote_code", "multilingual"}
+
