@@ -29,6 +29,7 @@ from harness.models.base import TextClassifier
 FAMILIES: dict[str, str] = {
     "tfidf": "harness.models.tfidf:TfidfLogReg",
     "transformer": "harness.models.transformer:TransformerClassifier",
+    "majority": "harness.models.majority:MajorityClassifier",
 }
 
 FAMILY_FILE = "harness_family.json"
