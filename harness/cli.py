@@ -149,6 +149,7 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def _list(args) -> int:
+    import harness.models  # noqa: F401 - registers the family table, so each entry's family and params are checked
     from harness.config.registry import list_benchmarks, load_benchmark, load_registry
 
     registry = load_registry(args.registry)
