@@ -130,6 +130,7 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def _list(args) -> int:
+    import harness.models  # noqa: F401 - registers the family table, so each entry's family and params are checked
     from harness.config.registry import list_benchmarks, load_benchmark, load_registry
 
     registry = load_registry(args.registry)
@@ -145,7 +146,7 @@ def _list(args) -> int:
 
 def _report(args) -> int:
     from harness.config.registry import load_benchmark
-    from harness.report import markdown as report
+    from harness.report import publish as report
     from harness.report.board import Leaderboard
     from harness.store.results_store import ResultsStore
 
@@ -204,10 +205,11 @@ def _predict(args) -> int:
 
 def _run(args) -> int:
     from harness import pipeline
+    from harness.config.suites import wants_suite
 
     if args.list:
         return _list(args)
-    if args.report_only and (args.suite is not None or "," in (args.benchmark or "")):
+    if args.report_only and wants_suite(args.benchmark, args.suite):
         raise HarnessInputError(
             "--report-only", "rebuilds one benchmark's leaderboard, not a suite's summary",
             "rerun the suite command: finished runs are skipped and the summary is rebuilt",

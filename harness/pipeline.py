@@ -15,7 +15,7 @@ from harness.config.registry import default_registry_path, load_benchmark, load_
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
 from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
-from harness.models import weights
+from harness.models import check_entries, weights
 from harness.models.positions import check_max_length
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
@@ -197,6 +197,8 @@ def select_run_models(options: RunOptions) -> list[ModelSpec]:
     models = []
     if names or not entries:
         models = select_models(load_registry(registry_path), names or "all", registry_path)
+        check_entries(models, registry_path)
+    check_entries(entries)
     for entry in entries:
         if any(m.name == entry.name for m in models):
             raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
@@ -310,7 +312,7 @@ def _publish(options: RunOptions, store: ResultsStore, spec: BenchmarkSpec, conf
     """The configuration's leaderboard rebuilt from the store (the main process only)."""
     if not is_main_process():
         return
-    from harness.report import markdown as report
+    from harness.report import publish as report
     from harness.report.board import Leaderboard
 
     with store.lock(spec.name, wait=True):

@@ -23,7 +23,7 @@ from harness.cli import main
 from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
-from harness.report import markdown as report
+from harness.report import publish as report
 from harness.report.board import Leaderboard
 from harness.store.results import benchmark_hash
 from harness.store.results_store import ResultsStore
@@ -52,14 +52,14 @@ def report_args(tmp_path: Path, *extra: str, benchmarks: Path | None = None) -> 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
     """Figures are not what these tests are about, and drawing them is most of a report's time."""
-    monkeypatch.setattr(report, "write_figures", lambda out_dir, board: [])
+    monkeypatch.setattr(report, "draw_figures", lambda board: [])
 
 
 @pytest.fixture(scope="module")
 def _finished(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("finished")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report, "write_figures", lambda out_dir, board: [])
+        patch.setattr(report, "draw_figures", lambda board: [])
         assert main(run_args(base, "--quiet")) == 0
     return base / "r"
 

@@ -17,7 +17,7 @@ from harness.cli import main
 from harness.config.schema import BenchmarkSpec, ModelSpec
 from harness.core.escape import escape
 from harness.report.board import Leaderboard
-from harness.report.markdown import write_report
+from harness.report.publish import write_report
 from harness.run import provenance
 from harness.run.model_card import build_model_card
 from harness.store.results import ResultReadError, RunResult, json_schema, parse_result

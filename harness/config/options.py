@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.config.schema import ModelSpec
+from harness.config.suites import wants_suite
 from harness.core.errors import HarnessInputError
 
 MAX_SEEDS = 100
@@ -246,7 +247,7 @@ class RunOptions(BaseModel):
     @property
     def is_suite(self) -> bool:
         """Whether these options ask for a suite: ``suite``, or a comma list of benchmarks."""
-        return self.suite is not None or (self.benchmark is not None and "," in self.benchmark)
+        return wants_suite(self.benchmark, self.suite)
 
     def one_benchmark(self) -> None:
         """Refuse what only a suite uses, for a command that runs one benchmark."""
