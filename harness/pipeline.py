@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
+from harness.core.output import say
 from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
 from harness.models import weights
 from harness.models.positions import check_max_length
@@ -301,7 +302,8 @@ def run(config: RunConfig) -> RunSummary:
 
                 summary.board = Leaderboard.from_store(store, spec, configuration.label)
                 summary.leaderboard = report.publish(store, summary.board)
-                _log(config, f"leaderboard: {summary.leaderboard}")
+                if not config.quiet and is_main_process():
+                    say(f"leaderboard: {summary.leaderboard}")  # the command's result: on stdout
             except report.NothingToReport as exc:
                 # No run of this configuration reached the store (declined, or none recorded): keep the last one.
                 _log(config, f"no leaderboard written: {exc}")

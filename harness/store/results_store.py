@@ -176,6 +176,15 @@ class ResultsStore:
     def benchmark_dir(self, benchmark: str) -> Path:
         return self._inside(benchmark)
 
+    def benchmarks(self) -> list[str]:
+        """The benchmarks this store holds configurations of, sorted; reads only, creates nothing."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            d.name for d in self.root.iterdir()
+            if d.is_dir() and SAFE_NAME.match(d.name) and ".." not in d.name and (d / CONFIGS_DIR).is_dir()
+        )
+
     def config_dir(self, benchmark: str, label: str) -> Path:
         return self._inside(benchmark, CONFIGS_DIR, label)
 
