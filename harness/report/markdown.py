@@ -602,4 +602,7 @@ def publish(store: ResultsStore, board: Leaderboard) -> Path:
         shutil.rmtree(plots_top)
     if (config_dir / PLOTS_DIR).is_dir():
         shutil.copytree(config_dir / PLOTS_DIR, plots_top)
+    # The top-level leaderboard and current-configuration.json name the same configuration, always: the one
+    # whose command wrote them last (so a later plain 'report' rebuilds what is on top, never another one).
+    store.set_current(board.configuration)
     return top / "leaderboard.md"
