@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
+from harness.metrics.columns import columns
 from harness.report import analysis
 from harness.report.records import result_record
 from harness.store.results import RESULT_FILE, Configuration, benchmark_hash
@@ -83,7 +84,11 @@ class ModelRow:
 
     @property
     def f1_macro(self) -> float | None:
-        values = [r.metrics.f1_macro for r in self.results]
+        return self.mean("f1_macro")
+
+    def mean(self, column: str) -> float | None:
+        """A metric column's mean over the runs that count; None when none of them has it."""
+        values = [v for r in self.results if (v := getattr(r.metrics, column)) is not None]
         return float(np.mean(values)) if values else None
 
     @property
@@ -154,6 +159,7 @@ class Leaderboard:
                 failed=[r for r in model_runs if not r.result.completed],
             )
             row.predictions = analysis.load_model_predictions(row.completed, spec.num_labels)
+            _score_unstored_columns(row.completed, row.predictions)
             row.identical_seeds = analysis.identical_predictions(row.predictions)
             if row.identical_seeds:
                 row.predictions = row.predictions[:1]
@@ -187,6 +193,22 @@ class Leaderboard:
                 record["identical_to_first_seed"] = row.identical_seeds and run is not row.completed[0]
                 records.append(record)
         return pd.DataFrame.from_records(records)
+
+
+def _score_unstored_columns(runs: list[StoredRun], predictions: list[analysis.Predictions]) -> None:
+    """Columns of the catalogue a result was written without (added since) are computed from its predictions.
+
+    The same function the runner stores (``MetricColumn.score``) on the run's own predictions.csv; a run whose
+    predictions are missing keeps them absent (n/a).
+    """
+    by_seed = {p.seed: p for p in predictions}
+    for run in runs:
+        metrics, preds = run.result.metrics, by_seed.get(run.result.seed)
+        if preds is None:
+            continue
+        for column in columns():
+            if column.name not in metrics.model_fields_set:
+                setattr(metrics, column.name, column.score(preds.labels, preds.probs))
 
 
 def _attach_statistics(rows: list[ModelRow], n_boot: int) -> None:
