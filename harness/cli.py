@@ -175,6 +175,7 @@ def _report_benchmark(args, store) -> str:
 
 
 def _list(args) -> int:
+    import harness.models  # noqa: F401 - registers the family table, so each entry's family and params are checked
     from harness.config.registry import list_benchmarks, load_benchmark, load_registry
 
     registry = load_registry(args.registry)

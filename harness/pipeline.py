@@ -15,7 +15,7 @@ from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
 from harness.core.output import say
 from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
-from harness.models import weights
+from harness.models import check_entries, weights
 from harness.models.positions import check_max_length
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
@@ -202,6 +202,8 @@ def run(config: RunConfig) -> RunSummary:
     models = []
     if config.models or not config.model_specs:
         models = select_models(load_registry(registry_path), config.models or "all", registry_path)
+        check_entries(models, registry_path)
+    check_entries(config.model_specs or [])
     for entry in config.model_specs or []:
         if any(m.name == entry.name for m in models):
             raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")

@@ -181,8 +181,7 @@ def test_transformer_forecasts_once_from_its_first_steps_and_trains_the_same(tmp
 
 
 def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
-    from harness.config.schema import TfidfParams
-    from harness.models.tfidf import TfidfLogReg
+    from harness.models.tfidf import TfidfLogReg, TfidfParams
 
     rng = np.random.default_rng(0)
     words = np.array(["good", "bad", "fine", "awful", "great", "poor", "ok", "meh"])
@@ -203,8 +202,7 @@ def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
 
 
 def test_tfidf_on_a_few_rows_does_not_forecast(tmp_path):
-    from harness.config.schema import TfidfParams
-    from harness.models.tfidf import TfidfLogReg
+    from harness.models.tfidf import TfidfLogReg, TfidfParams
 
     heard = []
     TfidfLogReg(TfidfParams(), ["neg", "pos"]).fit(train_split(), Budget(), tmp_path,

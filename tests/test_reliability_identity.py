@@ -297,7 +297,8 @@ def test_hub_and_tfidf_fingerprints_do_not_change():
     spec = _spec()
     conf = configuration(spec)
     job = runner.Job(spec=spec, model_spec=TFIDF_A, configuration=conf, seed=42, results_dir="/tmp/x")
-    entry = {**TFIDF_A.model_dump(exclude={"description"}), "commit": None}
+    # The entry as fingerprints hashed it before `params:`: the tfidf family's parameters under `tfidf`.
+    entry = {**TFIDF_A.model_dump(exclude={"description", "params"}), "tfidf": TFIDF_A.params, "commit": None}
     assert job.fingerprint == run_fingerprint(conf, entry, 42, None)
 
 
