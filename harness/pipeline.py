@@ -14,6 +14,7 @@ from harness.config.options import RunOptions, RunSettings
 from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
+from harness.core.output import say
 from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
 from harness.models import check_entries, weights
 from harness.models.positions import check_max_length
@@ -41,6 +42,7 @@ class RunSummary:
     leaderboard: Path | None = None
     board: Leaderboard | None = None  # what the report was drawn from: suites and the API use it, not the store
     declined: str | None = None  # the user stopped the command at a time forecast: what was declined
+    interrupted: bool = False  # Ctrl-C: queued runs cancelled; the leaderboard holds what finished
 
 
 def is_distributed() -> bool:
@@ -187,6 +189,8 @@ def run(options: RunOptions, answer_file: Path | None = None) -> RunSummary:
     _execute(options, spec, jobs, priors, answer_file, summary)
     _publish(options, store, spec, configuration, summary)
     _close_process_group()
+    if summary.interrupted:
+        raise KeyboardInterrupt  # after the report of what finished: the command still exits 130
     return summary
 
 
@@ -281,7 +285,10 @@ def _record_configuration(store: ResultsStore, spec: BenchmarkSpec, configuratio
     with store.lock(spec.name, wait=True):
         try:
             store.write_configuration(configuration)
-            store.set_current(configuration)
+            # The latest configuration is the one whose command finished last (publish sets it with the
+            # leaderboard it copies up); set here only for a benchmark's first configuration.
+            if store.current_label(spec.name) is None:
+                store.set_current(configuration)
             # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
             store.write_eval_texts(spec.name, configuration.label, evaluation.ids, evaluation.texts)
         except OSError as exc:
@@ -319,7 +326,8 @@ def _publish(options: RunOptions, store: ResultsStore, spec: BenchmarkSpec, conf
         try:
             summary.board = Leaderboard.from_store(store, spec, configuration.label)
             summary.leaderboard = report.publish(store, summary.board)
-            _log(options, f"leaderboard: {summary.leaderboard}")
+            if not options.quiet:
+                say(f"leaderboard: {summary.leaderboard}")  # the command's result: on stdout
         except report.NothingToReport as exc:
             # No run of this configuration reached the store (declined, or none recorded): keep the last one.
             _log(options, f"no leaderboard written: {exc}")
@@ -376,12 +384,21 @@ def _run_jobs(options: RunOptions, jobs: list[Job], isolate: bool, summary: RunS
         return execute_job(job, force=options.force, isolate=isolate, env=env, exclusive=not distributed,
                            on_start=on_start)
 
+    outcomes = make_executor(options).map(jobs, execute)
     try:
-        for job, outcome in make_executor(options).map(jobs, execute):
+        for job, outcome in outcomes:
             _log_outcome(options, job, outcome, one_at_a_time, summary)
     except RunDeclined as exc:
         # The user said no at a forecast: nothing more runs; what finished is kept and reported.
         summary.declined = str(exc)
+    except KeyboardInterrupt:
+        # Ctrl-C: the executor cancels what is queued and waits for the runs in flight (they got it too); what
+        # finished is reported below, then the command exits 130.
+        summary.interrupted = True
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
 
 
 def _log_outcome(options: RunOptions, job: Job, outcome, one_at_a_time: bool, summary: RunSummary) -> None:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from harness import api
+from harness import api, cli
 from harness.cli import build_parser, main
 from harness.config.options import RunOptions
 from harness.core.errors import HarnessInputError
@@ -18,8 +18,8 @@ from harness.pipeline import OFFLINE_BENCHMARK
 from harness.store.results_store import ResultsStore
 from tests.conftest import FIXTURES
 
-# The run subcommand's modes: they pick another command (report, list), they are not options of a run.
-MODES = {"help", "report_only", "configuration", "list"}
+# The run subcommand's flags that are not run options, as the command line declares them (its modes, its log level).
+MODES = {"help", *cli.COMMAND_ONLY}
 REGISTRY = "models:\n  - {name: tfidf-logreg, family: tfidf, tfidf: {min_df: 1}}\n"
 
 
@@ -38,6 +38,7 @@ def parameters(function) -> dict[str, object]:
 
 
 def test_run_flags_api_parameters_and_fields_are_one_set_with_one_default():
+    assert not MODES & set(RunOptions.model_fields)
     flags = {a.dest: a.default for a in run_parser()._actions if a.dest not in MODES}
     assert flags == fields()
     # What the parser hands over without a flag given is what RunOptions holds when nothing is given.
@@ -61,7 +62,7 @@ def test_every_flag_keeps_its_spelling_and_choices():
         "--limit-train", "--limit-test", "--fixed-train-sample", "--train-filter", "--transfer-matrix", "--seeds",
         "--results-dir", "--force", "--report-only", "--configuration", "--list", "--no-isolate", "--no-save-model",
         "--latency-samples", "--executor", "--parallel", "--devices", "--ray-address", "--gpus-per-run",
-        "--log-with", "--quiet", "--yes", "-y", "--registry", "--benchmarks-dir",
+        "--log-with", "--quiet", "-v", "--verbose", "--yes", "-y", "--registry", "--benchmarks-dir",
     }  # fmt: skip
     assert actions["executor"].choices == ["local", "ray"]
     assert actions["log_with"].choices == ["tensorboard", "wandb", "mlflow", "all"]

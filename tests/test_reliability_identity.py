@@ -390,7 +390,7 @@ def test_an_edited_result_is_redone_by_run_and_named_by_report(tmp_path, capsys)
     capsys.readouterr()
     assert main(["report", "--benchmark", "tiny_binary", "--benchmarks-dir", str(FIXTURES / "benchmarks"),
                  "--results-dir", str(results)]) == 1  # a run it could not use: listed, exit 1
-    assert "says model 'tfidf-logreg' (the folder's is 'tfidf-a')" in capsys.readouterr().out
+    assert "says model 'tfidf-logreg' (the folder's is 'tfidf-a')" in capsys.readouterr().err
     board = (results / "tiny_binary" / "leaderboard.md").read_text()
     assert "tfidf-logreg" in board and "says model 'tfidf-logreg' (the folder's is 'tfidf-a')" in board
     assert "| 1      | tfidf-logreg |" not in board

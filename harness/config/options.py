@@ -26,6 +26,8 @@ from harness.core.errors import HarnessInputError
 MAX_SEEDS = 100
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}  # tracker -> the package it needs
 _SAME = object()
+RESULTS_ENV = "TEXTCLF_RESULTS_DIR"  # the results folder when none is given
+RESULTS_HELP = f"results store (default: ${RESULTS_ENV}, else results)"
 AT_LEAST_1 = Field(ge=1)  # every whole-number option counts something
 
 
@@ -51,6 +53,10 @@ class Option:
     negate: bool = False
     repeat: bool = False
     api_default: Any = _SAME
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get(RESULTS_ENV) or "results")
 
 
 class OptionError(ValueError):
@@ -124,7 +130,7 @@ class RunOptions(BaseModel):
         "--transfer-matrix", "cross-group transfer in one command: train on all rows, then on each value of this "
         "group column alone (e.g. lang), evaluating every run on every value", metavar="COLUMN")] = None
     seeds: Annotated[int, AT_LEAST_1, Option("--seeds", "train each model with N seeds (mean ± std)")] = 1
-    results_dir: Annotated[Path, Option("--results-dir", "results store (default: results)")] = Path("results")
+    results_dir: Annotated[Path, Option("--results-dir", RESULTS_HELP)] = Field(None, validate_default=True)
     force: Annotated[bool, Option("--force", "redo runs that are already complete")] = False
     isolate: Annotated[bool, Option(
         "--no-isolate", "run models in this process (default: one process each)", negate=True)] = True
@@ -164,6 +170,11 @@ class RunOptions(BaseModel):
         if isinstance(value, (list, tuple)):  # several benchmarks: the comma list of the command line
             return ",".join(os.fspath(v) if isinstance(v, os.PathLike) else str(v) for v in value)
         return value
+
+    @field_validator("results_dir", mode="before")
+    @classmethod
+    def _results_dir(cls, value):
+        return default_results_dir() if value is None else value  # None: the default, read when the options are
 
     @field_validator("train_filter", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.config.schema import Budget, ModelSpec
 from harness.core.errors import HarnessInputError, ModelRunError
-from harness.core.output import say
+from harness.core.output import tell
 from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
 from harness.metrics import quality as M
 from harness.metrics.cost import device_info, measure_latency, stopwatch, track_memory
@@ -201,7 +201,7 @@ def run_job(job: Job) -> RunResult | None:
             training = model.fit(data.train, budget, run_dir, show_progress=settings.show_progress,
                                  on_forecast=lambda forecast, setting: announce(
                                      model_spec.name, forecast, job.outlook, setting, show=settings.show_progress,
-                                     out=say))
+                                     out=tell))
         training = {**training, "wall_seconds": train_clock["seconds"]}
 
         evaluation = data.eval
