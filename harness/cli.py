@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--configuration", default=None, help="configuration label (or a unique prefix) to report")
     report.add_argument("--results-dir", type=Path, default=Path("results"), help="results store (default: results)")
     report.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    report.add_argument("--open", action="store_true",
+                        help="open leaderboard.html in the default browser (prints its path when there is none)")
     _common(report)
 
     listing = sub.add_parser("list", help="list registry models and benchmarks",
@@ -180,6 +182,8 @@ def _report(args) -> int:
             log.warning(f"could not write the report: {exc}; rerun 'report' once there is room")
             return 1
     log.info(f"leaderboard: {path} (configuration {board.configuration.label})")
+    if getattr(args, "open", False):
+        open_page(path.with_name("leaderboard.html"))
     configurations = store.configurations(spec.name)
     if len(configurations) > 1:
         log.info("configurations in this store (report one with --configuration LABEL):")
@@ -189,6 +193,22 @@ def _report(args) -> int:
         log.warning(f"not used: {reason}")
     # Runs that could not be read are a problem to fix, not a clean rebuild.
     return 1 if board.runs.invalid else 0
+
+
+def open_page(page: Path) -> bool:
+    """Open a report's page in the default browser; print its path when there is no browser (or no page)."""
+    import webbrowser
+
+    if page.is_file():
+        try:
+            if webbrowser.open(page.resolve().as_uri()):
+                return True
+        except webbrowser.Error:
+            pass
+        print(f"open {page} in a browser")
+    else:
+        print(f"no page at {page} (is plotly installed?)")
+    return False
 
 
 def _predict(args) -> int:

@@ -31,7 +31,7 @@ PAGE_FILE = "leaderboard.html"
 # Pages link to pages: a link to a leaderboard's markdown becomes one to its HTML page.
 PAGE_LINKS = {"leaderboard.md": PAGE_FILE}
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def render_page(board: Leaderboard, shown: list[Figure], pngs: dict[str, bytes])
         return html.render(sections.leaderboard(board, shown), charts=page.charts(board), images=pngs,
                            browser=page.error_browser(board), links=PAGE_LINKS)
     except ImportError as exc:
-        log.info(f"leaderboard.html not written: {exc} (pip install plotly)")
+        log.warning(f"leaderboard.html not written: {exc} (pip install plotly)")
         return None
 
 
