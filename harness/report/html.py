@@ -26,6 +26,8 @@ from importlib import resources
 from harness.core.escape import script_json
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table
 
+# Above this many charts for one figure, the page shows one at a time with a picker.
+PICK_ABOVE = 6
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
 
 # The inline marks of the sections' text (harness.report.document), in the order they are tried at a position.
@@ -182,6 +184,14 @@ class _Page:
 
     def figure(self, figure: Figure) -> str:
         charts = self.charts.get(figure.path)
+        if charts and len(charts) > PICK_ABOVE:
+            # Many of one kind (a confusion matrix per model): one chart at a time, picked by its title.
+            first = len(self.chart_data)
+            self.chart_data += charts
+            options = "".join(f'<option value="{first + k}">{html.escape(c.get("title", str(k)))}</option>'
+                              for k, c in enumerate(charts))
+            return (f'<div class="charts"><label>show <select class="pick">{options}</select></label>'
+                    f'<div class="chart" data-chart="{first}"></div></div>')
         if charts:
             out = []
             for chart in charts:
@@ -203,7 +213,10 @@ def plotly_js() -> str:
     """Plotly's offline bundle (raises ImportError without the ``plotly`` package)."""
     from plotly.offline import get_plotlyjs
 
-    return get_plotlyjs()
+    code = get_plotlyjs()
+    if "</script" in code.lower():  # it sits inside a script element
+        raise ValueError("this plotly bundle contains '</script' and cannot be inlined")
+    return code
 
 
 def render(
@@ -235,5 +248,8 @@ def render(
         f"<title>{html.escape(title)}</title><style>{_asset('page.css')}</style></head><body>"
         f'<nav id="contents">{contents}</nav><div id="groups"></div><main>{body}</main>'
         f'<script type="application/json" id="page-data">{script_json(data)}</script>'
-        f"<script>{plotly_js()}</script><script>{_asset('page.js')}</script></body></html>\n"
+        # Plotly's code waits as text until a chart comes near the screen (page.js runs it then): the page
+        # opens and sorts without compiling 4.6 MB of JavaScript first.
+        f'<script type="text/plain" id="plotly-js">{plotly_js()}</script>'
+        f"<script>{_asset('page.js')}</script></body></html>\n"
     )

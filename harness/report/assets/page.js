@@ -149,17 +149,41 @@
       margin: { t: 40, r: 10, b: 50, l: 60 } } };
   }
   var KINDS = { scatter: scatter, heatmap: heatmap, lines: lines };
-  Array.prototype.forEach.call(document.querySelectorAll("div[data-chart]"), function (div) {
+  function plotly() {
+    if (!window.Plotly) {
+      var code = document.getElementById("plotly-js");
+      var run = document.createElement("script");
+      run.textContent = code.textContent;  // an inline script runs as it is inserted
+      document.head.appendChild(run);
+    }
+    return window.Plotly;
+  }
+  function draw(div) {
     var c = DATA.charts[+div.getAttribute("data-chart")];
     var fig = KINDS[c.kind](c);
-    window.Plotly.newPlot(div, fig.data, fig.layout, CONFIG);
+    plotly().react(div, fig.data, fig.layout, CONFIG);
+    div.setAttribute("data-drawn", "1");
+  }
+  // Charts are drawn when they come near the screen, so a page of many opens at once.
+  var charts = document.querySelectorAll("div[data-chart]");
+  var seen = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) { if (e.isIntersecting) { seen.unobserve(e.target); draw(e.target); } });
+  }, { rootMargin: "600px" }) : null;
+  Array.prototype.forEach.call(charts, function (div) { if (seen) seen.observe(div); else draw(div); });
+  Array.prototype.forEach.call(document.querySelectorAll("select.pick"), function (pick) {
+    pick.addEventListener("change", function () {
+      var div = pick.parentNode.parentNode.querySelector("div[data-chart]");
+      div.setAttribute("data-chart", pick.value);
+      draw(div);
+    });
   });
+  window.drawAllCharts = function () { Array.prototype.forEach.call(charts, function (div) { if (!div.getAttribute("data-drawn")) draw(div); }); };
 
   // ----- the error browser -------------------------------------------------------------------------------------
   var B = DATA.browser;
   var root = document.getElementById("browser");
   if (!B || !root) return;
-  var SHOW = 100;
+  var SHOW = 50;
   function select(id, label, options) {
     var wrap = el("label", {}, label + " ");
     var s = el("select", { id: id });
