@@ -131,7 +131,7 @@
     var d = c.digits === undefined ? 3 : c.digits;
     var text = c.z.map(function (r) { return r.map(function (v) { return v === null ? "" : fmt(v, d); }); });
     var trace = { type: "heatmap", x: c.x.map(pt), y: c.y.map(pt), z: c.z, text: text, texttemplate: "%{text}",
-      colorscale: "Blues", hovertemplate: "%{y} / %{x}: %{text}<extra></extra>" };
+      colorscale: "Blues", reversescale: true, hovertemplate: "%{y} / %{x}: %{text}<extra></extra>" };
     if (c.zmin !== undefined) { trace.zmin = c.zmin; trace.zmax = c.zmax; }
     return { data: [trace], layout: { title: { text: pt(c.title), font: { size: 13 } },
       xaxis: { type: "category" }, yaxis: { type: "category", autorange: c.reverse_y ? "reversed" : true, automargin: true },
