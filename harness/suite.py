@@ -36,6 +36,7 @@ from harness.config.suites import SUITES_DIR, Suite, SuiteMember, resolve_suite,
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape, figure_text
 from harness.metrics.columns import columns as metric_columns
+from harness.models import check_entries
 from harness.report import markdown
 from harness.report.board import Leaderboard
 from harness.report.cells import fmt, rank
@@ -101,9 +102,10 @@ def model_names(config) -> list[str]:
     registry_path = config.registry_path or default_registry_path()
     names = []
     if config.models or not config.model_specs:
-        names = [
-            m.name for m in select_models(load_registry(registry_path), config.models or "all", registry_path)
-        ]
+        chosen = select_models(load_registry(registry_path), config.models or "all", registry_path)
+        check_entries(chosen, registry_path)
+        names = [m.name for m in chosen]
+    check_entries(config.model_specs or [])
     return names + [m.name for m in config.model_specs or [] if m.name not in names]
 
 

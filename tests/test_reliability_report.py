@@ -141,7 +141,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
     capsys.readouterr()
 
     assert main(report_args(tmp_path)) == 1
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     not_used = [line for line in out.splitlines() if line.startswith("not used:")]
     assert len(not_used) == 1 and message in not_used[0] and str(predictions) in not_used[0]
     # Named in the report, and in no table: no row, no interval, no plot drawn from it.
@@ -154,7 +154,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
 
     # run gives the same reason, because it is the same check, and redoes the run.
     assert main(run_args(tmp_path)) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     redone = [line for line in out.splitlines() if "stored run not used" in line]
     assert len(redone) == 1 and not_used[0].removeprefix("not used: ") in redone[0]
     assert len(pd.read_csv(predictions)) == 24
@@ -165,7 +165,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
 def test_a_run_with_good_predictions_still_counts(tmp_path, finished, capsys):
     capsys.readouterr()
     assert main(report_args(tmp_path)) == 0
-    assert "not used" not in capsys.readouterr().out
+    assert "not used" not in capsys.readouterr().err
     rows = json.loads((tmp_path / "r" / "tiny_binary" / "leaderboard.json").read_text())["rows"]
     assert sorted(r["model"] for r in rows) == ["tfidf-a", "tfidf-b"]
 
@@ -245,7 +245,7 @@ def test_a_damaged_configuration_file_is_rewritten_by_the_next_run(tmp_path, fin
         assert snapshot(tmp_path / "r") == top
     capsys.readouterr()
     assert main(run_args(tmp_path, *(["--force"] if force else []))) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert path.read_text() == good
     if damage != "deleted":
         assert f"rewrote {path}" in out

@@ -169,7 +169,7 @@ def test_transfer_matrix_option_fills_every_cell(tmp_path, bench_dir, multilingu
         )
         == 0
     )
-    assert capsys.readouterr().out.count("already complete, skipped") == 5
+    assert capsys.readouterr().err.count("already complete, skipped") == 5
 
 
 def test_filtered_runs_do_not_overwrite_the_full_run(tmp_path, bench_dir, multilingual_dir):

@@ -216,6 +216,9 @@ def publish(store: ResultsStore, board: Leaderboard) -> Path:
     if (top / PLOTS_DIR).is_dir():
         shutil.rmtree(top / PLOTS_DIR)
     _write(ReportFiles(texts, files.pngs), top)
+    # The top-level leaderboard and current-configuration.json name the same configuration, always: the one
+    # whose command wrote them last (so a later plain 'report' rebuilds what is on top, never another one).
+    store.set_current(board.configuration)
     return top / "leaderboard.md"
 
 
