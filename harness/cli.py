@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--list", action="store_true", help="same as the 'list' subcommand")
     run.add_argument("--no-isolate", action="store_true", help="run models in this process (default: one process each)")
     run.add_argument("--no-save-model", action="store_true", help="do not keep fine-tuned weights in the store")
+    run.add_argument("--no-variants", action="store_true",
+                     help="measure PyTorch only, not the benchmark's ONNX Runtime variants (onnx, onnx-int8)")
     run.add_argument("--latency-samples", type=_positive_int, default=50, help="timed batch-1 calls per model")
     run.add_argument("--executor", choices=["local", "ray"], default="local",
                      help="where the grid's runs execute: here (default) or as Ray tasks (pip install '.[ray]')")
@@ -278,6 +280,7 @@ def _run(args) -> int:
         quiet=args.quiet,
         latency_samples=args.latency_samples,
         save_model=not args.no_save_model,
+        variants=not args.no_variants,
         fixed_train_sample=args.fixed_train_sample,
         log_with=check_trackers(args.log_with),
         executor=args.executor,

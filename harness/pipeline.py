@@ -50,6 +50,7 @@ class RunConfig:
     quiet: bool = False
     latency_samples: int = 50
     save_model: bool = True
+    variants: bool = True  # the benchmark's deployment variants (onnx, onnx-int8); off: PyTorch only
     fixed_train_sample: bool = False
     log_with: list[str] | None = None
     executor: str = "local"  # local | ray: where the grid's runs execute (harness.run.executors)
@@ -151,6 +152,7 @@ def build_jobs(
             train_filter=normalize_filter(train_filter),
             latency_samples=config.latency_samples,
             save_model=config.save_model,
+            deployment_variants=config.variants,
             show_progress=not config.quiet,
             log_with=config.log_with,
             model_commit=commits[model.name],

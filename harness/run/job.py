@@ -31,6 +31,7 @@ class Job(BaseModel):
     latency_samples: int = 50
     latency_warmup: int = 5
     save_model: bool = True
+    deployment_variants: bool = True  # the benchmark's onnx / onnx-int8 variants beside each transformer
     show_progress: bool = True
     log_with: list[str] | None = None
     model_commit: str | None = None  # the hub commit the model entry's revision resolved to when the job was made

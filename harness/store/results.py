@@ -53,9 +53,9 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-# What of a benchmark YAML changes the numbers: everything but its words and its budget profiles (the budget
-# a configuration ran with is a field of its own).
-_NOT_DEFINITION = {"description", "budgets", "default_budget"}
+# What of a benchmark YAML changes the numbers: everything but its words, its budget profiles (the budget
+# a configuration ran with is a field of its own) and the deployment variants measured beside each model.
+_NOT_DEFINITION = {"description", "budgets", "default_budget", "variants"}
 
 
 def benchmark_definition(spec: BenchmarkSpec) -> dict:
@@ -282,6 +282,35 @@ class RunError(_Closed):
     traceback_tail: list[str] = Field(default_factory=list)
 
 
+class PairedTest(_Closed):
+    """McNemar's test of a deployment variant's errors against its own PyTorch model's, on the same examples."""
+
+    b: int = Field(description="PyTorch right, the variant wrong")
+    c: int = Field(description="PyTorch wrong, the variant right")
+    statistic: float
+    p_value: float
+    method: str
+
+
+class DeploymentVariant(_Closed):
+    """The trained model served another way (ONNX Runtime fp32, int8), measured on the same test texts."""
+
+    status: Literal["completed", "failed", "skipped"]
+    reason: str | None = Field(None, description="why it failed or was skipped, one line")
+    runtime: str | None = None
+    file: str | None = Field(None, description="the file beside the saved weights it serves from")
+    size_on_disk_bytes: int | None = None
+    export_seconds: float | None = None
+    quantize_seconds: float | None = None
+    accuracy: float | None = None
+    f1_macro: float | None = None
+    agreement_with_pytorch: float | None = Field(None, description="share of test texts with the PyTorch label")
+    max_probability_difference: float | None = Field(None, description="largest |p - p_pytorch| over texts and classes")
+    paired_test: PairedTest | None = None
+    inference: Inference | None = None
+    memory: PhaseMemory | None = None
+
+
 class RunResult(_Closed):
     """One (configuration, model, seed, train filter) run: what it was, how it scored, what it cost."""
 
@@ -313,6 +342,9 @@ class RunResult(_Closed):
     device: Device | None = None
     environment: Environment | None = None
     error: RunError | None = None
+    deployment_variants: dict[str, DeploymentVariant] = Field(
+        default_factory=dict, description="the model served other ways (onnx, onnx-int8); empty for older runs"
+    )
 
     @model_validator(mode="after")
     def _status_consistent(self) -> RunResult:
