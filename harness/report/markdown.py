@@ -380,6 +380,65 @@ def cost_section(board: Leaderboard) -> list[str]:
     return ["", "## Cost", "", caption, "", tabulate(table, headers=header, tablefmt="github", disable_numparse=True)]
 
 
+def variants_section(board: Leaderboard) -> list[str]:
+    """Each transformer's deployment variants as sub-rows of its PyTorch row (``model · onnx-int8``), with the
+    accuracy each keeps (McNemar's exact test against its own PyTorch predictions) beside what it costs.
+
+    Empty when no run of the board measured a variant, so older leaderboards are unchanged."""
+    runs = [(row, row.results[0]) for row in board.rows if row.results and row.results[0].deployment_variants]
+    if not runs:
+        return []
+    header = ["model", "runtime", "accuracy", "macro-F1", "vs its PyTorch model", "McNemar b/c", "agreement",
+              "max Δp", "p50 / p95 / p99 ms", "p50 ms model-only", "eval samples/s", "p50 vs PyTorch",
+              "samples/s vs PyTorch", "peak RSS inference MiB", "file MiB", "export / quantize s"]
+    table = []
+    for row, result in runs:
+        base = result.inference
+        e2e = base.latency_batch1_end_to_end
+        only = base.latency_batch1_model_only
+        table.append([
+            f"{row.model} · pytorch", f"torch {result.precision or 'n/a'}", _fmt(result.metrics.accuracy),
+            _fmt(result.metrics.f1_macro), "-", "-", "-", "-",
+            f"{_fmt(_get(e2e, 'p50_ms'), 2)} / {_fmt(_get(e2e, 'p95_ms'), 2)} / {_fmt(_get(e2e, 'p99_ms'), 2)}",
+            _fmt(_get(only, "p50_ms"), 2), _fmt(base.throughput_samples_per_s, 1), "1.00x", "1.00x",
+            _fmt(_get(result, "memory", "inference", "rss_peak_bytes") / 2**20 if _get(result, "memory", "inference", "rss_peak_bytes") else None, 0),
+            _fmt(_get(result, "model_info", "size_on_disk_bytes") / 2**20 if _get(result, "model_info", "size_on_disk_bytes") else None, 1),
+            "-",
+        ])
+        for name, variant in result.deployment_variants.items():
+            label = f"{row.model} · {name}"
+            if variant.status != "completed":
+                table.append([label, variant.status, *["n/a"] * 2, escape(variant.verdict(None), 300),
+                              *["n/a"] * (len(header) - 5)])
+                continue
+            v_e2e, v_only = variant.inference.latency_batch1_end_to_end, variant.inference.latency_batch1_model_only
+            ratio = (_get(v_e2e, "p50_ms") / e2e.p50_ms) if e2e and v_e2e and e2e.p50_ms else None
+            speed = variant.inference.throughput_samples_per_s / base.throughput_samples_per_s
+            seconds = _fmt(variant.export_seconds, 1) + (
+                f" / {_fmt(variant.quantize_seconds, 1)}" if variant.quantize_seconds is not None else "")
+            table.append([
+                label, escape(variant.runtime or "n/a"), _fmt(variant.accuracy), _fmt(variant.f1_macro),
+                variant.verdict(result.metrics.accuracy), f"{variant.paired_test.b}/{variant.paired_test.c}",
+                _pct(variant.agreement_with_pytorch), f"{variant.max_probability_difference:.1e}",
+                f"{_fmt(_get(v_e2e, 'p50_ms'), 2)} / {_fmt(_get(v_e2e, 'p95_ms'), 2)} / {_fmt(_get(v_e2e, 'p99_ms'), 2)}",
+                _fmt(_get(v_only, "p50_ms"), 2), _fmt(variant.inference.throughput_samples_per_s, 1),
+                "n/a" if ratio is None else f"{ratio:.2f}x", f"{speed:.2f}x",
+                _fmt(_get(variant, "memory", "rss_peak_bytes") / 2**20 if _get(variant, "memory", "rss_peak_bytes") else None, 0),
+                _fmt(variant.size_on_disk_bytes / 2**20 if variant.size_on_disk_bytes else None, 1), seconds,
+            ])
+    caption = (
+        "Each transformer served as trained (PyTorch, the harness's precision) and as its deployment variants "
+        "(ONNX Runtime fp32 from `model.onnx`, int8 by dynamic quantization from `model-int8.onnx`), on the same "
+        "test texts through the same tokenizer, lowest seed. _vs its PyTorch model_: McNemar's exact test of the "
+        "variant's errors against its own PyTorch model's (b: only PyTorch right, c: only the variant right); "
+        "_no significant loss_ when p >= 0.05. Agreement: share of texts given the PyTorch label; max Δp: the "
+        "largest probability difference. Latency and throughput as in the Cost table, measured in the same process "
+        "right after the PyTorch model; file MiB: the ONNX file alone (PyTorch: the whole saved folder)."
+    )
+    return ["", "## Deployment variants", "", caption, "",
+            tabulate(table, headers=header, tablefmt="github", disable_numparse=True)]
+
+
 def paired_tests_table(board: Leaderboard) -> list[str]:
     rows = [row for row in board.rows[1:] if isinstance(row.vs_best, dict)]
     if not rows:
@@ -520,6 +579,7 @@ def render_markdown(board: Leaderboard, figures: list[tuple[str, str]] | None, g
         lines += ["", "## Model settings", "", settings_table(board)]
     lines += truncation_table(board)
     lines += cost_section(board)
+    lines += variants_section(board)
     if any(row.results for row in board.rows):
         lines += ["", "## Per-class F1", "", per_class_table(board)]
         lines += ["", "## Per-class precision, recall, F1 and ROC-AUC (first seed)", "", per_class_detail(board)]

@@ -310,6 +310,18 @@ class DeploymentVariant(_Closed):
     inference: Inference | None = None
     memory: PhaseMemory | None = None
 
+    def verdict(self, pytorch_accuracy: float | None, alpha: float = 0.05) -> str:
+        """What the paired test says of the accuracy this variant keeps: "no significant loss" when McNemar's
+        p >= ``alpha``, else "loses 0.8 points, p = 0.01" (or "gains ...")."""
+        if self.status != "completed" or self.paired_test is None or self.accuracy is None or pytorch_accuracy is None:
+            return f"{self.status}: {self.reason}" if self.reason else self.status
+        p = self.paired_test.p_value
+        if p >= alpha:
+            return "no significant loss"
+        points = 100 * (self.accuracy - pytorch_accuracy)
+        shown = f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+        return f"{'loses' if points < 0 else 'gains'} {abs(points):.1f} points, p = {shown}"
+
 
 class RunResult(_Closed):
     """One (configuration, model, seed, train filter) run: what it was, how it scored, what it cost."""
