@@ -47,6 +47,7 @@ def run_benchmark(
     quiet: bool = True,
     latency_samples: int = 50,
     save_model: bool = True,
+    variants: bool = True,
 ) -> Leaderboard:
     """Train and evaluate ``models`` on ``benchmark`` (skipping finished runs) and return the leaderboard.
 
@@ -56,6 +57,7 @@ def run_benchmark(
             objects or dicts with the fields of a registry entry.
         budget, seeds, data_dir, limit_train, limit_test, fixed_train_sample, results_dir, registry,
         benchmarks_dir, force, isolate, latency_samples, save_model: as the command line's flags.
+        variants: False measures PyTorch only (``--no-variants``), not the benchmark's ONNX Runtime variants.
         quiet: no progress output (the default from code).
 
     Returns:
@@ -78,6 +80,7 @@ def run_benchmark(
         quiet=quiet,
         latency_samples=latency_samples,
         save_model=save_model,
+        variants=variants,
     )
     summary = run(config)
     if summary.board is not None:  # the leaderboard the run's report was drawn from: no second read of the store
@@ -104,6 +107,7 @@ def run_suite(
     quiet: bool = True,
     latency_samples: int = 50,
     save_model: bool = True,
+    variants: bool = True,
 ) -> SuiteSummary:
     """Run several benchmarks with the same models and options, and write the summary across them.
 
@@ -145,6 +149,7 @@ def run_suite(
         quiet=quiet,
         latency_samples=latency_samples,
         save_model=save_model,
+        variants=variants,
     )
     return suites.run_suite(members, config)
 

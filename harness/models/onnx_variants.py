@@ -238,7 +238,8 @@ class OnnxClassifier:
             tokenizer = AutoTokenizer.from_pretrained(str(directory))
         config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").exists() else {}
         id2label = config.get("id2label") or {}
-        labels = [id2label[str(i)] for i in range(len(id2label))] if id2label else []
+        labels = [id2label[str(i)] for i in range(len(id2label))] if id2label else [
+            f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))]
         settings = json.loads((directory / INFERENCE_FILE).read_text()) if (directory / INFERENCE_FILE).exists() else {}
         max_length = settings.get("max_length") or min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
         return cls(session, tokenizer, labels, int(max_length), variant, providers)

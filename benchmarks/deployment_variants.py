@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""What a model costs where it will run: PyTorch, ONNX Runtime fp32 and int8 side by side, in one harness run.
+
+Trains minilm-l6 (the packaged all-MiniLM-L6-v2) once through the harness's own run path, which then evaluates
+the benchmark's deployment variants on the same test texts, and prints, from the run's result.json:
+accuracy, McNemar's exact p against the run's own PyTorch predictions, batch-1 p50/p95/p99 (end to end and
+model-only), evaluation throughput, peak RSS, file size, export and quantization seconds, and the ratios the
+deployment issue asks for (int8 batch-1 end-to-end p50 / PyTorch's, int8 throughput / PyTorch's). The load
+average before and after is printed too: on a shared machine the figures move with it, the ratios less.
+
+    python benchmarks/deployment_variants.py --data ../shared/data/amazon_polarity --limit-train 2000 --limit-test 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "amazon_polarity")
+    parser.add_argument("--benchmark", default="amazon_polarity")
+    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--limit-train", type=int, default=2000)
+    parser.add_argument("--limit-test", type=int, default=2000)
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--results-dir", type=Path, default=None, help="default: a fresh temporary folder")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return parser.parse_args(argv)
+
+
+def figures(result: dict) -> dict:
+    """One row per variant, PyTorch first, from a run's result.json."""
+    inference, memory = result["inference"], result["memory"]["inference"]
+    rows = {"pytorch": {
+        "status": "completed", "runtime": f"torch {result['model_settings'].get('precision') or result.get('precision')}",
+        "accuracy": result["metrics"]["accuracy"], "f1_macro": result["metrics"]["f1_macro"], "p_value": None,
+        "e2e": inference["latency_batch1_end_to_end"], "model_only": inference["latency_batch1_model_only"],
+        "throughput": inference["throughput_samples_per_s"], "rss_peak_bytes": memory["rss_peak_bytes"],
+        "bytes": result["model_info"].get("size_on_disk_bytes"),
+    }}
+    for name, v in result.get("deployment_variants", {}).items():
+        if v["status"] != "completed":
+            rows[name] = {"status": v["status"], "reason": v.get("reason")}
+            continue
+        rows[name] = {
+            "status": "completed", "runtime": v["runtime"], "accuracy": v["accuracy"], "f1_macro": v["f1_macro"],
+            "p_value": v["paired_test"]["p_value"], "b": v["paired_test"]["b"], "c": v["paired_test"]["c"],
+            "agreement": v["agreement_with_pytorch"], "max_prob_diff": v["max_probability_difference"],
+            "e2e": v["inference"]["latency_batch1_end_to_end"], "model_only": v["inference"]["latency_batch1_model_only"],
+            "throughput": v["inference"]["throughput_samples_per_s"], "rss_peak_bytes": v["memory"]["rss_peak_bytes"],
+            "bytes": v["size_on_disk_bytes"], "export_seconds": v["export_seconds"],
+            "quantize_seconds": v.get("quantize_seconds"),
+        }
+    base = rows["pytorch"]
+    for row in rows.values():
+        if row["status"] == "completed":
+            row["p50_ratio"] = row["e2e"]["p50_ms"] / base["e2e"]["p50_ms"]
+            row["throughput_ratio"] = row["throughput"] / base["throughput"]
+    return rows
+
+
+def print_table(rows: dict) -> None:
+    print("| variant | runtime | accuracy | McNemar p (b/c) | e2e p50 / p95 / p99 ms | model-only p50 ms | "
+          "samples/s | p50 vs PyTorch | throughput vs PyTorch | peak RSS MiB | file MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        if r["status"] != "completed":
+            print(f"| {name} | {r['status']}: {r.get('reason')} |")
+            continue
+        e, m = r["e2e"], r["model_only"]
+        test = "-" if r["p_value"] is None else f"{r['p_value']:.3g} ({r['b']}/{r['c']})"
+        size = f"{r['bytes'] / 2**20:.1f}" if r.get("bytes") else "-"
+        print(f"| {name} | {r['runtime']} | {r['accuracy']:.4f} | {test} | {e['p50_ms']:.2f} / {e['p95_ms']:.2f} / "
+              f"{e['p99_ms']:.2f} | {m['p50_ms']:.2f} | {r['throughput']:.1f} | {r['p50_ratio']:.2f}x | "
+              f"{r['throughput_ratio']:.2f}x | {r['rss_peak_bytes'] / 2**20:.0f} | {size} |")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from harness.cli import main as cli
+
+    results = args.results_dir or Path(tempfile.mkdtemp(prefix="deployment-variants-"))
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    code = cli(["run", "--benchmark", args.benchmark, "--models", args.model, "--data-dir", str(args.data),
+                "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
+                "--latency-samples", str(args.latency_samples), "--results-dir", str(results), "--quiet", "--yes",
+                "--force"])
+    seconds = time.perf_counter() - start
+    load_after = os.getloadavg()
+    if code != 0:
+        return code
+    found = sorted(Path(results).glob(f"{args.benchmark}/configs/*/runs/{args.model}/seed-*/result.json"))
+    result = json.loads(found[-1].read_text())
+    rows = figures(result)
+    print(f"{args.model} on {args.benchmark}: {args.limit_train} train rows, {result['metrics']['n']} test rows, "
+          f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after, "
+          f"run {seconds:.0f} s, store {found[-1].parent}")
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps({"load_before": load_before, "load_after": load_after, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
