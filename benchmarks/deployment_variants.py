@@ -9,6 +9,7 @@ deployment issue asks for (int8 batch-1 end-to-end p50 / PyTorch's, int8 through
 average before and after is printed too: on a shared machine the figures move with it, the ratios less.
 
     python benchmarks/deployment_variants.py --data ../shared/data/amazon_polarity --limit-train 2000 --limit-test 2000
+    python benchmarks/deployment_variants.py --limit-train 500 --limit-test 500 --epochs 1   # a loaded 2-core CPU
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--limit-train", type=int, default=2000)
     parser.add_argument("--limit-test", type=int, default=2000)
     parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--epochs", type=float, default=None,
+                        help="train the quick budget this many epochs instead of its own (a loaded CPU: 1)")
     parser.add_argument("--results-dir", type=Path, default=None, help="default: a fresh temporary folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args(argv)
@@ -91,12 +94,23 @@ def main(argv=None) -> int:
     from harness.cli import main as cli
 
     results = args.results_dir or Path(tempfile.mkdtemp(prefix="deployment-variants-"))
+    extra = []
+    if args.epochs is not None:
+        # The same benchmark with fewer epochs in its quick budget: a copy of its YAML beside the results.
+        import yaml
+
+        definition = yaml.safe_load((ROOT / "benchmarks" / f"{args.benchmark}.yaml").read_text())
+        definition["budgets"]["quick"]["epochs"] = args.epochs
+        folder = Path(results) / "benchmarks"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{args.benchmark}.yaml").write_text(yaml.safe_dump(definition, sort_keys=False))
+        extra = ["--benchmarks-dir", str(folder), "--budget", "quick"]
     load_before = os.getloadavg()
     start = time.perf_counter()
     code = cli(["run", "--benchmark", args.benchmark, "--models", args.model, "--data-dir", str(args.data),
                 "--limit-train", str(args.limit_train), "--limit-test", str(args.limit_test),
                 "--latency-samples", str(args.latency_samples), "--results-dir", str(results), "--quiet", "--yes",
-                "--force"])
+                "--force", *extra])
     seconds = time.perf_counter() - start
     load_after = os.getloadavg()
     if code != 0:
@@ -104,7 +118,8 @@ def main(argv=None) -> int:
     found = sorted(Path(results).glob(f"{args.benchmark}/configs/*/runs/{args.model}/seed-*/result.json"))
     result = json.loads(found[-1].read_text())
     rows = figures(result)
-    print(f"{args.model} on {args.benchmark}: {args.limit_train} train rows, {result['metrics']['n']} test rows, "
+    print(f"{args.model} on {args.benchmark}: {args.limit_train} train rows x {result['budget']['epochs']} epochs, "
+          f"{result['metrics']['n']} test rows, "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after, "
           f"run {seconds:.0f} s, store {found[-1].parent}")
     print_table(rows)
