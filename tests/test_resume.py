@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     # Resume: finished models are skipped, the rest run, the leaderboard matches the uninterrupted run.
     capsys.readouterr()
     assert main(cli_args(registry, results, "--no-isolate")) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     for model in finished:
         assert f"- {model} (seed 42): already complete, skipped" in out
     final = completed(results)
@@ -156,6 +157,18 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     assert assert_no_partial_json(results) >= 6
     assert not [p for p in results.rglob("*.tmp") if p.is_file()]
     assert kills >= 2
+
+
+def _pump(stream) -> list[str]:
+    """The lines of a child's stream as they come (read by a thread, so the child never blocks on a full pipe)."""
+    lines: list[str] = []
+
+    def read():
+        for line in stream:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
 
 
 def test_a_second_command_on_the_same_grid_waits_for_the_shared_files_and_skips_held_runs(tmp_path):
@@ -175,16 +188,23 @@ def test_a_second_command_on_the_same_grid_waits_for_the_shared_files_and_skips_
                 [sys.executable, str(ROOT / "run_benchmark.py"), *cli_args(registry, results, "--no-isolate")],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
             )
-            time.sleep(3)
-            assert process.poll() is None  # waiting for the benchmark's shared files, not refused
+            out, err = _pump(process.stdout), _pump(process.stderr)
+            # Held until the child says it waits (its start-up takes seconds on a loaded machine): never refused.
+            deadline = time.monotonic() + 120
+            while not any(f"waiting for pid {os.getpid()} to finish writing" in line for line in out + err):
+                assert process.poll() is None, "".join(err)
+                assert time.monotonic() < deadline, "the second command never said it waits"
+                time.sleep(0.1)
             assert not (held / "result.json").exists()
-        out, err = process.communicate(timeout=120)
+        process.wait(timeout=120)
+    out, err = "".join(out), "".join(err)
     assert process.returncode == 0, err
     assert "Traceback" not in err
-    assert f"waiting for pid {os.getpid()} to finish writing" in out
-    assert f"- tfidf-c4 (seed 42): being run by pid {os.getpid()} on {os.uname().nodename}, left to it" in out
-    assert "- tfidf-c0.5 (seed 42): already complete, skipped" in out
-    assert "- tfidf-c16 (seed 42): running" in out and not (held / "result.json").exists()
+    # The log lines are on stderr; stdout holds only the result.
+    assert f"waiting for pid {os.getpid()} to finish writing" in err
+    assert f"- tfidf-c4 (seed 42): being run by pid {os.getpid()} on {os.uname().nodename}, left to it" in err
+    assert "- tfidf-c0.5 (seed 42): already complete, skipped" in err
+    assert "- tfidf-c16 (seed 42): running" in err and not (held / "result.json").exists()
 
 
 def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):

@@ -2,7 +2,7 @@
 
 The card's YAML header carries ``base_model``, ``datasets`` and a ``model-index`` with the measured scores,
 so a model pushed to the hub shows its evaluation results; the body says how it was trained and how to load it
-(a TF-IDF model is not a transformers model and says so).
+(each family's own text: a TF-IDF model is not a transformers model and says so).
 """
 
 from __future__ import annotations
@@ -10,20 +10,9 @@ from __future__ import annotations
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from harness.config.schema import BenchmarkSpec, ModelSpec
+from harness.metrics.columns import columns
+from harness.models import family_class
 from harness.store.results import RunResult
-
-_USE_TRANSFORMER = """```python
-from transformers import pipeline
-classify = pipeline("text-classification", model="<this directory>")
-```"""
-
-_USE_TFIDF = """This is a scikit-learn TF-IDF + logistic-regression model saved as plain JSON and NumPy arrays (no pickle),
-not a transformers model. Load it with the harness:
-
-```python
-from harness.run.predict import predict_texts
-predict_texts("<this directory>", ["some text"])
-```"""
 
 
 def _base_model(model: ModelSpec) -> str | None:
@@ -70,9 +59,8 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
     revision = None
     if spec.dataset and spec.dataset.hub_id:
         revision = result.configuration.data.get("revision")
-    scores = [("accuracy", metrics.accuracy, "Accuracy"), ("f1", metrics.f1_macro, "Macro F1")]
-    if metrics.roc_auc is not None:
-        scores.append(("roc_auc", metrics.roc_auc, "ROC-AUC"))
+    on_card = columns("hub")
+    scores = [(c.hub, value) for c in on_card if (value := getattr(metrics, c.name)) is not None]
     eval_results = [
         EvalResult(
             task_type="text-classification",
@@ -80,22 +68,23 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
             dataset_name=spec.name,
             dataset_split=split,
             dataset_revision=revision,
-            metric_type=metric,
-            metric_name=name,
+            metric_type=hub.type,
+            metric_name=hub.name,
             metric_value=round(float(value), 6),
-            metric_args={"average": "macro"} if metric == "f1" else None,
+            metric_args=hub.args,
         )
-        for metric, value, name in scores
+        for hub, value in scores
     ]
+    family = family_class(model.family)
     data = ModelCardData(
         model_name=f"{model.name}-{spec.name}",
         base_model=_base_model(model),
         datasets=[dataset_name],
         eval_results=eval_results,
         pipeline_tag="text-classification",
-        library_name="transformers" if model.family == "transformer" else "scikit-learn",
+        library_name=family.card_library,
         tags=["text-classification", spec.name, "textclf-bench"],
-        metrics=["accuracy", "f1", "roc_auc"],
+        metrics=[c.hub.type for c in on_card],
     )
     per_class = "\n".join(
         f"| {name} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
@@ -107,7 +96,9 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
     )
     settings = "\n".join(f"- {k}: {v}" for k, v in result.model_settings.items())
     origin = model.source.model_dump(exclude_none=True) if model.source else {"family": model.family}
-    roc = "n/a" if metrics.roc_auc is None else f"{metrics.roc_auc:.4f}"
+    headline = ", ".join(
+        f"{c.label} {'n/a' if (v := getattr(metrics, c.name)) is None else f'{v:.{c.digits}f}'}" for c in columns("table")
+    )
     body = f"""
 # {model.name} fine-tuned on {spec.name}
 
@@ -116,7 +107,7 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
 Base: `{origin}`. Labels: {", ".join(spec.label_names)}. Seed {result.seed}, configuration `{result.configuration.label}`.
 
 ## Evaluation ({split} split, {metrics.n} examples)
-accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.f1_macro:.4f}, ROC-AUC {roc}
+{headline}
 
 | class | precision | recall | F1 | support |
 |---|---|---|---|---|
@@ -132,7 +123,7 @@ accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.f1_macro:.4f}, ROC-AUC {roc}
 - {result.data.train_rows} train rows, {result.data.eval_rows} rows of the '{split}' split ({result.data.kind} source)
 
 ## Use
-{_USE_TRANSFORMER if model.family == "transformer" else _USE_TFIDF}
+{family.card_usage}
 
 or `textclf-bench predict --model-dir <this directory> "some text"`.
 {_variants_text(result)}"""
