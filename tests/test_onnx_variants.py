@@ -230,3 +230,16 @@ def test_no_variants_flag_measures_pytorch_only(tiny_registry, tmp_path):
     assert result["deployment_variants"] == {}
     assert not (run_path(tmp_path, "tiny_binary", "tiny-bert") / "variants").exists()
     assert "## Deployment variants" not in (tmp_path / "tiny_binary" / "leaderboard.md").read_text()
+
+
+def test_quality_plot_links_a_variant_to_its_model():
+    from harness.report import figures
+
+    points = [
+        {"model": "m", "quality": 0.9, "low": 0.88, "high": 0.92, "latency_ms": 10.0, "memory_mib": 500.0},
+        {"model": "m · onnx-int8", "parent": "m", "quality": 0.89, "low": float("nan"), "high": float("nan"),
+         "latency_ms": 4.0, "memory_mib": 450.0},
+    ]
+    fig = figures.quality_vs_latency(points)
+    dotted = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and list(dotted[0].get_xdata()) == [10.0, 4.0]
