@@ -10,6 +10,7 @@ average before and after is printed too: on a shared machine the figures move wi
 
     python benchmarks/deployment_variants.py --data ../shared/data/amazon_polarity --limit-train 2000 --limit-test 2000
     python benchmarks/deployment_variants.py --limit-train 500 --limit-test 500 --epochs 1   # a loaded 2-core CPU
+    python benchmarks/deployment_variants.py --interleave <run>/model --calls 100           # the three in turn, per text
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -39,6 +42,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="train the quick budget this many epochs instead of its own (a loaded CPU: 1)")
     parser.add_argument("--results-dir", type=Path, default=None, help="default: a fresh temporary folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--interleave", type=Path, default=None, metavar="MODEL_DIR",
+                        help="train nothing: batch-1 end-to-end latency of a saved run's model folder, PyTorch and "
+                             "both variants called in turn on each text (the same load for all three)")
+    parser.add_argument("--calls", type=int, default=100, help="texts timed with --interleave")
     return parser.parse_args(argv)
 
 
@@ -89,8 +96,45 @@ def print_table(rows: dict) -> None:
               f"{r['throughput_ratio']:.2f}x | {r['rss_peak_bytes'] / 2**20:.0f} | {size} |")
 
 
+def interleaved(model_dir: Path, data: Path, calls: int) -> dict:
+    """Batch-1 latency of PyTorch, onnx and onnx-int8 from one model folder, the three called in turn per text,
+    so a change of the machine's load during the measurement falls on all three alike."""
+    import pandas as pd
+
+    from harness.models import load_model
+    from harness.models.onnx_variants import OnnxClassifier, default_threads
+
+    frame = pd.read_csv(data / "test.csv")
+    texts = (frame["title"].astype(str) + ": " + frame["content"].astype(str)).tolist()[:calls]
+    pytorch = load_model(model_dir)
+    servers = {"pytorch": pytorch}
+    for name in ("onnx", "onnx-int8"):
+        servers[name] = OnnxClassifier.load(model_dir, name, threads=default_threads())
+    times: dict[str, list[float]] = {name: [] for name in servers}
+    for text in texts[:5]:
+        for server in servers.values():
+            server.predict_proba([text], batch_size=1)
+    for text in texts:
+        for name, server in servers.items():
+            start = time.perf_counter()
+            server.predict_proba([text], batch_size=1)
+            times[name].append(1000 * (time.perf_counter() - start))
+    out = {name: {f"p{q}_ms": float(np.percentile(t, q)) for q in (50, 95, 99)} for name, t in times.items()}
+    for name in out:
+        out[name]["p50_ratio"] = out[name]["p50_ms"] / out["pytorch"]["p50_ms"]
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.interleave:
+        load_before = os.getloadavg()
+        out = interleaved(args.interleave, args.data, args.calls)
+        print(f"interleaved batch-1 end to end, {args.calls} texts, load average {load_before[0]:.1f} before / "
+              f"{os.getloadavg()[0]:.1f} after")
+        for name, row in out.items():
+            print(f"| {name} | {row['p50_ms']:.2f} / {row['p95_ms']:.2f} / {row['p99_ms']:.2f} | {row['p50_ratio']:.2f}x |")
+        return 0
     from harness.cli import main as cli
 
     results = args.results_dir or Path(tempfile.mkdtemp(prefix="deployment-variants-"))
