@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--configuration", default=None, help="configuration label (or a unique prefix) to report")
     report.add_argument("--results-dir", type=Path, default=_results_dir_default(), help=_RESULTS_HELP)
     report.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    report.add_argument("--open", action="store_true",
+                        help="open leaderboard.html in the default browser (prints its path when there is none)")
     report.add_argument("-v", "--verbose", action="store_true", help="debug lines as well")
     _common(report)
 
@@ -219,6 +221,8 @@ def _report(args) -> int:
             return 1
     if not args.quiet:
         say(f"leaderboard: {path} (configuration {board.configuration.label})")
+    if getattr(args, "open", False):
+        open_page(path.with_name("leaderboard.html"))
     configurations = store.configurations(spec.name)
     if len(configurations) > 1:
         log.info("configurations in this store (report one with --configuration LABEL):")
@@ -228,6 +232,22 @@ def _report(args) -> int:
         log.warning(f"not used: {reason}")
     # Runs that could not be read are a problem to fix, not a clean rebuild.
     return 1 if board.runs.invalid else 0
+
+
+def open_page(page: Path) -> bool:
+    """Open a report's page in the default browser; print its path when there is no browser (or no page)."""
+    import webbrowser
+
+    if page.is_file():
+        try:
+            if webbrowser.open(page.resolve().as_uri()):
+                return True
+        except webbrowser.Error:
+            pass
+        print(f"open {page} in a browser")
+    else:
+        print(f"no page at {page} (is plotly installed?)")
+    return False
 
 
 def _predict(args) -> int:

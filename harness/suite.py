@@ -44,6 +44,7 @@ from harness.report.document import BulletList, Figure, Paragraph, Section, Tabl
 from harness.report.ranks import N_BOOT, summarize
 
 SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png")
+SUMMARY_PAGE = "summary.html"  # beside them when plotly is installed
 
 log = logging.getLogger("harness")
 
@@ -438,12 +439,30 @@ def write_summary(summary: SuiteSummary, out_dir: Path) -> Path:
     atomic_write_text(out_dir / "summary.csv", summary.table.to_csv(index=False))
     atomic_write_text(out_dir / "summary.json", json.dumps(_payload(summary), indent=2) + "\n")
     fig = summary_figure(summary.table, [o.name for o in summary.ran])
-    figure = None
+    figure, png = None, None
     if fig is not None:
-        atomic_write_bytes(out_dir / "summary.png", plots.to_png(fig))
+        png = plots.to_png(fig)
+        atomic_write_bytes(out_dir / "summary.png", png)
         figure = "summary.png"
     else:
         (out_dir / "summary.png").unlink(missing_ok=True)  # one from an earlier run would not match this summary
     path = out_dir / "summary.md"
     atomic_write_text(path, render_markdown(summary, out_dir, figure))
+    page = render_page(summary, out_dir, figure, png)
+    if page is None:
+        (out_dir / SUMMARY_PAGE).unlink(missing_ok=True)
+    else:
+        atomic_write_text(out_dir / SUMMARY_PAGE, page)
     return path
+
+
+def render_page(summary: SuiteSummary, out_dir: Path, figure: str | None, png: bytes | None) -> str | None:
+    """summary.html: the summary's sections as a page linking to each benchmark's page (None without plotly)."""
+    from harness.report import html
+
+    try:
+        return html.render(summary_sections(summary, out_dir, figure), images={figure: png} if figure else {},
+                           links={"leaderboard.md": "leaderboard.html"})
+    except ImportError as exc:
+        log.warning(f"summary.html not written: {exc} (pip install plotly)")
+        return None

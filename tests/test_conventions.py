@@ -35,9 +35,9 @@ def store(tmp_path) -> Path:
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
     """Figures are not what these tests are about, and drawing them is most of a report's time."""
-    from harness.report import markdown
+    from harness.report import publish
 
-    monkeypatch.setattr(markdown, "write_figures", lambda out_dir, board: [])
+    monkeypatch.setattr(publish, "draw_figures", lambda board: [])
 
 
 def test_report_on_a_store_with_one_benchmark_needs_no_benchmark(store, capsys):

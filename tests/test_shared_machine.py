@@ -27,9 +27,9 @@ def _args(results: Path, *extra: str) -> list[str]:
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
     """Figures are not what these tests are about, and drawing them is most of a report's time."""
-    from harness.report import markdown
+    from harness.report import publish
 
-    monkeypatch.setattr(markdown, "write_figures", lambda out_dir, board: [])
+    monkeypatch.setattr(publish, "draw_figures", lambda board: [])
 
 
 # ----- Ctrl-C during --parallel N ------------------------------------------------------------------------------

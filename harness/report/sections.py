@@ -1,8 +1,8 @@
 """The leaderboard's sections, in no format, each built from the :class:`~harness.report.board.Leaderboard` alone.
 
 One builder per section; each returns a :class:`~harness.report.document.Section` (None when it has nothing to
-show). :func:`leaderboard` puts them in reading order; ``harness.report.markdown`` writes them and an HTML
-renderer would write the same list.
+show). :func:`leaderboard` puts them in reading order; ``harness.report.markdown`` writes them and
+``harness.report.html`` writes the same list as a page.
 """
 
 from __future__ import annotations
@@ -182,7 +182,17 @@ def models(board: Leaderboard) -> Section:
         "calibration error (15 bins); Brier: multi-class (0 best, 2 worst)."
     )
     rows = [_models_row(rank, row) for rank, row in enumerate(board.rows, 1)]
-    return Section("Models", [Table(columns, rows, notes=notes)])
+    quality = len(metric_columns("table")) + 1
+    groups = ["", "", "", *["quality"] * quality, "calibration", "calibration", *["cost"] * (len(columns) - quality - 6), ""]
+    marks = [_mark(row) for row in board.rows]
+    return Section("Models", [Table(columns, rows, notes=notes, groups=groups, marks=marks)])
+
+
+def _mark(row: ModelRow) -> str | None:
+    """"best" for the leader, "tied" for a row the paired test cannot separate from it."""
+    if row.vs_best == "leader":
+        return "best"
+    return "tied" if isinstance(row.vs_best, dict) and row.vs_best["tied"] else None
 
 
 def settings(board: Leaderboard) -> Section | None:
@@ -298,7 +308,7 @@ def cost(board: Leaderboard) -> Section | None:
         *(["CUDA alloc/reserved train MiB", "CUDA alloc/reserved inference MiB"] if cuda else []),
         "params", "size on disk MiB",
     ]  # fmt: skip
-    table = Table(columns, [_cost_row(row, cuda) for row in shown])
+    table = Table(columns, [_cost_row(row, cuda) for row in shown], groups=["", *["cost"] * (len(columns) - 1)])
     return Section("Cost", [table], caption=_cost_caption(every))
 
 
@@ -380,7 +390,8 @@ def per_class(board: Leaderboard) -> Section | None:
     ]
     if not rows:
         return None
-    return Section("Per-class F1", [Table(["model", *[f"F1 {escape(n)}" for n in names]], rows)])
+    table = Table(["model", *[f"F1 {escape(n)}" for n in names]], rows, groups=["", *["per class"] * len(names)])
+    return Section("Per-class F1", [table])
 
 
 def per_class_detail(board: Leaderboard) -> Section | None:
