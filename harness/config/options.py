@@ -91,6 +91,7 @@ class RunSettings(BaseModel):
     latency_samples: int
     latency_warmup: int = 5  # untimed batch-1 calls before the timed ones (not an option)
     save_model: bool
+    deployment_variants: bool = True  # the benchmark's onnx / onnx-int8 variants beside each transformer
     show_progress: bool
     log_with: list[str] | None  # the trackers, "all" already expanded
 
@@ -137,6 +138,9 @@ class RunOptions(BaseModel):
     save_model: Annotated[bool, Option(
         "--no-save-model", "do not keep fine-tuned weights in the store", negate=True)] = True
     latency_samples: Annotated[int, AT_LEAST_1, Option("--latency-samples", "timed batch-1 calls per model")] = 50
+    variants: Annotated[bool, Option(
+        "--no-variants", "measure PyTorch only, not the benchmark's ONNX Runtime deployment variants",
+        negate=True)] = True
     executor: Annotated[Literal["local", "ray"], Option(
         "--executor", "where the grid's runs execute: here (default) or as Ray tasks (pip install '.[ray]')")] = "local"
     parallel: Annotated[int | None, AT_LEAST_1, Option(
@@ -286,6 +290,7 @@ class RunOptions(BaseModel):
             data_dir=str(self.data_dir.resolve()) if self.data_dir else None,
             latency_samples=self.latency_samples,
             save_model=self.save_model,
+            deployment_variants=self.variants,
             show_progress=not self.quiet,
             log_with=self.trackers,
         )

@@ -76,6 +76,14 @@ def _latency_points(board: Leaderboard) -> list[dict]:
                 "memory_mib": float(np.max(memory)) / 2**20 if memory else None,
             }
         )
+        # Deployment variants (lowest seed) as points of their own, linked to their model's point.
+        for name, variant in row.results[0].deployment_variants.items():
+            latency = get(variant, "inference", "latency_batch1_end_to_end", "p50_ms")
+            if variant.status == "completed" and latency and variant.f1_macro is not None:
+                rss = get(variant, "memory", "rss_peak_bytes")
+                points.append({"model": f"{row.model} · {name}", "parent": row.model, "quality": variant.f1_macro,
+                               "low": float("nan"), "high": float("nan"), "latency_ms": float(latency),
+                               "memory_mib": rss / 2**20 if rss else None})
     return points
 
 

@@ -24,6 +24,7 @@ from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
 from harness.run.model_card import build_model_card
 from harness.run.provenance import environment
+from harness.run.variants import run_variants
 from harness.store.results import (
     RESULT_FILE,
     DataInfo,
@@ -269,6 +270,10 @@ def run_job(job: Job) -> RunResult | None:
                 shutil.rmtree(model_dir)
             save_model(model, model_dir, model_spec.family)
             result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
+        # ONNX Runtime fp32 and int8 beside the PyTorch model (harness/run/variants.py); each fails alone.
+        result.deployment_variants = run_variants(job, model, run_dir, model_dir, evaluation, probs, data.label_names,
+                                                  sample, budget.eval_batch_size, store.write_predictions)
+        if settings.save_model:
             build_model_card(spec, model_spec, result).save(model_dir / "README.md")
         write_result(run_dir / RESULT_FILE, result)
         if settings.log_with:
