@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", help="texts to classify")
     predict.add_argument("--file", type=Path, help="a file with one text per line ('-' for stdin)")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    predict.add_argument("--variant", choices=["pytorch", "onnx", "onnx-int8"], default="pytorch",
+                         help="serve the PyTorch weights (default) or the run's ONNX Runtime file (fp32 or int8)")
     return parser
 
 
@@ -232,7 +234,7 @@ def _predict(args) -> int:
     if not texts:
         raise HarnessInputError("predict", "no texts given", "pass texts as arguments or --file FILE")
     try:
-        results = predict_texts(args.model_dir, texts)
+        results = predict_texts(args.model_dir, texts, variant=args.variant)
     except HarnessInputError:
         raise
     except (OSError, ValueError, KeyError) as exc:

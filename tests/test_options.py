@@ -60,16 +60,16 @@ def test_every_flag_keeps_its_spelling_and_choices():
     assert spelt == {
         "-h", "--help", "--models", "--benchmark", "--budget", "--data-dir", "--suite", "--data-root",
         "--limit-train", "--limit-test", "--fixed-train-sample", "--train-filter", "--transfer-matrix", "--seeds",
-        "--results-dir", "--force", "--report-only", "--configuration", "--list", "--no-isolate", "--no-save-model",
+        "--results-dir", "--force", "--report-only", "--configuration", "--list", "--no-isolate", "--no-save-model", "--no-variants",
         "--latency-samples", "--executor", "--parallel", "--devices", "--ray-address", "--gpus-per-run",
         "--log-with", "--quiet", "-v", "--verbose", "--yes", "-y", "--registry", "--benchmarks-dir",
     }  # fmt: skip
     assert actions["executor"].choices == ["local", "ray"]
     assert actions["log_with"].choices == ["tensorboard", "wandb", "mlflow", "all"]
-    args = run_parser().parse_args(["--no-isolate", "--no-save-model", "-y", "--train-filter", "lang=en,fr",
+    args = run_parser().parse_args(["--no-isolate", "--no-save-model", "--no-variants", "-y", "--train-filter", "lang=en,fr",
                                     "--train-filter", "src=web", "--devices", "0,1", "--gpus-per-run", "0.5"])
     options = RunOptions.validated({k: v for k, v in vars(args).items() if k not in MODES})
-    assert (options.isolate, options.save_model, options.assume_yes) == (False, False, True)
+    assert (options.isolate, options.save_model, options.variants, options.assume_yes) == (False, False, False, True)
     assert options.train_filter == {"lang": ["en", "fr"], "src": ["web"]}
     assert (options.devices, options.gpus_per_run) == (["0", "1"], 0.5)
 
