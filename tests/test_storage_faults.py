@@ -150,7 +150,7 @@ def test_in_process_store_fault_fails_one_run(tmp_path, registry, monkeypatch, c
     assert status(results, "victim")[:2] == expected
     if expected[0] == "absent":
         # --quiet still says, in one line, that the failure is not in the store and why.
-        line = next(line for line in out.splitlines() if "victim" in line)
+        line = next(line for line in err.splitlines() if "victim" in line)
         assert line.startswith("- victim (seed 42): FAILED: OSError: [Errno 28] No space left on device")
         assert line.endswith(f"; this failure could not be recorded in the results store either ({ENOSPC})")
     else:
@@ -217,7 +217,7 @@ def test_isolated_parent_cannot_record_the_failure_either(tmp_path, registry, mo
         "ResultNotWritten: the run's process could not write its result to the results store"
     )
     assert f"- victim (seed 42): FAILED: {cause}; this failure could not be recorded in the results store " \
-           f"either ({ENOSPC})" in out.splitlines()
+           f"either ({ENOSPC})" in err.splitlines()
     assert last_line(err) == "1 run(s) failed: victim (seed 42) (see the leaderboard)"
     assert status(results, "victim")[0] == "absent"
     assert status(results, "last")[0] == "completed"
@@ -232,7 +232,7 @@ def test_job_file_refused_fails_that_run_only(tmp_path, registry, monkeypatch, c
     assert main(tiny_binary_cli_args(registry, results, "--quiet")) == 1
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
-    assert f"- victim (seed 42): FAILED: could not write to the results store ({ENOSPC})" in out.splitlines()
+    assert f"- victim (seed 42): FAILED: could not write to the results store ({ENOSPC})" in err.splitlines()
     assert [status(results, m)[0] for m in ("first", "last")] == ["completed", "completed"]
 
 
@@ -246,7 +246,8 @@ def test_report_that_cannot_be_written_keeps_every_run(tmp_path, registry, monke
     assert "Traceback" not in out + err
     assert [status(results, m)[0] for m in ("first", "victim", "last")] == ["completed"] * 3
     assert not (results / "tiny_binary" / "leaderboard.md").exists()
-    assert out.strip().splitlines()[-1].startswith(f"could not write the report: [Errno 28] {ENOSPC}")
+    assert not out.strip()  # --quiet: nothing on stdout; the failure is said on stderr, before the summary
+    assert err.strip().splitlines()[-2].startswith(f"could not write the report: [Errno 28] {ENOSPC}")
     assert last_line(err) == "1 run(s) failed: report (see the leaderboard)"
 
     # Room again: the report rebuilds from the store alone, with every run.
