@@ -197,10 +197,10 @@ def run_job(job: Job) -> RunResult | None:
         partial["budget_fields_used"] = budget_fields_used(model)
 
         with track_memory("train") as train_memory, stopwatch() as train_clock:
-            training = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
-                                 on_forecast=lambda forecast, setting: announce(
-                                     model_spec.name, forecast, job.outlook, setting, show=job.show_progress))
-        training = {**training, "wall_seconds": train_clock["seconds"]}
+            fitted = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
+                               on_forecast=lambda forecast, setting: announce(
+                                   model_spec.name, forecast, job.outlook, setting, show=job.show_progress))
+        training = {**fitted.model_dump(), "wall_seconds": train_clock["seconds"]}
 
         evaluation = data.eval
 
@@ -237,11 +237,10 @@ def run_job(job: Job) -> RunResult | None:
         atomic_write_json(run_dir / "evaluation_metrics.json", M.exercise_metrics(metrics))
 
         info = model.describe()
-        chosen = training.get("precision")
         result = RunResult(
             **partial,
             status="completed",
-            precision=chosen.get("resolved") if isinstance(chosen, dict) else (chosen or info.get("precision")),
+            precision=fitted.resolved_precision or info.get("precision"),
             model_settings=model_settings(model_spec, info),
             metrics=metrics,
             group_metrics=groups,
