@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from harness.core.errors import HarnessInputError
+from harness.core.output import StdoutHandler, stdout_closed
 from harness.core.version import __version__
 
 PROG = "textclf-bench"
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(quiet: bool) -> None:
     # Messages for people go to stdout as plain lines; libraries' own loggers keep their levels.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = StdoutHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -344,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # A printed table (list, predict) whose reader closed the pipe: the rest is not wanted; exit 1 as Python does
+        # on a broken pipe, without a traceback. (Log lines never get here: their handler goes quiet on its own.)
+        stdout_closed()
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 
 from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
-from harness.core.errors import HarnessInputError
-from harness.data.loading import data_identity, load_benchmark_data
+from harness.core.errors import DataChanged, HarnessInputError
+from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
+from harness.models import weights
+from harness.models.positions import check_max_length
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
 from harness.run.plan import Prior, last_speeds, prior_lines, prior_seconds
-from harness.store.results import Configuration
+from harness.store.results import Configuration, benchmark_definition
 from harness.store.results_store import ResultsStore, normalize_filter
 
 if TYPE_CHECKING:  # imported where the report is written: a model's worker process never needs it
@@ -117,7 +119,7 @@ def configuration_for(config: RunConfig, spec: BenchmarkSpec, budget_name: str) 
         update["test_examples"] = config.limit_test
     return Configuration.build(
         benchmark=spec.name,
-        benchmark_definition=spec.model_dump(exclude={"description", "budgets", "default_budget"}),
+        benchmark_definition=benchmark_definition(spec),
         budget_profile=budget_name,
         budget=budget.model_copy(update=update),
         limit_train=config.limit_train,
@@ -137,6 +139,7 @@ def build_jobs(
     """One job per (train filter, model, seed); the filters default to the run's own ``--train-filter``."""
     base_seed = configuration.budget.seed
     commits = {model.name: _model_commit(model) for model in models}
+    local_weights = {model.name: weights.identity(model) for model in models}
     return [
         Job(
             spec=spec,
@@ -151,6 +154,7 @@ def build_jobs(
             show_progress=not config.quiet,
             log_with=config.log_with,
             model_commit=commits[model.name],
+            weights=local_weights[model.name],
         )
         for train_filter in (train_filters if train_filters is not None else [config.train_filter])
         for model in models
@@ -200,7 +204,7 @@ def run(config: RunConfig) -> RunSummary:
         if any(m.name == entry.name for m in models):
             raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
         models.append(entry)
-    spec, _ = load_benchmark(default_benchmark(config), config.benchmarks_dir)
+    spec, spec_path = load_benchmark(default_benchmark(config), config.benchmarks_dir)
     budget_name = config.budget or spec.default_budget
     if budget_name not in spec.budgets:
         raise HarnessInputError(
@@ -213,11 +217,16 @@ def run(config: RunConfig) -> RunSummary:
             "--seeds", f"seeds {spec.budgets[budget_name].seed}..{spec.budgets[budget_name].seed + config.seeds - 1} "
             f"pass the largest seed {MAX_SEED}", "lower the budget's seed or --seeds",
         )
+    # Before any data is read: a max_length a model has no positions for would fail its training much later.
+    check_max_length(models, spec.budgets[budget_name].max_length, spec_path, spec.name, budget_name)
     store = ResultsStore(config.results_dir)
     summary = RunSummary(benchmark=spec.name)
 
-    # Validate the data once, up front: bad data is one clear line before any model starts.
+    # Validate the data once, up front: bad data is one clear line before any model starts. The configuration
+    # (with the data's fingerprint) comes first: hub data is read at the commit it records, and every run
+    # checks the files it reads against it.
     budget = spec.budgets[budget_name]
+    configuration = configuration_for(config, spec, budget_name)
     data = load_benchmark_data(
         spec,
         config.data_dir,
@@ -227,8 +236,12 @@ def run(config: RunConfig) -> RunSummary:
         train_filter=config.train_filter,
         max_train=budget.train_examples,
         max_test=budget.test_examples,
+        identity=configuration.data,
     )
-    configuration = configuration_for(config, spec, budget_name)
+    try:
+        check_data_identity(data.source, configuration.data, configuration.label)
+    except DataChanged as exc:  # changed between its hash and its read: nothing has run yet
+        raise HarnessInputError(exc.where, exc.problem, exc.fix) from None
     summary.configuration = configuration.label
     _log(
         config,
@@ -289,6 +302,9 @@ def run(config: RunConfig) -> RunSummary:
                 summary.board = Leaderboard.from_store(store, spec, configuration.label)
                 summary.leaderboard = report.publish(store, summary.board)
                 _log(config, f"leaderboard: {summary.leaderboard}")
+            except report.NothingToReport as exc:
+                # No run of this configuration reached the store (declined, or none recorded): keep the last one.
+                _log(config, f"no leaderboard written: {exc}")
             except OSError as exc:
                 # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
                 summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"

@@ -43,8 +43,9 @@ from harness.config.registry import (
 )
 from harness.config.schema import SAFE_NAME, BenchmarkSpec, SuiteSpec, read_yaml, validation_error_line
 from harness.core.errors import HarnessInputError
-from harness.core.escape import escape
+from harness.core.escape import escape, figure_text
 from harness.metrics import stats
+from harness.metrics.columns import columns as metric_columns
 from harness.report import analysis
 from harness.report.board import Leaderboard, ModelRow
 
@@ -481,7 +482,8 @@ def summarize(
     """One row per model: per-benchmark macro-F1 and rank, mean rank with its interval, mean cost.
 
     Columns: ``model``, ``mean_rank``, ``mean_rank_low``/``_high`` (95% percentile bootstrap interval),
-    ``best_rank``, ``worst_rank``, ``mean_f1_macro`` (over the benchmarks it completed), ``benchmarks_completed``,
+    ``best_rank``, ``worst_rank``, ``mean_<column>`` for the catalogue's suite columns (``mean_f1_macro``,
+    ``mean_mcc``...: over the benchmarks it completed), ``benchmarks_completed``,
     ``f1_macro[<benchmark>]`` and ``rank[<benchmark>]`` per benchmark that ran, then ``latency_p50_ms``,
     ``train_seconds``, ``peak_rss_mib`` and ``peak_cuda_mib`` (means over the benchmarks it completed).
     Sorted by mean rank.
@@ -491,6 +493,7 @@ def summarize(
     if not ran or not models:
         return pd.DataFrame(columns)
     f1 = np.full((len(ran), len(models)), np.nan)
+    quality = {column.name: np.full(f1.shape, np.nan) for column in metric_columns("suite")}
     costs: dict[str, np.ndarray] = {}
     for b, outcome in enumerate(ran):
         rows = {row.model: row for row in outcome.board.rows}
@@ -499,6 +502,8 @@ def summarize(
             if row is None or not row.results:
                 continue
             f1[b, j] = row.f1_macro
+            for name, values in quality.items():
+                values[b, j] = np.nan if (value := row.mean(name)) is None else value
             for key, value in _row_cost(row).items():
                 costs.setdefault(key, np.full(f1.shape, np.nan))[b, j] = np.nan if value is None else value
     point = ranks(np.where(np.isnan(f1), -np.inf, f1))  # (benchmarks, models)
@@ -512,10 +517,12 @@ def summarize(
                 "mean_rank_high": np.percentile(resampled, 97.5, axis=0),
                 "best_rank": point.min(axis=0),
                 "worst_rank": point.max(axis=0),
-                "mean_f1_macro": [
-                    float(np.mean(f1[done[:, j], j])) if done[:, j].any() else np.nan
-                    for j in range(len(models))
-                ],
+                **{
+                    f"mean_{name}": [
+                        float(np.mean(v[~np.isnan(v)])) if (~np.isnan(v)).any() else np.nan for v in values.T
+                    ]
+                    for name, values in quality.items()
+                },
                 "benchmarks_completed": done.sum(axis=0),
             }
         )
@@ -676,7 +683,7 @@ def _quality_table(table: pd.DataFrame, ran: list[BenchmarkOutcome]) -> str:
             _rank(rec["best_rank"])
             if rec["best_rank"] == rec["worst_rank"]
             else f"{_rank(rec['best_rank'])}–{_rank(rec['worst_rank'])}",
-            _fmt(rec["mean_f1_macro"], 4),
+            *(_fmt(rec[f"mean_{column.name}"], column.digits) for column in metric_columns("suite")),
         ]
         for outcome in ran:
             f1, place = rec[f"f1_macro[{outcome.name}]"], rec[f"rank[{outcome.name}]"]
@@ -687,7 +694,7 @@ def _quality_table(table: pd.DataFrame, ran: list[BenchmarkOutcome]) -> str:
         "model",
         "mean rank [95% interval]",
         "best–worst",
-        "mean macro-F1",
+        *(f"mean {column.label}" for column in metric_columns("suite")),
         *(escape(o.name) for o in ran),
         "completed",
     ]
@@ -752,7 +759,7 @@ def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
             capsize=4,
             markersize=6,
         )
-    left.set_yticks(y, models)
+    left.set_yticks(y, [figure_text(m) for m in models])
     left.set_xlim(0.5, n_models + 0.5)
     left.set_ylim(-0.6, n_models - 0.4)
     left.set_xticks(np.arange(1, n_models + 1))
@@ -770,11 +777,11 @@ def summary_figure(table: pd.DataFrame, benchmarks: list[str]):
     width = min(0.6, 0.12 * n_models)
     offsets = np.linspace(-width / 2, width / 2, n_models) if n_models > 1 else np.zeros(1)
     for k, model in enumerate(models):
-        right.plot(x + offsets[k], gap[k], marker="o", linestyle="none", color=colors[model], label=model)
+        right.plot(x + offsets[k], gap[k], marker="o", linestyle="none", color=colors[model], label=figure_text(model))
     right.axhline(0.0, color="0.6", linewidth=0.8)
     right.set_xticks(
         x,
-        benchmarks,
+        [figure_text(b) for b in benchmarks],
         rotation=20 if len(benchmarks) > 3 else 0,
         ha="right" if len(benchmarks) > 3 else "center",
     )

@@ -15,8 +15,8 @@ import pytest
 from harness.cli import main
 from harness.config.schema import Budget
 from harness.data.loading import Split
-from harness.run import forecast as E
 from harness.models import forecast as F
+from harness.run import forecast as E
 from harness.store.results import TrainingForecast
 from tests.conftest import FIXTURES, run_path
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -158,6 +159,18 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     assert kills >= 2
 
 
+def _pump(stream) -> list[str]:
+    """The lines of a child's stream as they come (read by a thread, so the child never blocks on a full pipe)."""
+    lines: list[str] = []
+
+    def read():
+        for line in stream:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 def test_a_second_command_on_the_same_grid_waits_for_the_shared_files_and_skips_held_runs(tmp_path):
     """One writer per run: while another process holds the benchmark's files, a second command waits for them;
     a run held by another process is left to it, and every other run is done once."""
@@ -175,13 +188,19 @@ def test_a_second_command_on_the_same_grid_waits_for_the_shared_files_and_skips_
                 [sys.executable, str(ROOT / "run_benchmark.py"), *cli_args(registry, results, "--no-isolate")],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
             )
-            time.sleep(3)
-            assert process.poll() is None  # waiting for the benchmark's shared files, not refused
+            out, err = _pump(process.stdout), _pump(process.stderr)
+            # Held until the child says it waits (its start-up takes seconds on a loaded machine): never refused.
+            deadline = time.monotonic() + 120
+            while not any(f"waiting for pid {os.getpid()} to finish writing" in line for line in out + err):
+                assert process.poll() is None, "".join(err)
+                assert time.monotonic() < deadline, "the second command never said it waits"
+                time.sleep(0.1)
             assert not (held / "result.json").exists()
-        out, err = process.communicate(timeout=120)
+        process.wait(timeout=120)
+    out, err = "".join(out), "".join(err)
     assert process.returncode == 0, err
     assert "Traceback" not in err
-    assert f"waiting for pid {os.getpid()} to finish writing" in out
+    out = out + err  # what the command says, wherever its log lines go
     assert f"- tfidf-c4 (seed 42): being run by pid {os.getpid()} on {os.uname().nodename}, left to it" in out
     assert "- tfidf-c0.5 (seed 42): already complete, skipped" in out
     assert "- tfidf-c16 (seed 42): running" in out and not (held / "result.json").exists()

@@ -52,9 +52,11 @@ REPORT_KEYS = {"examples_seen", "unique_examples", "optimizer_steps", "epochs_co
                "padding_fraction", "tokens_per_second", "mfu", "mfu_convention", "loss_curve",
                "loss_read_every_steps", "stopped_by", "resumed_from_step", "precision", "threads", "forecast",
                "processes"}
-# A checkpoint as that loop wrote it after step 4 (mid-epoch): its files, and its marker in this key order.
+# A checkpoint after step 4 (mid-epoch): its files (Accelerate's, and the harness's random states, which the
+# loop wrote as random_states_harness_0.pt and are safetensors + JSON since they may not unpickle: safe_state),
+# and its marker, as that loop wrote it, in this key order.
 CHECKPOINT_FILES = ["harness_state.json", "model.safetensors", "optimizer.bin", "random_states_0.pkl",
-                    "random_states_harness_0.pt", "scheduler.bin"]
+                    "random_states_harness_0.json", "random_states_harness_0.safetensors", "scheduler.bin"]
 MARKER_AT_4 = {
     "step": 4, "epoch": 1, "batch_in_epoch": 2, "examples": 64, "real_tokens": 698, "padded_tokens": 1024,
     "loss_curve": [{"step": 1, "examples": 16, "loss": 0.6875903010368347},

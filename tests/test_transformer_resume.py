@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from harness.cli import main
 from tests.conftest import FIXTURES, ROOT, run_path
@@ -179,11 +180,17 @@ def test_a_checkpoint_left_half_renamed_is_resumed_not_dropped(tmp_path):
     checkpoint = tmp_path / "checkpoint"
     pending = tmp_path / "checkpoint.tmp"
     pending.mkdir()
-    (pending / "model.safetensors").write_bytes(b"weights")
+    from safetensors.torch import save_file
+
+    from harness.models.safe_state import save_random_states
+
+    save_file({"w": torch.ones(2)}, str(pending / "model.safetensors"))
+    weights = (pending / "model.safetensors").read_bytes()
+    save_random_states(pending, 0)
     (pending / "harness_state.json").write_text(json.dumps({"step": 7, "precision": "fp32", "budget": budget.model_dump()}))
     saved = TransformerClassifier._read_checkpoint(checkpoint, budget)
     assert saved == TrainingState(step=7, precision="fp32")
-    assert (checkpoint / "model.safetensors").read_bytes() == b"weights" and not pending.exists()
+    assert (checkpoint / "model.safetensors").read_bytes() == weights and not pending.exists()
     # a marker cut short by a kill is no checkpoint: the run starts over instead of failing
     (checkpoint / "harness_state.json").write_text('{"step": 9, "prec')
     assert TransformerClassifier._read_checkpoint(checkpoint, budget) is None

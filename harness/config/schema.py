@@ -32,6 +32,9 @@ from harness.core.errors import HarnessInputError
 # Names become directory names in the results store: keep them to a safe alphabet so a name in YAML
 # can never point outside the results directory.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# A budget profile's name starts its configuration's folder name, f"{profile}-train{rows}-test{rows}-{id}": rows
+# have at most 10 digits (MAX_ROWS) and the id 10, so 42 characters besides the name, and the whole is a SAFE_NAME.
+MAX_BUDGET_NAME = 100 - len("-train1000000000-test1000000000-") - 10
 
 
 # A package name as Python spells a top-level import name: letters, digits and '_', no dots.
@@ -72,6 +75,53 @@ def _check_hub_id(value: str) -> str:
 
 HubId = Annotated[str, AfterValidator(_check_hub_id)]
 
+
+def _yaml_word(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
+
+
+def _yaml_text(value: Any) -> Any:
+    """Refuse, in words, the booleans, numbers and nulls YAML made of unquoted text.
+
+    YAML reads ``no``, ``yes``, ``on``, ``off`` as booleans and ``1`` as a number: ``label_names: [no, yes]`` is a
+    list of two booleans, which pydantic would only call "not a valid string". Looks one level into lists and
+    mappings (keys and values); a null is refused only inside them (an optional field may be null).
+    """
+    if isinstance(value, dict):
+        items = [x for k, v in value.items() for x in (k, *(v if isinstance(v, list) else [v]))]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        items = [value] if value is not None else []
+    odd = [x for x in items if x is None or isinstance(x, (bool, int, float))]
+    if not odd:
+        return value
+    flags = [x for x in odd if isinstance(x, bool)]
+    bools = list(dict.fromkeys(_yaml_word(x) for x in flags))
+    numbers = [str(x) for x in odd if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    parts = [f"{'/'.join(bools)} as {'booleans' if len(flags) > 1 else 'a boolean'}"] if bools else []
+    parts += [f"{', '.join(numbers)} as {'numbers' if len(numbers) > 1 else 'a number'}"] if numbers else []
+    parts += ["an empty entry as null"] if any(x is None for x in odd) else []
+    problem = f"YAML read {' and '.join(parts)}, not as text"
+    if bools:
+        problem += " (unquoted yes/no, on/off and true/false are booleans in YAML)"
+    if isinstance(value, list) and None not in odd:
+        fix = f"quote them: [{', '.join(repr(_yaml_word(x)) for x in value)}]"
+    elif None in odd:
+        fix = "give every entry a value, in quotes"
+    else:
+        words = [repr(_yaml_word(x)) for x in odd]
+        fix = f"quote {'it' if len(words) == 1 else 'them'}: {', '.join(words)}"
+    raise ValueError(f"{problem}; {fix}")
+
+
+# Text a user writes in YAML: a boolean or number that YAML made of it is refused with the reason, not as a type.
+Text = Annotated[str, BeforeValidator(_yaml_text)]
+TextList = Annotated[list[str], BeforeValidator(_yaml_text)]
+TextMap = Annotated[dict[str, str], BeforeValidator(_yaml_text)]
+
 # Upper limits: far above any real run, low enough that a stray digit or exponent is caught before training.
 MAX_ROWS = 10**9
 MAX_SEED = 2**31 - 1  # numpy, scikit-learn and torch all accept it, and seed + k for the extra seeds fits too
@@ -86,6 +136,24 @@ def _check_name(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a safe name; use letters, digits, '.', '_' and '-' (no '..', no '/')"
         )
+    return value
+
+
+def _check_budget_names(value: Any) -> Any:
+    """Budget profile names, checked where they are written: each becomes part of a folder name in the store."""
+    if not isinstance(value, dict):
+        return value
+    _yaml_text(list(value))
+    for name in value:
+        if len(name) > MAX_BUDGET_NAME:
+            raise ValueError(
+                f"budget name {name[:20]!r}... is {len(name)} characters, more than {MAX_BUDGET_NAME} (it starts "
+                "the configuration's folder name in the results store); shorten it"
+            )
+        if not SAFE_NAME.match(name) or ".." in name:
+            raise ValueError(
+                f"budget name {name!r} is not a safe name; use letters, digits, '.', '_' and '-' (no '..', no '/')"
+            )
     return value
 
 
@@ -127,8 +195,8 @@ OVERRIDABLE_BUDGET_FIELDS = frozenset({"learning_rate", "weight_decay", "warmup_
 class ConfigsAsColumn(Strict):
     """A hub dataset split into one config per group (e.g. per language), read as one table with a column."""
 
-    column: str
-    configs: dict[str, str] = Field(min_length=1, description="column value -> hub config name")
+    column: Text
+    configs: TextMap = Field(min_length=1, description="column value -> hub config name")
 
 
 class DatasetSource(Strict):
@@ -138,10 +206,10 @@ class DatasetSource(Strict):
     """
 
     hub_id: HubId | None = None
-    config: str | None = None
+    config: Text | None = None
     configs_as_column: ConfigsAsColumn | None = None
-    revision: str | None = None
-    rename: dict[str, str] = Field(default_factory=dict, description="hub column -> benchmark column")
+    revision: Text | None = None
+    rename: TextMap = Field(default_factory=dict, description="hub column -> benchmark column")
 
     @model_validator(mode="after")
     def _one_config_form(self) -> DatasetSource:
@@ -157,19 +225,19 @@ class DatasetSource(Strict):
 class BenchmarkSpec(Strict):
     """One benchmark: its data, columns, labels and the budget every model gets."""
 
-    name: str
+    name: Text
     description: str = ""
     dataset: DatasetSource = Field(default_factory=DatasetSource)
-    splits: dict[Literal["train", "test", "validation"], str] = Field(
+    splits: Annotated[dict[Literal["train", "test", "validation"], str], BeforeValidator(_yaml_text)] = Field(
         default_factory=lambda: {"train": "train", "test": "test"}
     )
     eval_split: Literal["test", "validation"] = "test"
-    text_columns: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
+    text_columns: TextList = Field(default_factory=lambda: ["text"], min_length=1)
     text_separator: str = ": "
-    label_column: str = "label"
-    label_names: list[str] = Field(min_length=2)
-    group_columns: list[str] = Field(default_factory=list, description="per-group metrics, e.g. lang")
-    train_filter: dict[str, list[str]] = Field(
+    label_column: Text = "label"
+    label_names: TextList = Field(min_length=2)
+    group_columns: TextList = Field(default_factory=list, description="per-group metrics, e.g. lang")
+    train_filter: Annotated[dict[str, list[str]], BeforeValidator(_yaml_text)] = Field(
         default_factory=dict, description="keep only train rows whose column is in the list (cross-lingual)"
     )
     empty_text: Literal["drop", "error"] = "drop"
@@ -177,8 +245,8 @@ class BenchmarkSpec(Strict):
         default_factory=dict,
         description="rows of each split in the published dataset; the leaderboard says when a run used a sample",
     )
-    budgets: dict[str, Budget]
-    default_budget: str = "quick"
+    budgets: Annotated[dict[str, Budget], BeforeValidator(_check_budget_names)]
+    default_budget: Text = "quick"
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 
@@ -222,7 +290,7 @@ class ModelSource(Strict):
     """
 
     hub_id: HubId | None = None
-    revision: str | None = None
+    revision: Text | None = None
     path: str | None = None
     package: str | None = None
     package_subdir: str = "model"
@@ -269,7 +337,7 @@ class TfidfParams(Strict):
 class ModelSpec(Strict):
     """One candidate model in ``models_registry.yaml``."""
 
-    name: str
+    name: Text
     family: Literal["tfidf", "transformer"]
     description: str = ""
     source: ModelSource | None = None

@@ -25,3 +25,20 @@ class ModelRunError(Exception):
 
 class TrainingDiverged(ModelRunError):
     """The loss became NaN/inf or exploded: training stops instead of continuing on garbage."""
+
+
+class DataChanged(Exception):
+    """A data file no longer holds the bytes its configuration was made from (edited while a grid runs).
+
+    The run fails alone, in one line, before any training: its numbers would be filed under a configuration
+    that names other data. A rerun of the command hashes the new data and makes a new configuration for it.
+    """
+
+    def __init__(self, where: str, problem: str, fix: str | None = None):
+        self.where = where
+        self.problem = problem
+        self.fix = fix
+        message = f"{where}: {problem}"
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(" ".join(message.split()))

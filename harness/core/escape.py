@@ -1,8 +1,12 @@
-"""The one way user-controlled text enters the markdown reports.
+"""The one way user-controlled text enters the markdown reports and their figures.
 
 Label names, group values, failure messages and example texts come from data files and YAML: written into
 a table verbatim, a ``|`` shifts the columns, a newline starts a heading, ``<script>`` or
 ``[x](javascript:...)`` become live HTML or links in a renderer. Everything such goes through :func:`escape`.
+
+Figures have the same problem in matplotlib's terms: a label written ``$\\x$`` is parsed as mathtext and ends the
+report in a parse error, and ``a\\$b`` is drawn as ``a$b``. Every such string reaches a figure through
+:func:`figure_text`.
 """
 
 from __future__ import annotations
@@ -30,3 +34,13 @@ def escape(text: object, limit: int | None = None) -> str:
     text = _PUNCTUATION.sub(r"\\\1", text)
     text = "".join(_HTML.get(ch, ch) for ch in text)
     return _LEADING.sub(lambda m: m[1] + (f"\\{m[2]}" if m[2] else f"{m[3]}\\{m[4]}"), text)
+
+
+def figure_text(text: object) -> str:
+    """Text that matplotlib draws exactly as written: no span of it is read as mathtext.
+
+    matplotlib parses a string with an even number of unescaped ``$`` as math and, outside math, draws ``\\$``
+    as ``$``. Escaping every ``$`` as ``\\$`` leaves no unescaped one, and the drawing undoes exactly that
+    escaping, so the text drawn equals ``str(text)`` (``\\``, ``_``, ``^`` and ``{}`` mean nothing outside math).
+    """
+    return str(text).replace("$", r"\$")

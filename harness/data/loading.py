@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.config.schema import BenchmarkSpec
-from harness.core.errors import HarnessInputError
+from harness.core.errors import DataChanged, HarnessInputError
 from harness.data import embedded
 
 
@@ -129,21 +130,32 @@ def sniff_bytes(head: bytes, parquet: bool = False) -> tuple[str, str] | None:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    return _read_table_hashed(path)[0]
+
+
+def _read_table_hashed(path: Path) -> tuple[pd.DataFrame, str]:
+    """The table and the sha256 of the very bytes it was parsed from (read once: a file replaced meanwhile
+    cannot give one version's hash and another's rows)."""
     try:
         with open(path, "rb") as handle:
-            sniffed = sniff_bytes(handle.read(4096), parquet=path.suffix == ".parquet")
+            raw = handle.read()
+        digest = hashlib.sha256(raw).hexdigest()
+        sniffed = sniff_bytes(raw[:4096], parquet=path.suffix == ".parquet")
         if sniffed is not None:
             what, fix = sniffed
             expected = "Parquet" if path.suffix == ".parquet" else "UTF-8 text"
             raise HarnessInputError(str(path), f"is {what}, not {expected}", fix)
+        buffer = io.BytesIO(raw)
+        del raw
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
+            return pd.read_parquet(buffer), digest
         if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, encoding="utf-8-sig")
+            return pd.read_json(buffer, lines=True, encoding="utf-8-sig"), digest
         sep = "\t" if path.suffix == ".tsv" else ","
         # keep_default_na=False: a review that says "NA" or "null" is text, not a missing value.
         # utf-8-sig: a byte-order mark from a spreadsheet export is not part of the first column's name.
-        return pd.read_csv(path, sep=sep, encoding="utf-8-sig", keep_default_na=False, na_values=[""], dtype=str)
+        frame = pd.read_csv(buffer, sep=sep, encoding="utf-8-sig", keep_default_na=False, na_values=[""], dtype=str)
+        return frame, digest
     except UnicodeDecodeError as exc:
         raise HarnessInputError(
             f"{path}:{_first_undecodable_line(path)}",
@@ -169,13 +181,14 @@ def _first_undecodable_line(path: Path) -> int | str:
 
 
 def file_sha256(path: Path) -> str:
-    """The file's sha256; every job's fingerprint asks for it, so it is hashed once per (path, size, mtime)."""
+    """The file's sha256; every job's fingerprint asks for it, so it is hashed once per version of the file
+    (path, size, modification and change times, inode: a file rewritten or replaced is hashed again)."""
     stat = os.stat(path)
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
 
 
 @functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str, size: int, mtime_ns: int, ctime_ns: int = 0, inode: int = 0) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -201,8 +214,10 @@ def _hub_dataset(spec: BenchmarkSpec):
     return spec.dataset
 
 
-def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
+def _read_hub_split(spec: BenchmarkSpec, split_name: str, commit: str | None = None) -> pd.DataFrame:
+    """One split from the hub, at ``commit`` (the one the configuration's fingerprint recorded) when known."""
     ds = _hub_dataset(spec)
+    revision = commit or ds.revision
     where = f"dataset '{ds.hub_id}' (benchmark {spec.name})"
     fix = (
         "pass --data-dir DIR with train/test CSV or Parquet files (see ../shared/data for the layout), "
@@ -216,13 +231,13 @@ def _read_hub_split(spec: BenchmarkSpec, split_name: str) -> pd.DataFrame:
         import datasets
 
         if ds.configs_as_column is None:
-            frame = datasets.load_dataset(ds.hub_id, ds.config, revision=ds.revision, split=split_name).to_pandas()
+            frame = datasets.load_dataset(ds.hub_id, ds.config, revision=revision, split=split_name).to_pandas()
         else:
             # One config per group on the hub (e.g. per language): read each, tag its rows, stack them.
             column = ds.configs_as_column.column
             frame = pd.concat(
                 [
-                    datasets.load_dataset(ds.hub_id, config, revision=ds.revision, split=split_name)
+                    datasets.load_dataset(ds.hub_id, config, revision=revision, split=split_name)
                     .to_pandas()
                     .assign(**{column: value})
                     for value, config in ds.configs_as_column.configs.items()
@@ -437,6 +452,7 @@ def load_benchmark_data(
     max_train: int | None = None,
     max_test: int | None = None,
     test_seed: int | None = None,
+    identity: dict | None = None,
 ) -> BenchmarkData:
     """Read train and the evaluation split, validate them and apply filters and limits.
 
@@ -452,11 +468,14 @@ def load_benchmark_data(
         test_seed: the evaluation subsample's seed (default ``seed``); every run of a comparison must be
             scored on the same examples, so callers pass the budget's seed here.
         train_filter: keep train rows whose column value is listed (overrides the benchmark's).
+        identity: the data fingerprint of the configuration being run (``data_identity``): hub data is read at
+            the commit it recorded, not at whatever its revision names now. Local files are hashed as read
+            (``source["train_sha256"]``...), for ``check_data_identity``.
     """
     asked_dir = data_dir
     kind, data_dir = resolve_source(spec, data_dir)
     source: dict = {"kind": kind}
-    splits, dropped = _read_splits(spec, data_dir, source)
+    splits, dropped = _read_splits(spec, data_dir, source, identity)
     train, evaluation = splits["train"], splits[spec.eval_split]
     if kind == embedded.KIND:
         source.update(data_dir=str(data_dir), note=_sample_note(spec, asked_dir, data_dir, train, evaluation))
@@ -482,23 +501,27 @@ def load_benchmark_data(
     return BenchmarkData(train=train, eval=evaluation, label_names=list(spec.label_names), source=source)
 
 
-def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict) -> tuple[dict[str, Split], dict[str, int]]:
-    """Train and the evaluation split, read from ``data_dir`` or the hub, each validated and not empty; where
-    they came from goes into ``source``. Returns the splits and the empty texts dropped from each."""
+def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict,
+                 identity: dict | None) -> tuple[dict[str, Split], dict[str, int]]:
+    """Train and the evaluation split, read from ``data_dir`` (each file hashed as read) or the hub (at the commit
+    ``identity`` recorded), each validated and not empty; where they came from goes into ``source``. Returns the
+    splits and the empty texts dropped from each."""
     splits: dict[str, Split] = {}
     dropped: dict[str, int] = {}
     for key in ("train", spec.eval_split):
         split_name = spec.splits[key]
         if data_dir is not None:
             path = _find_file(Path(data_dir), split_name)
-            frame = _read_table(path)
+            frame, digest = _read_table_hashed(path)
             origin = str(path)
             source[f"{key}_file"] = str(path)
-            source[f"{key}_sha256"] = file_sha256(path)
+            source[f"{key}_sha256"] = digest
         else:
-            frame = _read_hub_split(spec, split_name)
+            commit = (identity or {}).get("commit")
+            frame = _read_hub_split(spec, split_name, commit)
             origin = f"{spec.dataset.hub_id}:{split_name}"
-            source.update(hub_id=spec.dataset.hub_id, config=spec.dataset.config, revision=spec.dataset.revision or "main")
+            source.update(hub_id=spec.dataset.hub_id, config=spec.dataset.config, revision=spec.dataset.revision or "main",
+                          commit=commit)
         splits[key], dropped[key] = _to_split(frame, spec, key, origin)
         if len(splits[key]) == 0:
             raise HarnessInputError(origin, "the split is empty (after dropping empty texts)", "check the file's contents")
@@ -553,5 +576,30 @@ def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
         # The commit the revision points at now: an upstream change of the data is a new configuration.
         return {"hub_id": ds.hub_id, "config": ds.config, "revision": revision,
                 "commit": hub.resolve_revision(ds.hub_id, revision, "dataset")}
-    keys = dict.fromkeys(["train", spec.eval_split])
-    return {key: file_sha256(_find_file(Path(data_dir), spec.splits[key])) for key in keys}
+    identity = {}
+    for key in dict.fromkeys(["train", spec.eval_split]):
+        path = _find_file(Path(data_dir), spec.splits[key])
+        try:
+            identity[key] = file_sha256(path)
+        except OSError as exc:
+            problem = f"cannot read it ({exc.strerror or type(exc).__name__})"
+            raise HarnessInputError(str(path), problem, "check the file and its permissions") from None
+    return identity
+
+
+def check_data_identity(source: dict, identity: dict, label: str) -> None:
+    """Raise ``DataChanged`` when the files a run read are not the ones its configuration was made from.
+
+    ``source`` is ``BenchmarkData.source`` (each file hashed as it was read), ``identity`` the configuration's
+    ``data``. Hub data needs no check here: it is read at the commit the identity recorded.
+    """
+    for key, recorded in identity.items():
+        read = source.get(f"{key}_sha256")
+        if read is None or read == recorded:
+            continue
+        raise DataChanged(
+            source.get(f"{key}_file", key),
+            f"changed since configuration {label} was made from it (sha256 {read[:12]} now, {str(recorded)[:12]} "
+            "then); this run would file numbers from other data under that configuration, so it is not run",
+            "rerun the command to make a new configuration for the data as it is now (or restore the file)",
+        )

@@ -111,6 +111,26 @@ roc_auc.__doc__ = (
 )
 
 
+def confusion_metric(from_counts: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A vectorised metric from a function of weighted confusion matrices.
+
+    ``from_counts`` maps a stack of confusion matrices (B, K, K), rows the true class and columns the arg-max,
+    to B scores; every metric of the predicted labels alone (MCC, balanced accuracy) is one. The result is a
+    metric like :data:`accuracy`: ``metric(y_true, y_prob)``, bootstrapped by :func:`bootstrap_cis` and the
+    seed-mean intervals at the cost of one matrix product per chunk of resamples.
+    """
+
+    def weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        num_labels = y_prob.shape[1]
+        cell = y_true * num_labels + y_prob.argmax(axis=1)
+        one_hot = (cell[:, None] == np.arange(num_labels * num_labels)).astype(weights.dtype)
+        counts = (weights @ one_hot).astype(np.float64)  # float32 counts are exact; the formula is float64
+        return from_counts(counts.reshape(len(weights), num_labels, num_labels))
+
+    weighted.__name__ = f"_{from_counts.__name__.strip('_').removesuffix('_counts')}_weighted"
+    return _unweighted(weighted)
+
+
 
 # --------------------------------------------------------------------------------------------------
 # Bootstrap

@@ -33,6 +33,8 @@ import torch
 from harness.config.schema import Budget, ModelSpec
 from harness.core.errors import ModelRunError
 from harness.data.loading import Split, hub_reachable
+from harness.models import cache as tokens_cache
+from harness.models import safe_state
 from harness.models.batching import (
     EVAL_CHUNK,
     Batches,
@@ -45,6 +47,7 @@ from harness.models.batching import (
     tokenized_chunks,
 )
 from harness.models.cache import cache_root
+from harness.models.positions import position_limit
 from harness.models.precision import configure_threads, inference_precision, resolve_precision
 from harness.models.replay import ReplayedForward
 from harness.models.training import (
@@ -134,28 +137,16 @@ def non_embedding_parameters(model) -> int:
     return int(sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n))
 
 
-RANDOM_STATES = "random_states_harness_{rank}.pt"
-
-
 def save_random_states(directory: Path, rank: int) -> None:
-    """Python, numpy and torch (CPU and every CUDA device) generator states: dropout draws from them."""
-    import random
+    """Python, numpy and torch (CPU and every CUDA device) generator states: dropout draws from them.
 
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(states, Path(directory) / RANDOM_STATES.format(rank=rank))
+    Written as safetensors + JSON (``harness.models.safe_state``): reading a checkpoint back never unpickles anything.
+    """
+    safe_state.save_random_states(directory, rank)
 
 
 def restore_random_states(directory: Path, rank: int) -> None:
-    import random
-
-    states = torch.load(Path(directory) / RANDOM_STATES.format(rank=rank), weights_only=False)
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    safe_state.restore_random_states(directory, rank)
 
 
 class TransformerClassifier:
@@ -255,8 +246,10 @@ class TransformerClassifier:
             digest.update(np.asarray(labels, dtype=np.int64).tobytes())
         key = f"{self._tokenizer_key()}-{digest.hexdigest()[:16]}-{max_length}"
         path = cache_root() / "tokenized" / key
-        if cache and (path / "dataset_info.json").exists():
-            return datasets.load_from_disk(str(path))
+        if cache and path.exists():
+            reused = self._cached_tokens(path, len(texts), labels is not None)
+            if reused is not None:
+                return reused
         columns = {"text": list(texts), "idx": np.arange(len(texts))}
         if labels is not None:
             columns["label"] = np.asarray(labels, dtype=np.int64)
@@ -271,14 +264,45 @@ class TransformerClassifier:
         if not cache:
             return table
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        table.save_to_disk(str(tmp))
+        try:
+            table.save_to_disk(str(tmp))
+            tokens_cache.write_manifest(tmp, len(texts))
+        except OSError:  # a full or read-only cache costs the reuse, never the run
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            return table
         try:
             os.replace(tmp, path)
         except OSError:  # another process cached the same key first: use theirs
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-        return datasets.load_from_disk(str(path))
+        return self._cached_tokens(path, len(texts), labels is not None) or table
+
+    @staticmethod
+    def _cached_tokens(path: Path, rows: int, labelled: bool):
+        """The cache entry at ``path`` when it is whole and what was written; else None, and it is removed."""
+        import datasets
+
+        problem = tokens_cache.entry_problem(path, rows)
+        table = None
+        if problem is None:
+            try:
+                table = datasets.load_from_disk(str(path))
+                wanted = {"idx", "input_ids", "length", *(["label"] if labelled else [])}
+                if len(table) != rows or not wanted <= set(table.column_names):
+                    problem, table = f"it holds {len(table)} rows of {sorted(table.column_names)}", None
+            except Exception as exc:  # noqa: BLE001 - whatever the reader says, the entry is rebuilt
+                problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+        if problem is None:
+            return table
+        import logging
+
+        logging.getLogger("harness").warning(
+            f"  tokenisation cache {path} is damaged ({problem}); it is rebuilt")
+        tokens_cache.discard(path)
+        return None
 
     # ----- training ----------------------------------------------------------------------------------------
     def _make_accelerator(self, budget: Budget, precision: str):
@@ -354,6 +378,15 @@ class TransformerClassifier:
 
         threads = configure_threads()
         self._cast = self._replay = None  # an inference copy of the weights before this training is stale
+        limit = position_limit(self._unwrapped().config.to_dict())
+        if limit is not None and budget.max_length > limit:
+            # The command checks this up front where the config was on disk; a hub model fetched just now is
+            # checked here, before any tokenising or training, rather than failing in a tensor size mismatch.
+            name = self.spec.name if self.spec else "model"
+            raise ModelRunError(
+                f"model '{name}': the budget's max_length {budget.max_length} is more than the {limit} positions the "
+                f"model has; lower max_length in the benchmark's budget to {limit} or less, or leave '{name}' out"
+            )
         self.max_length = budget.max_length
         world = PartialState(cpu=not torch.cuda.is_available()).num_processes
         if budget.batch_size % world:
@@ -410,7 +443,8 @@ class TransformerClassifier:
         """A fresh state, or the saved one with model, optimizer, scheduler and every random state restored."""
         if saved is None:
             return TrainingState(precision=precision)
-        accelerator.load_state(str(checkpoint))
+        # _read_checkpoint opened every file of it under the restricted unpickler; Accelerate loads them so too.
+        accelerator.load_state(str(checkpoint), load_kwargs={"weights_only": True})
         saved.precision = precision
         restore_random_states(checkpoint, accelerator.process_index)
         return saved
@@ -506,6 +540,16 @@ class TransformerClassifier:
             return None  # not a whole checkpoint: start over rather than fail the run
         if saved.pop("budget", None) != budget.model_dump() or "precision" not in saved:
             return None  # a checkpoint of a different budget (or an older layout) is not this run's: start over
+        if not safe_state.has_random_states(directory):
+            return None  # an older layout (random states pickled): start over rather than unpickle it
+        untrusted = safe_state.untrusted_file(directory)
+        if untrusted is not None:
+            # The store may be shared: a file that would run code on loading is never loaded; the run starts over.
+            import logging
+
+            logging.getLogger("harness").warning(
+                f"  checkpoint {directory} not resumed: {untrusted} does not load as plain data; training starts over")
+            return None
         return TrainingState.from_marker(saved)
 
     def _mfu(self, real_tokens: int, seconds: float) -> float | None:

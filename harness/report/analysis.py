@@ -17,10 +17,11 @@ from tabulate import tabulate
 
 from harness.core.escape import escape
 from harness.metrics import stats
+from harness.metrics.columns import columns
 from harness.store.results_store import ResultsStore
 
-# Headline metrics with an interval: name in the report -> stats function.
-CI_METRICS = {"accuracy": stats.accuracy, "f1_macro": stats.macro_f1, "roc_auc": stats.roc_auc}
+# Headline metrics with an interval: the catalogue's table columns that declare one, name -> stats function.
+CI_METRICS = {column.name: column.interval for column in columns("table") if column.interval is not None}
 # The metric the leaderboard ranks by, and so the one the tie test is run on.
 RANK_METRIC = "f1_macro"
 TIE_ALPHA = 0.05

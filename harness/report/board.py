@@ -20,10 +20,11 @@ import pandas as pd
 
 from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
+from harness.metrics.columns import columns
 from harness.report import analysis
 from harness.report.records import result_record
-from harness.store.results import Configuration
-from harness.store.results_store import ResultsStore, StoredRun
+from harness.store.results import RESULT_FILE, Configuration, benchmark_hash
+from harness.store.results_store import CONFIGURATION_FILE, ResultsStore, StoredRun
 
 
 @dataclass
@@ -39,15 +40,27 @@ class RunSet:
     def variants(self) -> list[str]:
         return sorted(v for v in self.by_variant if v is not None)
 
+    @property
+    def empty(self) -> bool:
+        """No run at all, usable or not: nothing a leaderboard could show."""
+        return not self.invalid and not any(self.by_variant.values())
+
     @classmethod
-    def read(cls, store: ResultsStore, benchmark: str, label: str) -> RunSet:
+    def read(cls, store: ResultsStore, benchmark: str, label: str, label_names: list[str] | None = None) -> RunSet:
+        """Every run, checked as ``run`` checks it (:meth:`ResultsStore.validate_run`); with ``label_names``, a
+        completed run scored on other classes (a result edited by hand) is listed as invalid too."""
         out = cls()
         for variant in [None, *store.variants(benchmark, label)]:
             for item in store.iter_runs(benchmark, label, variant):
-                if isinstance(item, StoredRun):
-                    out.by_variant.setdefault(variant, []).append(item)
-                else:
+                if not isinstance(item, StoredRun):
                     out.invalid.append(item)
+                elif label_names is not None and item.result.completed and (
+                    (scored := list(item.result.metrics.per_class)) != label_names
+                ):
+                    where = item.run_dir / RESULT_FILE
+                    out.invalid.append((item.run_dir, f"{where}: scored classes {scored}, the benchmark has {label_names}"))
+                else:
+                    out.by_variant.setdefault(variant, []).append(item)
         return out
 
 
@@ -71,7 +84,11 @@ class ModelRow:
 
     @property
     def f1_macro(self) -> float | None:
-        values = [r.metrics.f1_macro for r in self.results]
+        return self.mean("f1_macro")
+
+    def mean(self, column: str) -> float | None:
+        """A metric column's mean over the runs that count; None when none of them has it."""
+        values = [v for r in self.results if (v := getattr(r.metrics, column)) is not None]
         return float(np.mean(values)) if values else None
 
     @property
@@ -109,13 +126,27 @@ class Leaderboard:
         """Read one configuration of a benchmark (default: the one the last command ran) and rank it."""
         configuration = store.find_configuration(spec.name, label)
         if configuration is None:
+            # A damaged or hand-moved configuration file is named, never reported as an empty configuration.
+            problem = store.configuration_problem(spec.name, label or store.current_label(spec.name))
+            if problem is not None:
+                raise problem
             known = [c.label for c in store.configurations(spec.name)]
             raise HarnessInputError(
                 f"{store.benchmark_dir(spec.name)}",
                 f"no configuration {label!r} in the store" if label else "no runs of this benchmark in the store",
                 f"choose one of {known}" if known else "run the benchmark first",
             )
-        runs = RunSet.read(store, spec.name, configuration.label)
+        if configuration.benchmark_hash != benchmark_hash(spec):
+            # Its runs were scored on another definition (classes, columns, splits): drawn with this one, the
+            # classes and columns would not be theirs.
+            raise HarnessInputError(
+                str(store.config_dir(spec.name, configuration.label) / CONFIGURATION_FILE),
+                f"made with another definition of benchmark {spec.name} (benchmark_hash "
+                f"{configuration.benchmark_hash}; the benchmark YAML now gives {benchmark_hash(spec)})",
+                "restore the benchmark YAML these runs were made with, or rerun the benchmark: the YAML as it is "
+                "now makes a configuration of its own",
+            )
+        runs = RunSet.read(store, spec.name, configuration.label, spec.label_names)
         by_model: dict[str, list[StoredRun]] = {}
         for run in runs.runs(None):
             by_model.setdefault(run.result.model, []).append(run)
@@ -128,6 +159,7 @@ class Leaderboard:
                 failed=[r for r in model_runs if not r.result.completed],
             )
             row.predictions = analysis.load_model_predictions(row.completed, spec.num_labels)
+            _score_unstored_columns(row.completed, row.predictions)
             row.identical_seeds = analysis.identical_predictions(row.predictions)
             if row.identical_seeds:
                 row.predictions = row.predictions[:1]
@@ -161,6 +193,22 @@ class Leaderboard:
                 record["identical_to_first_seed"] = row.identical_seeds and run is not row.completed[0]
                 records.append(record)
         return pd.DataFrame.from_records(records)
+
+
+def _score_unstored_columns(runs: list[StoredRun], predictions: list[analysis.Predictions]) -> None:
+    """Columns of the catalogue a result was written without (added since) are computed from its predictions.
+
+    The same function the runner stores (``MetricColumn.score``) on the run's own predictions.csv; a run whose
+    predictions are missing keeps them absent (n/a).
+    """
+    by_seed = {p.seed: p for p in predictions}
+    for run in runs:
+        metrics, preds = run.result.metrics, by_seed.get(run.result.seed)
+        if preds is None:
+            continue
+        for column in columns():
+            if column.name not in metrics.model_fields_set:
+                setattr(metrics, column.name, column.score(preds.labels, preds.probs))
 
 
 def _attach_statistics(rows: list[ModelRow], n_boot: int) -> None:

@@ -2,7 +2,8 @@
 
 Each function returns a matplotlib Figure (built without pyplot: no display or backend needed) or None when there is
 nothing to draw (no model with a loss curve, no latency measured). Legends sit outside the axes
-or where the data cannot be, so they never hide a point.
+or where the data cannot be, so they never hide a point. Model names, class names and every other user string go
+through :func:`~harness.core.escape.figure_text` on their way into a figure, so each is drawn as written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
+from harness.core.escape import figure_text
 from harness.metrics import stats
 from harness.report.analysis import Predictions
 
@@ -81,22 +83,23 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     latency = [p["latency_ms"] for p in points]
     quality = [p["quality"] for p in points]
     front = pareto_front(latency, quality)
-    _draw_models(ax, points, colors, sizes)
+    names = [figure_text(p["model"]) for p in points]
+    _draw_models(ax, points, names, colors, sizes)
     _draw_front(ax, latency, quality, front)
     _latency_axes(ax, latency, quality_label)
     lows = [p.get("low", math.nan) for p in points]
     highs = [p.get("high", math.nan) for p in points]
     _pad(ax, [v for v in [*quality, *lows, *highs] if math.isfinite(v)])
-    _model_legend(ax, points, colors, with_front=len(front) > 1)
+    _model_legend(ax, points, names, colors, with_front=len(front) > 1)
     _memory_legend(ax, top)
     _settle(fig, [ax])
-    _label_points(ax, [p["model"] for p in points], latency, quality, sizes)
+    _label_points(ax, names, latency, quality, sizes)
     return fig
 
 
-def _draw_models(ax, points: list[dict], colors: dict[str, tuple], sizes: list[float]) -> None:
-    """One marker per model, its area by memory, and its interval as an error bar drawn above it."""
-    for p, size in zip(points, sizes, strict=True):
+def _draw_models(ax, points: list[dict], names: list[str], colors: dict[str, tuple], sizes: list[float]) -> None:
+    """One marker per model (``names`` as drawn), its area by memory, and its interval as an error bar above it."""
+    for p, name, size in zip(points, names, sizes, strict=True):
         ax.scatter(
             p["latency_ms"],
             p["quality"],
@@ -106,7 +109,7 @@ def _draw_models(ax, points: list[dict], colors: dict[str, tuple], sizes: list[f
             edgecolor="black",
             linewidth=0.8,
             zorder=3,
-            label=p["model"],
+            label=name,
         )
         low, high = p.get("low", math.nan), p.get("high", math.nan)
         if math.isfinite(low) and math.isfinite(high):
@@ -154,7 +157,7 @@ def _latency_axes(ax, latency: list[float], quality_label: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def _model_legend(ax, points: list[dict], colors: dict[str, tuple], with_front: bool) -> None:
+def _model_legend(ax, points: list[dict], names: list[str], colors: dict[str, tuple], with_front: bool) -> None:
     """The models' colours (markers of one fixed size), outside the axes at the top right."""
     handles = [
         Line2D(
@@ -168,7 +171,7 @@ def _model_legend(ax, points: list[dict], colors: dict[str, tuple], with_front: 
         )
         for p in points
     ]
-    labels = [p["model"] for p in points]
+    labels = list(names)
     if with_front:
         handles.append(Line2D([], [], linestyle="--", color="0.2"))
         labels.append("Pareto front")
@@ -265,7 +268,8 @@ def _fit_markers(ax, pad_px: float = 3.0) -> bool:
 def _label_points(
     ax, names: list[str], xs: list[float], ys: list[float], sizes: list[float], fontsize: int = 8
 ) -> None:
-    """Write each name beside its marker, inside the axes, where its measured box covers no other name.
+    """Write each name (already through figure_text) beside its marker, inside the axes, where its measured box
+    covers no other name.
 
     Names are placed from the highest marker down (``_LabelLayout`` chooses each box). A name moved off its
     marker keeps a thin line back to it.
@@ -500,13 +504,16 @@ def per_class_f1(
             yerr=yerr,
             capsize=3,
             color=colors[model],
-            label=model,
+            label=figure_text(model),
         )
         if n_models * n_classes <= 24:
             # Bars of similar height differ by less than the eye can read on a 0-1 axis: print the values.
             ax.bar_label(bars, fmt="%.3f", padding=2, fontsize=7, rotation=90 if n_models > 2 else 0)
     ax.set_xticks(
-        x, label_names, rotation=30 if n_classes > 6 else 0, ha="right" if n_classes > 6 else "center"
+        x,
+        [figure_text(n) for n in label_names],
+        rotation=30 if n_classes > 6 else 0,
+        ha="right" if n_classes > 6 else "center",
     )
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("F1 (0–1)" + (", error bar: std over seeds" if std is not None else ""))
@@ -537,8 +544,8 @@ def _per_class_heatmap(models: list[str], label_names: list[str], mean: np.ndarr
                 fontsize=7,
                 color="black" if shade > 0.55 else "white",
             )
-    ax.set_xticks(range(n_classes), label_names, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(n_models), models, fontsize=8)
+    ax.set_xticks(range(n_classes), [figure_text(n) for n in label_names], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(n_models), [figure_text(m) for m in models], fontsize=8)
     ax.set_xlabel("class")
     ax.set_title("Per-class F1 by model (mean over seeds)")
     fig.colorbar(image, ax=ax, label="F1 (0–1)", shrink=0.9)
@@ -566,16 +573,15 @@ def roc_curves(first: dict[str, Predictions], label_names: list[str]) -> Figure 
                 continue
             fpr, tpr, _ = roc_curve(positive, preds.probs[:, cls])
             auc = stats.roc_auc(positive.astype(int), np.c_[1 - preds.probs[:, cls], preds.probs[:, cls]])
-            ax.plot(fpr, tpr, color=colors[name], linewidth=1.4, label=f"{name} (AUC {auc:.3f})")
+            ax.plot(fpr, tpr, color=colors[name], linewidth=1.4, label=f"{figure_text(name)} (AUC {auc:.3f})")
         ax.plot([0, 1], [0, 1], ":", color="0.5", linewidth=1, label="chance")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
         ax.set_aspect("equal")
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(
-            f"positive class: {label_names[cls]}" if k == 2 else f"{label_names[cls]} vs rest", fontsize=10
-        )
+        cls_name = figure_text(label_names[cls])
+        ax.set_title(f"positive class: {cls_name}" if k == 2 else f"{cls_name} vs rest", fontsize=10)
         ax.grid(alpha=0.3)
         if not shared:
             # A ROC curve lives above the diagonal: the lower right corner is free for the legend.
@@ -584,7 +590,9 @@ def roc_curves(first: dict[str, Predictions], label_names: list[str]) -> Figure 
         ax.set_visible(False)
     if shared:
         handles = [Line2D([], [], color=colors[name], linewidth=1.4) for name in first]
-        labels = [f"{name} (macro AUC {stats.roc_auc(p.labels, p.probs):.3f})" for name, p in first.items()]
+        labels = [
+            f"{figure_text(name)} (macro AUC {stats.roc_auc(p.labels, p.probs):.3f})" for name, p in first.items()
+        ]
         fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=9)
     fig.suptitle("ROC curves" + (" (one-vs-rest)" if k > 2 else ""), fontsize=12)
     return fig
@@ -607,6 +615,7 @@ def confusion_grid(first: dict[str, Predictions], label_names: list[str]) -> Fig
         layout="constrained",
     )
     image = None
+    ticks = [figure_text(n) for n in label_names]
     for ax, (name, preds) in zip(axes.flat, first.items(), strict=False):
         matrix = np.zeros((k, k), dtype=np.int64)
         np.add.at(matrix, (preds.labels, preds.predicted), 1)
@@ -625,13 +634,11 @@ def confusion_grid(first: dict[str, Predictions], label_names: list[str]) -> Fig
                         fontsize=7 if k > 5 else 8,
                         color="white" if rate[i, j] > 0.6 else "black",
                     )
-        ax.set_xticks(
-            range(k), label_names, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center", fontsize=8
-        )
-        ax.set_yticks(range(k), label_names, fontsize=8)
+        ax.set_xticks(range(k), ticks, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center", fontsize=8)
+        ax.set_yticks(range(k), ticks, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{name} (seed {preds.seed})", fontsize=10)
+        ax.set_title(f"{figure_text(name)} (seed {preds.seed})", fontsize=10)
     for ax in list(axes.flat)[len(first) :]:
         ax.set_visible(False)
     fig.suptitle("Confusion matrices (count and % of the true class)", fontsize=12)
@@ -662,7 +669,7 @@ def loss_curves(curves: dict[str, list[list[dict]]]) -> Figure | None:
                 color=colors[model],
                 linewidth=1.4 if i == 0 else 0.8,
                 alpha=1.0 if i == 0 else 0.5,
-                label=model if i == 0 else None,
+                label=figure_text(model) if i == 0 else None,
             )
     ax.set_xlabel("training examples seen")
     ax.set_ylabel("training loss (cross-entropy, nats)")
@@ -711,7 +718,7 @@ def reliability_diagram(first: dict[str, Predictions], n_bins: int = 15) -> Figu
             zorder=3,
         )
         top.plot(
-            [], [], "o-", color=colors[name], markersize=6, linewidth=1.0, label=f"{name} (ECE {ece:.3f})"
+            [], [], "o-", color=colors[name], markersize=6, linewidth=1.0, label=f"{figure_text(name)} (ECE {ece:.3f})"
         )
         share = count / bins["count"].sum()
         bottom.plot(x, share, "o-", color=colors[name], markersize=3, linewidth=1.0)

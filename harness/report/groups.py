@@ -27,7 +27,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.config.schema import BenchmarkSpec
-from harness.core.escape import escape
+from harness.core.escape import escape, figure_text
 from harness.metrics import stats
 from harness.store.results_store import ResultsStore, StoredRun, atomic_write_bytes
 
@@ -150,7 +150,7 @@ def heatmap_png(
     outline: list[tuple[int, int]] | None = None,
     rule_below_first: bool = False,
 ) -> bytes:
-    """An annotated heatmap (nan cells blank) as PNG bytes.
+    """An annotated heatmap (nan cells blank) as PNG bytes; labels, title and axis names are drawn as written.
 
     ``outline`` cells get a red frame (the diagonal of a transfer matrix); ``rule_below_first`` draws a
     white line under the first row (the ``all`` row, which is not part of the square).
@@ -168,11 +168,11 @@ def heatmap_png(
     if hi - lo < 1e-9:
         lo, hi = lo - 0.05, hi + 0.05
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
-    ax.set_xticks(range(cols), col_labels)
-    ax.set_yticks(range(rows), row_labels)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_xticks(range(cols), [figure_text(c) for c in col_labels])
+    ax.set_yticks(range(rows), [figure_text(r) for r in row_labels])
+    ax.set_xlabel(figure_text(xlabel))
+    ax.set_ylabel(figure_text(ylabel))
+    ax.set_title(figure_text(title), fontsize=10)
     for i in range(rows):
         for j in range(cols):
             value = matrix[i, j]

@@ -16,7 +16,9 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.config.schema import BenchmarkSpec, Budget
+from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
+from harness.metrics.columns import MetricColumn, columns
 from harness.report import analysis, groups
 from harness.report.board import Leaderboard, ModelRow
 from harness.report.records import get as _get
@@ -171,11 +173,12 @@ def header_lines(board: Leaderboard) -> list[str]:
 # ----- tables ----------------------------------------------------------------------------------------------
 
 
-def _quality_cell(row: ModelRow, key: str) -> str:
-    text = _mean_std([getattr(r.metrics, key) for r in row.results])
-    ci = _get(row.stats, "ci", key)
+def _quality_cell(row: ModelRow, column: MetricColumn) -> str:
+    digits = column.digits
+    text = _mean_std([getattr(r.metrics, column.name) for r in row.results], digits)
+    ci = _get(row.stats, "ci", column.name)
     if ci and math.isfinite(ci["low"]):
-        text += f" [{ci['low']:.4f}, {ci['high']:.4f}]"
+        text += f" [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
     return text
 
 
@@ -206,7 +209,7 @@ def _notes(row: ModelRow) -> str:
 
 def leaderboard_table(board: Leaderboard) -> str:
     header = [
-        "rank", "model", "status", "accuracy", "macro-F1", "ROC-AUC", "vs best", "ECE", "Brier", "train s",
+        "rank", "model", "status", *(c.label for c in columns("table")), "vs best", "ECE", "Brier", "train s",
         "train samples/s", "p50 ms (b=1)", "p95 ms (b=1)", "eval samples/s", "peak RSS MiB", "params", "notes",
     ]
     table = []
@@ -221,9 +224,7 @@ def leaderboard_table(board: Leaderboard) -> str:
                 rank if row.completed else "-",
                 row.model,
                 status,
-                _quality_cell(row, "accuracy") if results else "n/a",
-                _quality_cell(row, "f1_macro") if results else "n/a",
-                _quality_cell(row, "roc_auc") if results else "n/a",
+                *(_quality_cell(row, c) if results else "n/a" for c in columns("table")),
                 _vs_best_cell(row),
                 _mean_std(_get(row.stats, "ece") or [], 3),
                 _mean_std(_get(row.stats, "brier") or [], 3),
@@ -571,10 +572,23 @@ def write_report(store: ResultsStore, spec: BenchmarkSpec, label: str | None = N
     return publish(store, Leaderboard.from_store(store, spec, label))
 
 
+class NothingToReport(HarnessInputError):
+    """The configuration holds no run at all: its report would blank the leaderboard, so none is written."""
+
+
 def publish(store: ResultsStore, board: Leaderboard) -> Path:
-    """Write ``board`` into its configuration's folder and copy it to ``<results>/<benchmark>/``."""
+    """Write ``board`` into its configuration's folder and copy it to ``<results>/<benchmark>/``.
+
+    A board without a single run (usable or not) is refused with :class:`NothingToReport`: an empty table
+    never replaces a leaderboard.
+    """
     spec = board.spec
     config_dir = store.config_dir(spec.name, board.configuration.label)
+    if board.runs.empty:
+        raise NothingToReport(
+            str(config_dir), "holds no runs, so the leaderboard is left as it was",
+            "run the benchmark to fill it, or report another configuration with --configuration LABEL",
+        )
     write_leaderboard(board, config_dir)
     top = store.benchmark_dir(spec.name)
     for name in LEADERBOARD_FILES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.metrics.columns import columns
 from harness.store.results import RunResult
 
 
@@ -25,13 +26,7 @@ def result_record(result: RunResult, label_names: list[str]) -> dict:
         "budget_profile": result.configuration.budget_profile,
         "train_rows": get(result, "data", "train_rows"),
         "eval_rows": get(result, "data", "eval_rows"),
-        "accuracy": get(m, "accuracy"),
-        "f1_macro": get(m, "f1_macro"),
-        "precision_macro": get(m, "precision_macro"),
-        "recall_macro": get(m, "recall_macro"),
-        "f1_micro": get(m, "f1_micro"),
-        "f1_weighted": get(m, "f1_weighted"),
-        "roc_auc": get(m, "roc_auc"),
+        **{column.name: get(m, column.name) for column in columns("export")},
     }
     for name in label_names:
         scores = m.per_class.get(name) if m else None

@@ -39,6 +39,7 @@ from harness.run.forecast import RunDeclined
 from harness.run.job import Job
 from harness.run.runner import ResultNotRecorded, run_job
 from harness.run.worker import DECLINED, INTERRUPTED, STORE_FAILED
+from harness.store import redo
 from harness.store.results import RESULT_FILE, RunError, RunResult
 from harness.store.results_store import ResultsStore, atomic_write_bytes, write_result
 
@@ -149,6 +150,17 @@ def run_isolated(job: Job, store: ResultsStore, env: dict[str, str] | None = Non
     return result
 
 
+def _keep_earlier(run_dir: Path, notes: list[str]) -> None:
+    """Put the finished run back after a redo that did not finish; a store refusing it leaves it for the next
+    command (it lies aside, never counted), which puts it back before anything else."""
+    try:
+        redo.put_back(run_dir)
+        notes.append(redo.KEPT)
+    except OSError as exc:
+        notes.append(f"the redo did not finish; the earlier finished result lies at {redo.aside_path(run_dir)} "
+                     f"and the next run puts it back ({exc.strerror or exc})")
+
+
 def execute_job(
     job: Job,
     *,
@@ -172,26 +184,48 @@ def execute_job(
     store = ResultsStore(Path(job.results_dir))
     run_dir = job.run_dir(store)
     done, _ = store.check_run(run_dir, job.fingerprint)
-    if done and not force:
+    # A copy left aside by a redo whose command died is settled under the run's lock first.
+    pending = redo.aside_path(run_dir).exists()
+    if done and not force and not pending:
         return Outcome("skipped", "already complete, skipped (--force to redo)")
     with store.run_lock(run_dir) if exclusive else contextlib.nullcontext() as holder:
         if holder is not None:
             return Outcome("busy", f"being run by {holder}, left to it")
+        # A --force redo whose command died left the finished run aside: put back before anything is decided.
+        restored = redo.recover(store, run_dir) if is_main_process() else None
         # Checked again under the lock: another process may have finished it meanwhile.
         done, reason = store.check_run(run_dir, job.fingerprint)
         if done and not force:
+            if restored or pending:
+                notes = (restored,) if restored else ()
+                return Outcome("skipped", "already complete, skipped (--force to redo)", notes=notes)
             return Outcome("skipped", "finished elsewhere meanwhile, skipped")
-        notes = [f"stored run not used: {reason}"] if reason and not force else []
+        notes = [restored] if restored else []
+        notes += [f"stored run not used: {reason}"] if reason and not force else []
         if on_start is not None:
             on_start(job, notes)
             notes = []
         start = time.perf_counter()
+        aside = None
         try:
-            if not done and reason and is_main_process():
+            if done and force and is_main_process():
+                # The redo writes into an empty folder; the finished run comes back unless the redo finishes.
+                aside = redo.set_aside(run_dir)
+            elif not done and reason and is_main_process():
                 moved = store.supersede(run_dir, job.configuration.label, job.benchmark)
                 if moved is not None:
                     notes.append(f"the earlier run (another registry entry) is kept at {moved}")
-            result = run_isolated(job, store, env) if isolate else run_job(job)
+            try:
+                result = run_isolated(job, store, env) if isolate else run_job(job)
+            except BaseException:
+                if aside is not None:
+                    _keep_earlier(run_dir, notes)
+                raise
+            if aside is not None:
+                if result is not None and redo.finished(store, run_dir, job.fingerprint):
+                    redo.drop_aside(run_dir)
+                else:
+                    _keep_earlier(run_dir, notes)
         except ResultNotRecorded as exc:
             # The run failed and the store would not take the record: say so, then the next job goes on.
             return Outcome("store_failed", exc.describe(), notes=tuple(notes))

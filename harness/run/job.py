@@ -34,6 +34,7 @@ class Job(BaseModel):
     show_progress: bool = True
     log_with: list[str] | None = None
     model_commit: str | None = None  # the hub commit the model entry's revision resolved to when the job was made
+    weights: str | None = None  # the hash of the local weights' manifest (harness.models.weights) when the job was made
     outlook: Outlook | None = None  # the command's later runs, for the time forecast (not part of the identity)
 
     @property
@@ -58,7 +59,16 @@ class Job(BaseModel):
     @property
     def fingerprint(self) -> str:
         entry = {**self.model_spec.model_dump(exclude={"description"}), "commit": self.model_commit}
+        if self.weights is not None:  # local weights: rebuilt weights are another run (hub and TF-IDF keep theirs)
+            entry["weights"] = self.weights
         return run_fingerprint(self.configuration, entry, self.seed, self.train_filter)
+
+    def loaded_spec(self) -> ModelSpec:
+        """The model entry to load: a hub source pinned to the commit the job's fingerprint recorded."""
+        source = self.model_spec.source
+        if source is None or not source.hub_id or not self.model_commit:
+            return self.model_spec
+        return self.model_spec.model_copy(update={"source": source.model_copy(update={"revision": self.model_commit})})
 
     def run_dir(self, store: ResultsStore) -> Path:
         return store.run_dir(self.benchmark, self.configuration.label, self.model, self.seed, self.variant)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from harness.config.schema import BenchmarkSpec, ModelSpec
+from harness.metrics.columns import columns
 from harness.store.results import RunResult
 
 _USE_TRANSFORMER = """```python
@@ -42,9 +43,8 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
     revision = None
     if spec.dataset and spec.dataset.hub_id:
         revision = result.configuration.data.get("revision")
-    scores = [("accuracy", metrics.accuracy, "Accuracy"), ("f1", metrics.f1_macro, "Macro F1")]
-    if metrics.roc_auc is not None:
-        scores.append(("roc_auc", metrics.roc_auc, "ROC-AUC"))
+    on_card = columns("hub")
+    scores = [(c.hub, value) for c in on_card if (value := getattr(metrics, c.name)) is not None]
     eval_results = [
         EvalResult(
             task_type="text-classification",
@@ -52,12 +52,12 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
             dataset_name=spec.name,
             dataset_split=split,
             dataset_revision=revision,
-            metric_type=metric,
-            metric_name=name,
+            metric_type=hub.type,
+            metric_name=hub.name,
             metric_value=round(float(value), 6),
-            metric_args={"average": "macro"} if metric == "f1" else None,
+            metric_args=hub.args,
         )
-        for metric, value, name in scores
+        for hub, value in scores
     ]
     data = ModelCardData(
         model_name=f"{model.name}-{spec.name}",
@@ -67,7 +67,7 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
         pipeline_tag="text-classification",
         library_name="transformers" if model.family == "transformer" else "scikit-learn",
         tags=["text-classification", spec.name, "textclf-bench"],
-        metrics=["accuracy", "f1", "roc_auc"],
+        metrics=[c.hub.type for c in on_card],
     )
     per_class = "\n".join(
         f"| {name} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
@@ -79,7 +79,9 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
     )
     settings = "\n".join(f"- {k}: {v}" for k, v in result.model_settings.items())
     origin = model.source.model_dump(exclude_none=True) if model.source else {"family": model.family}
-    roc = "n/a" if metrics.roc_auc is None else f"{metrics.roc_auc:.4f}"
+    headline = ", ".join(
+        f"{c.label} {'n/a' if (v := getattr(metrics, c.name)) is None else f'{v:.{c.digits}f}'}" for c in columns("table")
+    )
     body = f"""
 # {model.name} fine-tuned on {spec.name}
 
@@ -88,7 +90,7 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
 Base: `{origin}`. Labels: {", ".join(spec.label_names)}. Seed {result.seed}, configuration `{result.configuration.label}`.
 
 ## Evaluation ({split} split, {metrics.n} examples)
-accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.f1_macro:.4f}, ROC-AUC {roc}
+{headline}
 
 | class | precision | recall | F1 | support |
 |---|---|---|---|---|

@@ -37,7 +37,7 @@ def last_speeds(store: ResultsStore, benchmark: str) -> dict[str, PriorSpeed]:
     """Each model's last measured training speed in the store, from any configuration of the benchmark."""
     latest: dict[str, tuple[str, PriorSpeed]] = {}
     for configuration in store.configurations(benchmark):
-        for run in store.iter_runs(benchmark, configuration.label):
+        for run in store.iter_runs(benchmark, configuration.label, check_predictions=False):
             if not isinstance(run, StoredRun) or not run.result.completed:
                 continue
             r = run.result

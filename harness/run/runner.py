@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.config.schema import Budget, ModelSpec, TfidfParams
-from harness.core.errors import HarnessInputError
-from harness.data.loading import BenchmarkData, load_benchmark_data
+from harness.core.errors import HarnessInputError, ModelRunError
+from harness.core.output import say
+from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
 from harness.metrics import quality as M
 from harness.metrics.cost import PhaseMemory, device_info, measure_latency, stopwatch, track_memory
-from harness.models import build_model, save_model
+from harness.models import build_model, save_model, weights
 from harness.models.base import FitReport
 from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
@@ -169,7 +170,7 @@ def run_job(job: Job) -> RunResult | None:
     try:
         data, partial["data"] = _load_data(job, budget)
         model_stage = True
-        model = build_model(job.model_spec, data.label_names)
+        model = _build_model(job, data)
         partial["budget_fields_used"] = budget_fields_used(model)
         trained = _train(job, model, data, budget, run_dir)
         scored = _predict_eval(model, data.eval, budget)
@@ -230,9 +231,24 @@ def _load_data(job: Job, budget: Budget) -> tuple[BenchmarkData, DataInfo]:
         train_filter=job.train_filter,
         max_train=budget.train_examples,
         max_test=budget.test_examples,
+        identity=job.configuration.data,
     )
+    # The files this run read must be the ones its configuration was made from (raises DataChanged: the
+    # run fails alone, in one line, before any training).
+    check_data_identity(data.source, job.configuration.data, job.configuration.label)
     sampled = bool(job.configuration.limit_train or budget.train_examples)
     return data, DataInfo(**data.source, train_sample_seed=(base_seed if fixed else job.seed) if sampled else None)
+
+
+def _build_model(job: Job, data: BenchmarkData):
+    """A fresh model of the registry entry, from the very weights this command hashed into the run's identity."""
+    model_spec = job.model_spec
+    if job.weights is not None and weights.identity(model_spec) != job.weights:
+        raise ModelRunError(
+            f"model '{model_spec.name}': the weights in {weights.local_folder(model_spec.source)} changed after "
+            "this command hashed them; rerun to run them as they are now"
+        )
+    return build_model(job.loaded_spec(), data.label_names)
 
 
 @dataclass
@@ -260,7 +276,7 @@ def _train(job: Job, model, data: BenchmarkData, budget: Budget, run_dir: Path) 
     with track_memory("train") as memory, stopwatch() as clock:
         fitted = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
                            on_forecast=lambda forecast, setting: announce(
-                               name, forecast, job.outlook, setting, show=job.show_progress))
+                               name, forecast, job.outlook, setting, show=job.show_progress, out=say))
     return _Trained(fitted, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory)
 
 

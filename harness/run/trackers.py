@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.metrics.columns import columns
 from harness.store.results import RunResult
 
 TRACKERS_DIR = "trackers"
@@ -38,9 +39,7 @@ def tracker_config(result: RunResult) -> dict:
 def final_metrics(result: RunResult) -> dict[str, float]:
     m, i, t = result.metrics, result.inference, result.training
     values = {
-        "eval/accuracy": m.accuracy,
-        "eval/f1_macro": m.f1_macro,
-        "eval/roc_auc": m.roc_auc,
+        **{f"eval/{column.name}": getattr(m, column.name) for column in columns("table")},
         "train/seconds": t.train_seconds,
         "train/samples_per_second": t.samples_per_second,
         "cost/latency_p50_ms": i.latency_batch1_end_to_end.p50_ms if i.latency_batch1_end_to_end else None,

@@ -26,9 +26,10 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from harness.config.schema import Budget
+from harness.config.schema import BenchmarkSpec, Budget
+from harness.metrics.columns import MetricColumn, columns
 
 SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
@@ -51,6 +52,21 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     """A short SHA-256 of a JSON-able payload with sorted keys: equal payloads, equal hashes."""
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+# What of a benchmark YAML changes the numbers: everything but its words and its budget profiles (the budget
+# a configuration ran with is a field of its own).
+_NOT_DEFINITION = {"description", "budgets", "default_budget"}
+
+
+def benchmark_definition(spec: BenchmarkSpec) -> dict:
+    """The part of a benchmark a configuration's ``benchmark_hash`` covers (columns, labels, splits, filters)."""
+    return spec.model_dump(exclude=_NOT_DEFINITION)
+
+
+def benchmark_hash(spec: BenchmarkSpec) -> str:
+    """The ``benchmark_hash`` a configuration of this benchmark definition carries."""
+    return stable_hash(benchmark_definition(spec))
 
 
 class Configuration(_Closed):
@@ -127,25 +143,26 @@ class ClassScores(_Closed):
     support: int
 
 
-class Metrics(_Closed):
-    """Scores on the evaluation split, computed from per-example predictions (``harness.metrics.quality``)."""
+def _column_field(column: MetricColumn) -> tuple[Any, Any]:
+    """A catalogue column's field: required as it was declared, or optional (None) for a column added later."""
+    if not column.required:
+        return float | None, Field(None, description=column.description + " (absent in results written before it)")
+    return (float | None) if column.nullable else float, Field(description=column.description)
 
-    n: int
-    accuracy: float
-    per_class: dict[str, ClassScores]
-    precision_macro: float
-    recall_macro: float
-    f1_macro: float
-    precision_micro: float
-    recall_micro: float
-    f1_micro: float
-    precision_weighted: float
-    recall_weighted: float
-    f1_weighted: float
-    roc_auc: float | None
-    roc_auc_per_class: list[float | None]
-    roc_auc_note: str | None = None
-    confusion_matrix: list[list[int]]
+
+# One field per column of the catalogue (harness.metrics.columns), between the count and the per-class blocks.
+Metrics = create_model(
+    "Metrics",
+    __base__=_Closed,
+    __doc__="Scores on the evaluation split, computed from per-example predictions (``harness.metrics.quality``).",
+    __module__=__name__,
+    n=(int, ...),
+    **{column.name: _column_field(column) for column in columns()},
+    per_class=(dict[str, ClassScores], ...),
+    roc_auc_per_class=(list[float | None], ...),
+    roc_auc_note=(str | None, None),
+    confusion_matrix=(list[list[int]], ...),
+)
 
 
 class GroupScores(_Closed):

@@ -18,9 +18,11 @@ Layout::
             superseded/<model>/seed-<seed>-<fingerprint>/      a run replaced after its registry entry changed
 
 A rerun with another budget, limit or data lands in another ``configs/<label>``: nothing of an earlier
-configuration is replaced. A run is complete when its ``result.json`` validates against the schema, says
-``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example;
-anything else is redone, and the reason is said.
+configuration is replaced. A run is complete when its ``result.json`` validates against the schema, names the
+folder it lies in (benchmark, configuration, model, seed, train filter), says
+``completed`` with the fingerprint being asked for, and its ``predictions.csv`` holds every evaluated example, with
+ids and labels as the result counted them; anything else is redone, and the reason is said. ``report`` makes the
+same check (:meth:`ResultsStore.validate_run`) and lists what fails it.
 """
 
 from __future__ import annotations
@@ -198,21 +200,102 @@ class ResultsStore:
     # ----- configurations ----------------------------------------------------------------------------
 
     def write_configuration(self, configuration: Configuration) -> Path:
+        """Write the configuration's file; one that does not hold it (damaged, edited, deleted) is rewritten.
+
+        The folder is named by the configuration's own hash, so the command's configuration is the truth for
+        it: rewriting the file loses nothing, and its runs are then found again.
+        """
         path = self.config_dir(configuration.benchmark, configuration.label) / CONFIGURATION_FILE
-        if not path.exists():
+        stored, problem = self.read_configuration(path)
+        if stored != configuration:
             atomic_write_bytes(path, (configuration.model_dump_json(indent=2) + "\n").encode("utf-8"))
+            if problem or stored is not None:
+                import logging
+
+                logging.getLogger("harness").warning(
+                    f"rewrote {path}: {problem or 'it held another configuration'}; the runs beside it are kept"
+                )
         return path
 
-    def configurations(self, benchmark: str) -> list[Configuration]:
-        """Every configuration of a benchmark in the store, oldest first (by the time its folder was made)."""
+    @staticmethod
+    def read_configuration(path: Path) -> tuple[Configuration | None, str | None]:
+        """A configuration file read and validated: ``(configuration, None)``, ``(None, why not)``, or
+        ``(None, None)`` when there is no file."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, None
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, f"cannot be read ({type(exc).__name__})"
+        try:
+            return Configuration.model_validate_json(text), None
+        except ValueError as exc:
+            errors = getattr(exc, "errors", None)
+            first = errors()[0] if callable(errors) and errors() else None
+            where = ".".join(str(p) for p in first["loc"]) if first and first.get("loc") else ""
+            reason = f"field '{where}': {first['msg']}" if where else (first["msg"] if first else type(exc).__name__)
+            return None, f"does not hold a valid configuration ({reason})"
+
+    def _configuration_files(self, benchmark: str) -> Iterator[tuple[Path, Configuration | None, str | None]]:
+        """Every ``configs/*/configuration.json`` of a benchmark as ``(path, configuration, None)``, or as
+        ``(path, None, label it names)`` when it cannot be used (see :meth:`configuration_problem`).
+
+        A configuration is trusted only in its own folder (named by its label) and under its own benchmark: a
+        folder renamed or copied by hand would otherwise be reported from the folder its label names.
+        """
         base = self.benchmark_dir(benchmark) / CONFIGS_DIR
+        for path in sorted(base.glob(f"*/{CONFIGURATION_FILE}")) if base.is_dir() else []:
+            configuration, _ = self.read_configuration(path)
+            where = (benchmark, path.parent.name)
+            if configuration is not None and (configuration.benchmark, configuration.label) != where:
+                yield path, None, configuration.label
+            else:
+                yield path, configuration, None
+
+    def _misfiled(self, path: Path, benchmark: str) -> HarnessInputError:
+        """The one line on a configuration file that cannot be used where it is."""
+        configuration, problem = self.read_configuration(path)
+        if configuration is None:
+            return HarnessInputError(
+                str(path), problem or "is missing",
+                "rerun the command that made it: the file is rewritten and the finished runs beside it are kept",
+            )
+        if configuration.benchmark != benchmark:
+            return HarnessInputError(
+                str(path), f"is a configuration of benchmark '{configuration.benchmark}', not '{benchmark}'",
+                f"move the folder under {self.root / configuration.benchmark / CONFIGS_DIR}",
+            )
+        return HarnessInputError(
+            str(path), f"holds configuration '{configuration.label}' but sits in folder '{path.parent.name}'",
+            f"rename the folder back to {configuration.label}",
+        )
+
+    def configurations(self, benchmark: str) -> list[Configuration]:
+        """Every configuration of a benchmark in the store, oldest first (by the time its folder was made).
+
+        A file that does not validate, or that sits in another folder than its label, is left out (never
+        trusted); :meth:`configuration_problem` says why.
+        """
         found = []
-        for path in base.glob(f"*/{CONFIGURATION_FILE}") if base.is_dir() else []:
+        for path, configuration, _ in self._configuration_files(benchmark):
+            if configuration is None:
+                continue
             try:
-                found.append((path.stat().st_mtime, Configuration.model_validate_json(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError):
-                continue  # an unreadable configuration file is shown as missing, never trusted
+                found.append((path.stat().st_mtime, configuration))
+            except OSError:
+                continue
         return [c for _, c in sorted(found, key=lambda item: (item[0], item[1].label))]
+
+    def configuration_problem(self, benchmark: str, label: str | None) -> HarnessInputError | None:
+        """Why the configuration ``label`` (a label or a prefix of one; None: any) is not among
+        :meth:`configurations`: the one line on its damaged or misplaced file, or None when there is none."""
+        for path, configuration, claimed in self._configuration_files(benchmark):
+            if configuration is not None:
+                continue
+            names = [path.parent.name, *([claimed] if claimed else [])]
+            if label is None or any(name.startswith(label) for name in names):
+                return self._misfiled(path, benchmark)
+        return None
 
     def set_current(self, configuration: Configuration) -> None:
         """Remember the configuration the last command ran: the default of ``report``."""
@@ -241,47 +324,148 @@ class ResultsStore:
     # ----- runs ------------------------------------------------------------------------------------------
 
     def load_result(self, run_dir: Path) -> RunResult | None:
-        """The run's typed result, or None when there is none or it does not validate."""
+        """The run's typed result, or None when there is none, it does not validate or is not this folder's."""
         try:
-            return read_result(Path(run_dir) / RESULT_FILE)
+            return self.read_run_result(run_dir)
         except ResultReadError:
             return None
+
+    def read_run_result(self, run_dir: Path) -> RunResult:
+        """The result in ``run_dir``, validated and checked against its folder (raises ``ResultReadError``).
+
+        A result names its benchmark, configuration, model, seed and train filter; the store files it under
+        exactly those. One that says otherwise (edited to another model or seed, copied from another
+        configuration) is not this folder's run, whatever it scored, and is never shown under its name.
+        """
+        path = Path(run_dir) / RESULT_FILE
+        result = read_result(path)
+        problem = self.placement_problem(Path(run_dir), result)
+        if problem is not None:
+            raise ResultReadError(f"{path}: {problem}; the run is redone")
+        return result
+
+    def placement_problem(self, run_dir: Path, result: RunResult) -> str | None:
+        """Why ``result`` cannot be the run stored in ``run_dir``, or None when its identity matches the folder."""
+        try:
+            parts = run_dir.resolve().relative_to(self.root).parts
+        except ValueError:
+            return f"lies outside the results store {self.root}"
+        if len(parts) < 6 or parts[1] != CONFIGS_DIR or parts[-3] != "runs":
+            return "does not lie in a run folder (<benchmark>/configs/<label>/runs/<model>/seed-<seed>)"
+        benchmark, label, model, seed = parts[0], parts[2], parts[-2], parts[-1]
+        variant = "/".join(parts[3:-3]) or None
+        configuration = result.configuration
+        try:
+            result_variant = filter_variant(result.train_filter)
+        except HarnessInputError:
+            result_variant = "(unusable train filter)"
+        mismatches = [
+            f"{what} {said!r} (the folder's is {found!r})"
+            for what, said, found in (
+                ("model", result.model, model),
+                ("seed", result.seed, seed.removeprefix("seed-")),
+                ("benchmark", result.benchmark, benchmark),
+                ("configuration", configuration.label, label),
+                ("train filter", result_variant, variant),
+            )
+            if str(said) != str(found)
+        ]
+        if not mismatches and configuration.benchmark != benchmark:
+            mismatches.append(f"configuration of benchmark {configuration.benchmark!r}")
+        if not mismatches and not label.endswith(f"-{configuration.id}"):
+            mismatches.append(f"configuration id {configuration.id!r} (the label's is {label.rsplit('-', 1)[-1]!r})")
+        if not mismatches:
+            recorded = self._configuration_file(benchmark, label)
+            # The seed of a budget is each run's; everything else of the configuration is shared by its runs.
+            if recorded is not None and _shared(recorded) != _shared(configuration):
+                mismatches.append(f"a configuration that differs from {CONFIGURATION_FILE}")
+        if mismatches:
+            return f"says {', '.join(mismatches)}: not this folder's run"
+        return None
+
+    def _configuration_file(self, benchmark: str, label: str) -> Configuration | None:
+        path = self.config_dir(benchmark, label) / CONFIGURATION_FILE
+        try:
+            return Configuration.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # missing or damaged: the folder's label and id still check the result
+
+    def validate_run(self, run_dir: Path) -> tuple[RunResult | None, str | None]:
+        """The one check of a stored run, used by ``run`` (skip or redo it) and ``report`` (use or list it).
+
+        Returns ``(result, None)`` for a run that can be used, ``(None, reason)`` for one that cannot, and
+        ``(None, None)`` where there is no result at all. The result must validate against the schema; a
+        completed one must also have the predictions that back its metrics (:meth:`predictions_problem`).
+        """
+        path = Path(run_dir) / RESULT_FILE
+        if not path.exists():
+            return None, None
+        try:
+            result = self.read_run_result(run_dir)
+        except ResultReadError as exc:
+            return None, str(exc)
+        if result.completed and (problem := self.predictions_problem(run_dir, result)) is not None:
+            return None, problem
+        return result, None
 
     def check_run(self, run_dir: Path, fingerprint: str) -> tuple[bool, str | None]:
         """Is the stored run the finished run being asked for? ``(done, reason it is not)``.
 
-        Trust nothing: the result must validate, be completed with this fingerprint, and its predictions
-        must be there with one row per evaluated example (they feed every interval and paired test).
+        Trust nothing: the run must pass :meth:`validate_run` (the check ``report`` makes too), be completed
+        and carry this fingerprint.
         """
-        path = Path(run_dir) / RESULT_FILE
-        if not path.exists():
-            return False, None
-        try:
-            result = read_result(path)
-        except ResultReadError as exc:
-            return False, str(exc)
+        result, problem = self.validate_run(run_dir)
+        if result is None:
+            return False, problem
         if result.fingerprint != fingerprint:
             return False, "stored with another registry entry or settings"
         if not result.completed:
             return False, "the stored run failed"
-        problem = self.predictions_problem(run_dir, result)
-        return (problem is None), problem
+        return True, None
 
     def predictions_problem(self, run_dir: Path, result: RunResult) -> str | None:
-        """Why the run's predictions.csv cannot back its metrics, or None when it can."""
+        """Why the run's predictions.csv cannot back its metrics, or None when it can.
+
+        They feed every interval, paired test and plot, so they must be the examples the result scored: one
+        row per scored example (as many as the result's test size), unique whole-number ids, labels among the
+        classes and counted per class as the result counted them, finite probabilities for every class.
+        """
         path = Path(run_dir) / PREDICTIONS_FILE
+        metrics = result.metrics
+        if metrics is None:
+            return None
+        if result.data is not None and result.data.eval_rows != metrics.n:
+            return f"{Path(run_dir) / RESULT_FILE}: scored {metrics.n} examples of {result.data.eval_rows} evaluated"
         if not path.exists():
             return f"{path} is missing"
         try:
             frame = self.read_predictions(run_dir)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             return f"{path} cannot be read ({type(exc).__name__})"
-        expected = result.metrics.n if result.metrics else None
-        columns = [f"prob_{k}" for k in range(len(result.metrics.per_class))] if result.metrics else []
-        if expected is not None and len(frame) != expected:
-            return f"{path} holds {len(frame)} rows, the result scored {expected}"
-        if any(c not in frame.columns for c in ["id", "label", *columns]):
-            return f"{path} lacks the id, label or probability columns"
+        k = len(metrics.per_class)
+        columns = ["id", "label", *(f"prob_{i}" for i in range(k))]
+        if missing := [c for c in columns if c not in frame.columns]:
+            return f"{path} lacks the column(s) {', '.join(missing)}"
+        if len(frame) != metrics.n:
+            return f"{path} holds {len(frame)} rows, the result scored {metrics.n}"
+        numbers = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns}
+        for column in ("id", "label"):
+            values = numbers[column]
+            if not (np.isfinite(values).all() and (values == np.round(values)).all()):
+                return f"{path}: column {column} holds values that are not whole numbers"
+        ids, counts = np.unique(numbers["id"], return_counts=True)
+        if (counts > 1).any():
+            return f"{path}: id {int(ids[counts > 1][0])} occurs more than once"
+        labels = numbers["label"].astype(np.int64)
+        if len(labels) and (labels.min() < 0 or labels.max() >= k):
+            return f"{path}: labels outside 0..{k - 1}"
+        found = np.bincount(labels, minlength=k).tolist()
+        scored = [scores.support for scores in metrics.per_class.values()]
+        if found != scored:
+            return f"{path}: labels count {found} per class, the result scored {scored}"
+        for column in columns[2:]:
+            if not np.isfinite(numbers[column]).all():
+                return f"{path}: column {column} holds values that are not finite numbers"
         return None
 
     def supersede(self, run_dir: Path, label: str, benchmark: str) -> Path | None:
@@ -298,18 +482,29 @@ class ResultsStore:
         os.replace(run_dir, target)
         return target
 
-    def iter_runs(self, benchmark: str, label: str, variant: str | None = None) -> Iterator[StoredRun | tuple[Path, str]]:
+    def iter_runs(
+        self, benchmark: str, label: str, variant: str | None = None, check_predictions: bool = True
+    ) -> Iterator[StoredRun | tuple[Path, str]]:
         """Every run of a configuration (one variant), sorted by model then seed.
 
-        Yields a :class:`StoredRun` per valid result and ``(run_dir, reason)`` for a result that does not
-        validate, so a report can say which runs it could not use instead of dropping them silently.
+        Yields a :class:`StoredRun` per run that passes :meth:`validate_run` (the check ``run`` makes before it
+        skips a run) and ``(run_dir, reason)`` for one that does not, so a report can say which runs it could
+        not use instead of dropping them silently. ``check_predictions=False`` reads the results alone (the
+        time forecast, which needs only their timings).
         """
         base = self.runs_dir(benchmark, label, variant)
         for path in sorted(base.glob(f"*/seed-*/{RESULT_FILE}"), key=_run_sort_key):
-            try:
-                yield StoredRun(path.parent, read_result(path), variant)
-            except ResultReadError as exc:
-                yield path.parent, str(exc)
+            if check_predictions:
+                result, problem = self.validate_run(path.parent)
+            else:
+                try:
+                    result, problem = self.read_run_result(path.parent), None
+                except ResultReadError as exc:
+                    result, problem = None, str(exc)
+            if result is not None:
+                yield StoredRun(path.parent, result, variant)
+            elif problem is not None:
+                yield path.parent, problem
 
     def write_predictions(self, run_dir: Path, ids, labels, probs, label_names, groups=None) -> Path:
         frame = pd.DataFrame({"id": np.asarray(ids), "label": np.asarray(labels)})
@@ -435,6 +630,10 @@ class ResultsStore:
             yield
         finally:
             handle.close()
+
+
+def _shared(configuration: Configuration) -> dict:
+    return configuration.model_dump(mode="json", exclude={"budget": {"seed"}})
 
 
 def _checked(name: str) -> str:
