@@ -179,8 +179,11 @@ def test_a_run_killed_mid_epoch_resumes_to_the_pinned_values(model_dir, tmp_path
 
 
 def test_a_marker_written_before_the_split_reads_back_and_writes_the_same(tmp_path):
+    from harness.models.safe_state import save_random_states
+
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
+    save_random_states(checkpoint, 0)  # a checkpoint without them is of the pickled layout: started over
     (checkpoint / "harness_state.json").write_text(json.dumps(MARKER_AT_4))
     state = TransformerClassifier._read_checkpoint(checkpoint, BUDGET)
     assert isinstance(state, TrainingState)
