@@ -22,7 +22,7 @@ from harness.config.registry import load_benchmark
 from harness.config.schema import ModelSpec
 from harness.pipeline import RunConfig, run
 from harness.report.board import Leaderboard
-from harness.report.markdown import render_markdown, write_leaderboard
+from harness.report.publish import render_markdown, write_leaderboard
 from harness.store.results_store import ResultsStore
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def load_leaderboard(
 
 def to_markdown(board: Leaderboard) -> str:
     """The leaderboard's text: its tables and captions (figures are written by :func:`write_report`)."""
-    return render_markdown(board, figures=None)
+    return render_markdown(board)
 
 
 def write_report(board: Leaderboard, out_dir: str | Path) -> Path:

@@ -14,13 +14,22 @@ import sys
 from pathlib import Path
 
 from harness.core.errors import HarnessInputError
-from harness.core.output import StdoutHandler, stdout_closed
+from harness.core.output import StderrHandler, say, stdout_closed
 from harness.core.version import __version__
 
 PROG = "textclf-bench"
 SUBCOMMANDS = ("run", "report", "list", "predict")
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 log = logging.getLogger("harness")
+# The results folder when --results-dir is not given.
+RESULTS_ENV = "TEXTCLF_RESULTS_DIR"
+
+
+def _results_dir_default() -> Path:
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+_RESULTS_HELP = f"results store (default: ${RESULTS_ENV}, else results)"
 
 
 def _positive_int(text: str) -> int:
@@ -94,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cross-group transfer in one command: train on all rows, then on each value of this "
                      "group column alone (e.g. lang), evaluating every run on every value")
     run.add_argument("--seeds", type=_positive_int, default=1, help="train each model with N seeds (mean ± std)")
-    run.add_argument("--results-dir", type=Path, default=Path("results"), help="results store (default: results)")
+    run.add_argument("--results-dir", type=Path, default=_results_dir_default(), help=_RESULTS_HELP)
     run.add_argument("--force", action="store_true", help="redo runs that are already complete")
     run.add_argument("--report-only", action="store_true", help="same as the 'report' subcommand")
     run.add_argument("--configuration", default=None, help="with --report-only: the configuration label to report")
@@ -113,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-with", choices=[*TRACKERS, "all"], default=None,
                      help="send training metrics to an experiment tracker through Accelerate (must be installed)")
     run.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug lines as well")
     run.add_argument("--yes", "-y", action="store_true",
                      help="do not ask before training when the forecast is above 30 minutes (asked only on a terminal)")
     _common(run)
@@ -120,10 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild a leaderboard from the store; train nothing",
                             description="Rebuild a benchmark's leaderboard from the results store and list its "
                             "configurations. Default: the configuration the last run used.")
-    report.add_argument("--benchmark", default="amazon_polarity", help="benchmark name or a YAML path")
+    report.add_argument("--benchmark", default=None,
+                        help="benchmark name or a YAML path (default: the store's benchmark, when it holds one)")
     report.add_argument("--configuration", default=None, help="configuration label (or a unique prefix) to report")
-    report.add_argument("--results-dir", type=Path, default=Path("results"), help="results store (default: results)")
+    report.add_argument("--results-dir", type=Path, default=_results_dir_default(), help=_RESULTS_HELP)
     report.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    report.add_argument("-v", "--verbose", action="store_true", help="debug lines as well")
     _common(report)
 
     listing = sub.add_parser("list", help="list registry models and benchmarks",
@@ -139,16 +151,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(quiet: bool) -> None:
-    # Messages for people go to stdout as plain lines; libraries' own loggers keep their levels.
-    handler = StdoutHandler()
+def _setup_logging(quiet: bool, verbose: bool = False) -> None:
+    # Log lines and warnings go to stderr as plain lines; stdout holds only what was asked for (paths, tables).
+    # Libraries' own loggers keep their levels.
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
 
 
+def _report_benchmark(args, store) -> str:
+    """The benchmark ``report`` rebuilds: the one named, else the store's only one (listed when several)."""
+    if args.benchmark:
+        return args.benchmark
+    held = store.benchmarks()
+    if len(held) == 1:
+        return held[0]
+    where = str(store.root)
+    if not held:
+        raise HarnessInputError(where, "holds no benchmark's runs", "pass --results-dir of a store, or --benchmark NAME")
+    raise HarnessInputError(where, f"holds several benchmarks ({', '.join(held)})", "name one with --benchmark NAME")
+
+
 def _list(args) -> int:
+    import harness.models  # noqa: F401 - registers the family table, so each entry's family and params are checked
     from harness.config.registry import list_benchmarks, load_benchmark, load_registry
 
     registry = load_registry(args.registry)
@@ -164,12 +191,19 @@ def _list(args) -> int:
 
 def _report(args) -> int:
     from harness.config.registry import load_benchmark
-    from harness.report import markdown as report
+    from harness.report import publish as report
     from harness.report.board import Leaderboard
     from harness.store.results_store import ResultsStore
 
-    spec, _ = load_benchmark(args.benchmark or "amazon_polarity", args.benchmarks_dir)
     store = ResultsStore(args.results_dir)
+    spec, _ = load_benchmark(_report_benchmark(args, store), args.benchmarks_dir)
+    if not store.benchmark_dir(spec.name).is_dir():
+        # Nothing to rebuild: say so and leave the store as it is (no empty benchmark folder behind).
+        held = store.benchmarks()
+        raise HarnessInputError(
+            str(store.root), f"holds no runs of benchmark '{spec.name}'",
+            f"run it first, or report one it holds ({', '.join(held)})" if held else "run it first",
+        )
     # One writer of a benchmark's files at a time: a report never overwrites a running job's newer one.
     with store.lock(spec.name):
         board = Leaderboard.from_store(store, spec, args.configuration)
@@ -179,7 +213,8 @@ def _report(args) -> int:
             # A full or read-only store: the runs in it are untouched; say so in one line instead of a traceback.
             log.warning(f"could not write the report: {exc}; rerun 'report' once there is room")
             return 1
-    log.info(f"leaderboard: {path} (configuration {board.configuration.label})")
+    if not args.quiet:
+        say(f"leaderboard: {path} (configuration {board.configuration.label})")
     configurations = store.configurations(spec.name)
     if len(configurations) > 1:
         log.info("configurations in this store (report one with --configuration LABEL):")
@@ -331,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]
     try:
         args = build_parser().parse_args(argv)
-        _setup_logging(getattr(args, "quiet", False))
+        _setup_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
         if args.command == "predict":
             return _predict(args)
         if args.command == "list":

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
+from harness.core.output import say
 from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
-from harness.models import weights
+from harness.models import check_entries, weights
 from harness.models.positions import check_max_length
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
 from harness.run.job import Job
@@ -71,6 +72,7 @@ class RunSummary:
     leaderboard: Path | None = None
     board: Leaderboard | None = None  # what the report was drawn from: suites and the API use it, not the store
     declined: str | None = None  # the user stopped the command at a time forecast: what was declined
+    interrupted: bool = False  # Ctrl-C: queued runs cancelled; the leaderboard holds what finished
 
 
 def is_distributed() -> bool:
@@ -194,12 +196,14 @@ def _model_commit(model: ModelSpec) -> str | None:
 
 def run(config: RunConfig) -> RunSummary:
     """Run every selected model on the benchmark, then rebuild the configuration's report from the store."""
-    from harness.report import markdown as report
+    from harness.report import publish as report
 
     registry_path = config.registry_path or default_registry_path()
     models = []
     if config.models or not config.model_specs:
         models = select_models(load_registry(registry_path), config.models or "all", registry_path)
+        check_entries(models, registry_path)
+    check_entries(config.model_specs or [])
     for entry in config.model_specs or []:
         if any(m.name == entry.name for m in models):
             raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
@@ -280,7 +284,10 @@ def run(config: RunConfig) -> RunSummary:
         if is_main_process():
             try:
                 store.write_configuration(configuration)
-                store.set_current(configuration)
+                # The latest configuration is the one whose command finished last (publish sets it with the
+                # leaderboard it copies up); set here only for a benchmark's first configuration.
+                if store.current_label(spec.name) is None:
+                    store.set_current(configuration)
                 # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
                 store.write_eval_texts(spec.name, configuration.label, eval_ids, eval_texts)
             except OSError as exc:
@@ -301,7 +308,8 @@ def run(config: RunConfig) -> RunSummary:
 
                 summary.board = Leaderboard.from_store(store, spec, configuration.label)
                 summary.leaderboard = report.publish(store, summary.board)
-                _log(config, f"leaderboard: {summary.leaderboard}")
+                if not config.quiet and is_main_process():
+                    say(f"leaderboard: {summary.leaderboard}")  # the command's result: on stdout
             except report.NothingToReport as exc:
                 # No run of this configuration reached the store (declined, or none recorded): keep the last one.
                 _log(config, f"no leaderboard written: {exc}")
@@ -310,6 +318,8 @@ def run(config: RunConfig) -> RunSummary:
                 summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"
                 log.warning(f"could not write the report: {exc}; rebuild it with 'report' once there is room")
     _close_process_group()
+    if summary.interrupted:
+        raise KeyboardInterrupt  # after the report of what finished: the command still exits 130
     return summary
 
 
@@ -358,12 +368,21 @@ def _run_jobs(config: RunConfig, jobs: list[Job], isolate: bool, summary: RunSum
         return execute_job(job, force=config.force, isolate=isolate, env=env, exclusive=not distributed,
                            on_start=on_start)
 
+    outcomes = make_executor(config).map(jobs, execute)
     try:
-        for job, outcome in make_executor(config).map(jobs, execute):
+        for job, outcome in outcomes:
             _log_outcome(config, job, outcome, one_at_a_time, summary)
     except RunDeclined as exc:
         # The user said no at a forecast: nothing more runs; what finished is kept and reported.
         summary.declined = str(exc)
+    except KeyboardInterrupt:
+        # Ctrl-C: the executor cancels what is queued and waits for the runs in flight (they got it too); what
+        # finished is reported below, then the command exits 130.
+        summary.interrupted = True
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
 
 
 def _log_outcome(config: RunConfig, job: Job, outcome, one_at_a_time: bool, summary: RunSummary) -> None:

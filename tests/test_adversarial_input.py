@@ -25,6 +25,7 @@ from harness.config.registry import load_benchmark, load_registry
 from harness.config.schema import BenchmarkSpec, ModelSpec
 from harness.core.errors import HarnessInputError, ModelRunError
 from harness.data.loading import load_benchmark_data
+from harness.models import FAMILIES
 from tests.conftest import FIXTURES, ROOT, has_runs, run_path, write_csv
 from tests.test_bad_input import data_dir_with, no_runs, one_line_error, setup, write_benchmark
 
@@ -372,10 +373,10 @@ def test_data_dir_that_is_a_file(capsys, tmp_path, setup):
 
 @pytest.fixture
 def tfidf_model(tmp_path_factory) -> Path:
-    from harness.config.schema import Budget, TfidfParams
+    from harness.config.schema import Budget
     from harness.data.loading import Split
     from harness.models import save_model
-    from harness.models.tfidf import TfidfLogReg
+    from harness.models.tfidf import TfidfLogReg, TfidfParams
 
     model = TfidfLogReg(TfidfParams(min_df=1), ["negative", "positive"])
     texts = ["good great", "bad awful", "great fine", "awful poor"]
@@ -444,7 +445,7 @@ def _tamper(directory: Path, kind: str) -> None:
     [
         (
             "family-list",
-            "harness_family.json names no model family (expected {\"family\": one of ['tfidf', 'transformer']})",
+            f"harness_family.json names no model family (expected {{\"family\": one of {sorted(FAMILIES)}}})",
         ),
         (
             "one-label",

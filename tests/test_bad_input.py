@@ -185,7 +185,7 @@ def test_key_given_twice_in_one_mapping_is_refused(capsys, setup):
         ("", ": expected a mapping with a 'models' list (fix: start the file with 'models:')"),
         (
             "models:\n  - {name: a, family: transformer}\n",
-            "[model 'a']: field 'models.0': Value error, a transformer entry needs a 'source' (hub_id, path or package)",
+            "[model 'a']: a transformer entry needs a 'source' (hub_id, path or package)",
         ),
     ],
     ids=[

@@ -57,7 +57,7 @@ def test_rerun_skips_completed_and_force_redoes(tmp_path, bench_dir, binary_dir,
     first = result_path.stat().st_mtime_ns
     args_loud = [a for a in args if a != "--quiet"]
     assert run_cli(*args_loud) == 0
-    assert "already complete, skipped" in capsys.readouterr().out
+    assert "already complete, skipped" in capsys.readouterr().err
     assert result_path.stat().st_mtime_ns == first
     assert run_cli(*args, "--force") == 0
     assert result_path.stat().st_mtime_ns != first
@@ -93,7 +93,7 @@ def test_every_configuration_is_kept_and_reported_apart(tmp_path, bench_dir, bin
     capsys.readouterr()
     args = ["report", "--benchmark", "tiny_binary", "--benchmarks-dir", str(bench), "--results-dir", str(tmp_path)]
     assert main([*args, "--configuration", configurations[0].label]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert all(c.label in out for c in configurations)
     assert f"**Configuration**: `{configurations[0].label}`" in (tmp_path / "tiny_binary" / "leaderboard.md").read_text()
 

@@ -23,9 +23,9 @@ import pytest
 from harness.config.registry import load_benchmark
 from harness.metrics import columns as catalogue
 from harness.metrics.quality import classification_metrics
-from harness.report import markdown
+from harness.report import publish
 from harness.report.board import Leaderboard
-from harness.report.markdown import render_markdown, write_leaderboard
+from harness.report.publish import render_markdown, write_leaderboard
 from harness.run.model_card import build_model_card
 from harness.run.trackers import final_metrics
 from harness.store.results import json_schema, read_result
@@ -153,7 +153,7 @@ def written_before(tmp_path_factory) -> Path:
     board = Leaderboard.from_store(store, spec, n_boot=200)
     out = store.config_dir(spec.name, board.configuration.label)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(markdown, "write_figures", lambda out_dir, board: [])  # not what this file tests
+        patch.setattr(publish, "draw_figures", lambda board: [])  # not what this file tests
         write_leaderboard(board, out)
     return out
 
@@ -187,7 +187,7 @@ def test_the_columns_are_in_the_markdown_csv_and_json(written_before):
 def test_stored_columns_are_shown_as_stored(tmp_path):
     store, spec = _write_store(tmp_path, strip=False)
     board = Leaderboard.from_store(store, spec, n_boot=200)
-    models = _table(render_markdown(board, None))
+    models = _table(render_markdown(board))
     assert models["hand"]["MCC"].startswith(f"{HAND_MCC:.4f} [")
     # Both seeds of "constant" stored their scores: 1/3 and 1/2 (classes 0 and 1 of its four examples).
     assert models["constant"]["balanced accuracy"].startswith(f"{np.mean([1 / 3, 1 / 2]):.4f} ± ")
@@ -210,12 +210,11 @@ def test_trackers_and_model_card_take_the_table_columns(tmp_path):
 
 
 def test_a_suite_summary_has_the_mean_of_each_suite_column(tmp_path):
-    from harness.suite import BenchmarkOutcome, summarize
+    from harness.report.ranks import summarize
 
     store, spec = _write_store(tmp_path, strip=True)
     board = Leaderboard.from_store(store, spec, n_boot=10)
-    outcome = BenchmarkOutcome(name=spec.name, data_dir=None, board=board)
-    table = summarize([outcome], ["hand", "constant"], n_boot=20).set_index("model")
+    table = summarize({spec.name: board}, ["hand", "constant"], n_boot=20).set_index("model")
     assert table.loc["hand", "mean_mcc"] == pytest.approx(HAND_MCC)
     assert table.loc["hand", "mean_balanced_accuracy"] == pytest.approx(HAND_BALANCED)
     assert list(table.columns).index("mean_f1_macro") + 1 == list(table.columns).index("mean_mcc")
@@ -231,12 +230,12 @@ catalogue.COLUMNS = (*catalogue.COLUMNS, catalogue.MetricColumn(
     "kappa", "Cohen's kappa", catalogue.sklearn_metric(cohen_kappa_score), "Cohen's kappa of the arg-max"))
 from harness.config.registry import load_benchmark
 from harness.report.board import Leaderboard
-from harness.report.markdown import render_markdown
+from harness.report.publish import render_markdown
 from harness.store.results import json_schema
 from harness.store.results_store import ResultsStore
 spec, _ = load_benchmark("tiny_three", sys.argv[2])
 board = Leaderboard.from_store(ResultsStore(sys.argv[1]), spec, n_boot=200)
-print(json.dumps({"markdown": render_markdown(board, None), "csv": board.to_pandas().to_csv(index=False),
+print(json.dumps({"markdown": render_markdown(board), "csv": board.to_pandas().to_csv(index=False),
                   "schema": json_schema()["$defs"]["Metrics"]["properties"]["kappa"]}))
 """
 
@@ -275,5 +274,5 @@ def test_one_catalogue_entry_adds_a_column_to_the_schema_the_csv_and_the_markdow
     )
     # Nothing else changed: the same report without the column is the report of the catalogue as shipped.
     board = Leaderboard.from_store(store, spec, n_boot=200)
-    assert _without_column(out["markdown"], "Cohen's kappa") == render_markdown(board, None)
+    assert _without_column(out["markdown"], "Cohen's kappa") == render_markdown(board)
     assert frame.drop(columns="kappa").to_csv(index=False) == board.to_pandas().to_csv(index=False)

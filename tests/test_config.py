@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+import harness.models  # noqa: F401 - registers the family table the registry checks entries with, as every command does
 from harness.config.registry import (
     DEFAULT_REGISTRY,
     list_benchmarks,
@@ -20,10 +21,11 @@ def write(tmp_path: Path, text: str, name: str = "registry.yaml") -> Path:
     return path
 
 
-def test_project_registry_has_the_five_models_and_minilm():
+def test_project_registry_has_the_five_models_the_chance_baselines_and_minilm():
     registry = load_registry(DEFAULT_REGISTRY)
     assert list(registry) == [
-        "tfidf-logreg", "distilbert-base-uncased", "bert-base-uncased", "roberta-base", "xlm-roberta-base", "minilm-l6",
+        "tfidf-logreg", "majority", "stratified-chance", "distilbert-base-uncased", "bert-base-uncased",
+        "roberta-base", "xlm-roberta-base", "minilm-l6",
     ]
     assert registry["roberta-base"].source.revision == "main"
     assert registry["tfidf-logreg"].family == "tfidf"

@@ -110,8 +110,15 @@ def test_reachable_hub_is_used_not_the_sample(monkeypatch, no_hub_cache):
 def test_offline_with_the_dataset_in_the_hub_cache_reads_the_cache(monkeypatch, no_hub_cache):
     """HF_HUB_OFFLINE=1 over a cached copy of the full data set keeps reading that copy, as before."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    (no_hub_cache / "hub" / "datasets--fancyzhx--dbpedia_14").mkdir(parents=True)
+    repo = no_hub_cache / "hub" / "datasets--fancyzhx--dbpedia_14"
     spec, _ = load_benchmark("dbpedia14")
+    # A folder huggingface_hub does not read as a cached repo (no snapshot) is no copy: the sample is used.
+    repo.mkdir(parents=True)
+    assert D.resolve_source(spec, None)[0] == "embedded sample"
+    (repo / "snapshots" / ("c" * 40) / "dbpedia_14").mkdir(parents=True)
+    (repo / "snapshots" / ("c" * 40) / "dbpedia_14" / "train.parquet").write_bytes(b"PAR1")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c" * 40)
     assert D.resolve_source(spec, None) == ("hub", None)
 
 

@@ -181,8 +181,7 @@ def test_transformer_forecasts_once_from_its_first_steps_and_trains_the_same(tmp
 
 
 def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
-    from harness.config.schema import TfidfParams
-    from harness.models.tfidf import TfidfLogReg
+    from harness.models.tfidf import TfidfLogReg, TfidfParams
 
     rng = np.random.default_rng(0)
     words = np.array(["good", "bad", "fine", "awful", "great", "poor", "ok", "meh"])
@@ -203,8 +202,7 @@ def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
 
 
 def test_tfidf_on_a_few_rows_does_not_forecast(tmp_path):
-    from harness.config.schema import TfidfParams
-    from harness.models.tfidf import TfidfLogReg
+    from harness.models.tfidf import TfidfLogReg, TfidfParams
 
     heard = []
     TfidfLogReg(TfidfParams(), ["neg", "pos"]).fit(train_split(), Budget(), tmp_path,
@@ -247,8 +245,8 @@ def test_a_no_at_the_question_stops_the_command_and_keeps_what_finished(tmp_path
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
     assert main(cli_args(tmp_path)) == 1
     captured = capsys.readouterr()
-    assert "forecast: training about 10 s (a fit on a sample; 1 process (scikit-learn))" in captured.out
-    assert "to cut it: --limit-train N" in captured.out
+    assert "forecast: training about 10 s (a fit on a sample; 1 process (scikit-learn))" in captured.err
+    assert "to cut it: --limit-train N" in captured.err
     assert "stopped: declined at the forecast of tfidf-b: about 66.7 min of training to go" in captured.err
     first = json.loads((run_path(tmp_path / "results", "tiny_binary", "tfidf-a") / "result.json").read_text())
     assert first["status"] == "completed" and first["training"]["forecast"]["seconds"] == 10.0
@@ -266,7 +264,7 @@ def test_yes_flag_skips_the_question(tmp_path, monkeypatch, terminal):
 def test_earlier_runs_give_the_time_ahead_before_anything_runs(tmp_path, capsys):
     assert main(cli_args(tmp_path, "--quiet")) == 0
     assert main(cli_args(tmp_path, "--seeds", "2")) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "tfidf-a: 1 run(s), 1 already complete, about" in out and "samples/s (" in out
     assert "in total: about" in out and "for 2 run(s)" in out
 

@@ -9,8 +9,8 @@ from matplotlib import image as mpimg
 from harness.config.schema import BenchmarkSpec
 from harness.metrics import stats
 from harness.metrics.quality import group_metrics
-from harness.report import groups
-from harness.report.board import RunSet
+from harness.report import board, groups, markdown, sections
+from harness.report.board import PredictionFiles, RunSet
 from harness.store.results_store import ResultsStore
 from tests import synthetic
 
@@ -55,6 +55,11 @@ def runs_of(store: ResultsStore) -> RunSet:
     return RunSet.read(store, "tiny_groups", CONFIG.label)
 
 
+def first_of(store: ResultsStore) -> dict[str, groups.FirstRun]:
+    """Each model's lowest-seed completed run with its predictions, as the leaderboard reads them."""
+    return board.training_set(runs_of(store), None, PredictionFiles(len(LABELS))).first
+
+
 def test_score_groups_matches_hand_computed_macro_f1():
     cells = groups.score_groups(Y, one_hot(PRED), GROUPS, n_boot=200)
     assert list(cells) == ["news", "web"]
@@ -81,7 +86,8 @@ def test_per_group_section_any_column_table_heatmap_and_link(tmp_path):
     store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS})
     store_run(store, "model-b", Y, one_hot(Y), {"domain": GROUPS})
     out_dir = store.benchmark_dir("tiny_groups")
-    lines = groups.per_group_section(runs_of(store), spec(["domain"]), "domain", out_dir, ["model-b", "model-a"])
+    scored = groups.per_group_scores(first_of(store), "domain", ["model-b", "model-a"])
+    lines = markdown.section_lines(sections.per_group(spec(["domain"]), "domain", scored))
     text = "\n".join(lines)
     assert lines[0] == "## Macro-F1 per domain"
     lines = text.splitlines()
@@ -95,7 +101,10 @@ def test_per_group_section_any_column_table_heatmap_and_link(tmp_path):
     assert a_cells[3] == f"{(1 + WEB_F1) / 2:.3f}"  # mean over groups
     assert a_cells[4] == f"web ({WEB_F1:.3f})"  # worst group
     assert "![macro-F1 per domain](plots/groups_domain_f1.png)" in text
+    assert groups.per_group_figure("domain") == "plots/groups_domain_f1.png"
     png = out_dir / "plots" / "groups_domain_f1.png"
+    png.parent.mkdir(parents=True)
+    png.write_bytes(groups.per_group_png("tiny_groups", "domain", scored))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = mpimg.imread(png).shape
     assert width > height > 100
@@ -107,23 +116,24 @@ def test_without_group_predictions_falls_back_to_stored_metrics(tmp_path):
     run_dir = store.run_dir("tiny_groups", CONFIG.label, "model-a", 42)
     frame = store.read_predictions(run_dir).drop(columns=["group_domain"])
     (run_dir / "predictions.csv").write_text(frame.to_csv(index=False))
-    scored = groups.per_group_scores(runs_of(store), spec(["domain"]), "domain")
+    scored = groups.per_group_scores(first_of(store), "domain")
     assert scored[0].cells["web"].point == pytest.approx(WEB_F1)
-    assert groups._cell_text(scored[0].cells["web"]) == f"{WEB_F1:.3f}"  # no interval without examples
+    assert sections._cell(scored[0].cells["web"]) == f"{WEB_F1:.3f}"  # no interval without examples
 
 
 def test_no_group_columns_no_sections(tmp_path):
     store = ResultsStore(tmp_path)
     store_run(store, "model-a", Y, one_hot(PRED), {})
-    assert groups.report_sections(runs_of(store), spec([]), store.benchmark_dir("tiny_groups")) == []
-    assert not (store.benchmark_dir("tiny_groups") / "plots").exists()
+    files = PredictionFiles(len(LABELS))
+    assert board.group_tables(runs_of(store), spec([]), files) == {}
+    assert board.transfer_tables(runs_of(store), spec([]), files) == {}
 
 
 def test_lowest_completed_seed_is_the_one_shown(tmp_path):
     store = ResultsStore(tmp_path)
     store_run(store, "model-a", Y, one_hot(Y), {"domain": GROUPS}, seed=43)
     store_run(store, "model-a", Y, one_hot(PRED), {"domain": GROUPS}, seed=42)
-    (scored,) = groups.per_group_scores(runs_of(store), spec(["domain"]), "domain")
+    (scored,) = groups.per_group_scores(first_of(store), "domain")
     assert scored.seed == 42 and scored.cells["web"].point == pytest.approx(WEB_F1)
 
 

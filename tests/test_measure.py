@@ -21,7 +21,7 @@ from harness.metrics.cost import (
     time_calls,
     track_memory,
 )
-from harness.report.markdown import cost_section
+from harness.report import markdown, sections
 from tests.conftest import run_path
 
 MIB = 2**20
@@ -270,6 +270,12 @@ def _cost_rows(text: str) -> dict[str, dict[str, str]]:
         cells[0]: dict(zip(header, cells, strict=True))
         for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])
     }
+
+
+def cost_section(board) -> list[str]:
+    """The cost section's markdown lines, as the leaderboard shows them ([] when there is none)."""
+    section = sections.cost(board)
+    return ["", *markdown.section_lines(section)] if section else []
 
 
 def _board(**results: list) -> SimpleNamespace:

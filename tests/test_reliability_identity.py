@@ -297,7 +297,8 @@ def test_hub_and_tfidf_fingerprints_do_not_change():
     spec = _spec()
     conf = configuration(spec)
     job = runner.Job(spec=spec, model_spec=TFIDF_A, configuration=conf, seed=42, results_dir="/tmp/x")
-    entry = {**TFIDF_A.model_dump(exclude={"description"}), "commit": None}
+    # The entry as fingerprints hashed it before `params:`: the tfidf family's parameters under `tfidf`.
+    entry = {**TFIDF_A.model_dump(exclude={"description", "params"}), "tfidf": TFIDF_A.params, "commit": None}
     assert job.fingerprint == run_fingerprint(conf, entry, 42, None)
 
 
@@ -387,7 +388,7 @@ def test_an_edited_result_is_redone_by_run_and_named_by_report(tmp_path, capsys)
     capsys.readouterr()
     assert main(["report", "--benchmark", "tiny_binary", "--benchmarks-dir", str(FIXTURES / "benchmarks"),
                  "--results-dir", str(results)]) == 1  # a run it could not use: listed, exit 1
-    assert "says model 'tfidf-logreg' (the folder's is 'tfidf-a')" in capsys.readouterr().out
+    assert "says model 'tfidf-logreg' (the folder's is 'tfidf-a')" in capsys.readouterr().err
     board = (results / "tiny_binary" / "leaderboard.md").read_text()
     assert "tfidf-logreg" in board and "says model 'tfidf-logreg' (the folder's is 'tfidf-a')" in board
     assert "| 1      | tfidf-logreg |" not in board

@@ -344,11 +344,12 @@ def test_fit_refuses_max_length_above_the_loaded_models_positions(tmp_path, monk
 
 
 def test_run_into_a_closed_pipe_trains_and_exits_quietly(tmp_path):
-    # Not --quiet and one process per model: the command's lines and the run's own go to the closed pipe.
+    # Not --quiet and one process per model: the result line goes to the closed pipe, the log lines to stderr.
     code, err = _with_stdout_closed("--models", "tfidf-logreg", "--benchmark", "tiny_binary", "--benchmarks-dir",
                                     str(FIXTURES / "benchmarks"), "--data-dir", str(FIXTURES / "binary"),
                                     "--results-dir", str(tmp_path / "res"), "--latency-samples", "3")  # fmt: skip
-    assert (code, err) == (0, "")
+    assert code == 0 and "done in" in err.splitlines()[-1]
+    assert "Traceback" not in err and "Logging error" not in err and "leaderboard:" not in err
     result = json.loads((run_path(tmp_path / "res", "tiny_binary", "tfidf-logreg") / "result.json").read_text())
     assert result["status"] == "completed"
 
@@ -368,3 +369,7 @@ def test_a_forecast_line_into_a_closed_pipe_does_not_fail_the_run(monkeypatch):
 
     monkeypatch.setattr(sys, "stdout", Closed())
     say("  tfidf-logreg: about 2 min of training")  # no exception: the line is dropped
+    from harness.core.output import tell
+
+    monkeypatch.setattr(sys, "stderr", Closed())
+    tell("forecast: training about 2 min")  # the same for a line on stderr

@@ -23,7 +23,7 @@ from harness.cli import main
 from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
-from harness.report import markdown as report
+from harness.report import publish as report
 from harness.report.board import Leaderboard
 from harness.store.results import benchmark_hash
 from harness.store.results_store import ResultsStore
@@ -52,14 +52,14 @@ def report_args(tmp_path: Path, *extra: str, benchmarks: Path | None = None) -> 
 @pytest.fixture(autouse=True)
 def _no_figures(monkeypatch):
     """Figures are not what these tests are about, and drawing them is most of a report's time."""
-    monkeypatch.setattr(report, "write_figures", lambda out_dir, board: [])
+    monkeypatch.setattr(report, "draw_figures", lambda board: [])
 
 
 @pytest.fixture(scope="module")
 def _finished(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("finished")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report, "write_figures", lambda out_dir, board: [])
+        patch.setattr(report, "draw_figures", lambda board: [])
         assert main(run_args(base, "--quiet")) == 0
     return base / "r"
 
@@ -141,7 +141,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
     capsys.readouterr()
 
     assert main(report_args(tmp_path)) == 1
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     not_used = [line for line in out.splitlines() if line.startswith("not used:")]
     assert len(not_used) == 1 and message in not_used[0] and str(predictions) in not_used[0]
     # Named in the report, and in no table: no row, no interval, no plot drawn from it.
@@ -154,7 +154,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
 
     # run gives the same reason, because it is the same check, and redoes the run.
     assert main(run_args(tmp_path)) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     redone = [line for line in out.splitlines() if "stored run not used" in line]
     assert len(redone) == 1 and not_used[0].removeprefix("not used: ") in redone[0]
     assert len(pd.read_csv(predictions)) == 24
@@ -165,7 +165,7 @@ def test_report_refuses_damaged_predictions_as_run_does(tmp_path, finished, caps
 def test_a_run_with_good_predictions_still_counts(tmp_path, finished, capsys):
     capsys.readouterr()
     assert main(report_args(tmp_path)) == 0
-    assert "not used" not in capsys.readouterr().out
+    assert "not used" not in capsys.readouterr().err
     rows = json.loads((tmp_path / "r" / "tiny_binary" / "leaderboard.json").read_text())["rows"]
     assert sorted(r["model"] for r in rows) == ["tfidf-a", "tfidf-b"]
 
@@ -245,7 +245,7 @@ def test_a_damaged_configuration_file_is_rewritten_by_the_next_run(tmp_path, fin
         assert snapshot(tmp_path / "r") == top
     capsys.readouterr()
     assert main(run_args(tmp_path, *(["--force"] if force else []))) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert path.read_text() == good
     if damage != "deleted":
         assert f"rewrote {path}" in out

@@ -195,13 +195,13 @@ def test_forced_redo_killed_with_sigkill_is_a_failure_and_keeps_the_finished_res
     assert main([a for a in args if a != "--quiet"] + ["--force"]) == 1
     monkeypatch.undo()
     out, err = capsys.readouterr()
-    assert "done in" not in out
-    assert "FAILED after" in out and "ChildProcessDied: the run's process killed by signal SIGKILL" in out
-    assert "the redo did not finish: the earlier finished result is kept" in out
+    assert "done in" not in err
+    assert "FAILED after" in err and "ChildProcessDied: the run's process killed by signal SIGKILL" in err
+    assert "the redo did not finish: the earlier finished result is kept" in err
     assert err.splitlines()[-1] == "1 run(s) failed: kept (seed 42) (see the leaderboard)"
     assert _unchanged(run, before)
     assert _board_row(tmp_path / "results")["status"] == "ok"
-    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.lock", "seed-42"]
+    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.holder", ".seed-42.lock", "seed-42"]
 
 
 def test_forced_redo_that_fails_keeps_the_finished_result(tmp_path, monkeypatch, capsys):
@@ -223,7 +223,7 @@ def test_forced_redo_that_fails_keeps_the_finished_result(tmp_path, monkeypatch,
     # A later --force that finishes replaces it, and leaves nothing aside.
     assert main([*args, "--force"]) == 0
     assert (run / "result.json").read_bytes() != before["result.json"]
-    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.lock", "seed-42"]
+    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.holder", ".seed-42.lock", "seed-42"]
 
 
 # The whole command killed with SIGKILL during a --force redo, at a chosen point: after the redo wrote its
@@ -271,7 +271,7 @@ def test_command_killed_during_a_forced_redo_is_settled_by_the_next_run(tmp_path
     assert redone.get("predictions.csv", b"") != before["predictions.csv"]
     capsys.readouterr()
     assert main([a for a in args if a != "--quiet"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "already complete, skipped" in out
     if point == "before-result":
         assert "an earlier --force redo of this run did not finish: the finished result it was redoing is restored" in out
@@ -279,7 +279,7 @@ def test_command_killed_during_a_forced_redo_is_settled_by_the_next_run(tmp_path
     else:
         assert "restored" not in out
         assert _unchanged(run, redone) and json.loads(redone["result.json"])["status"] == "completed"
-    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.lock", "seed-42"]
+    assert sorted(p.name for p in run.parent.iterdir()) == [".seed-42.holder", ".seed-42.lock", "seed-42"]
     assert _board_row(tmp_path / "results")["status"] == "ok"
 
 

@@ -18,7 +18,8 @@ from harness.cli import main
 from harness.config.registry import load_benchmark
 from harness.metrics import stats
 from harness.report import analysis
-from harness.report import markdown as report
+from harness.report import publish as report
+from harness.report.error_sections import length_buckets
 from harness.store.results_store import ResultsStore
 from tests import synthetic
 
@@ -179,7 +180,7 @@ def test_error_analysis_finds_the_planted_mistake_and_counts_by_length_and_group
     assert f"{int(wrong.sum()):,} errors in {N:,} examples" in errors
     # Length buckets are quantiles of the word counts; check the table against a direct count.
     words = np.array([len(t.split()) for t in texts])
-    bucket, names = analysis.length_buckets(words)
+    bucket, names = length_buckets(words)
     length_table = errors.split("## Error rate by input length")[1].split("##")[0]
     for b, name in enumerate(names):
         mask = bucket == b

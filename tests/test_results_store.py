@@ -17,7 +17,7 @@ from harness.cli import main
 from harness.config.schema import BenchmarkSpec, ModelSpec
 from harness.core.escape import escape
 from harness.report.board import Leaderboard
-from harness.report.markdown import write_report
+from harness.report.publish import write_report
 from harness.run import provenance
 from harness.run.model_card import build_model_card
 from harness.store.results import ResultReadError, RunResult, json_schema, parse_result
@@ -121,7 +121,7 @@ def test_a_damaged_run_is_not_done_is_reported_and_is_redone(tmp_path, capsys, d
     # the next run does not trust it: it says why and runs the model again
     capsys.readouterr()
     assert main([a for a in tfidf_args(tmp_path) if a != "--quiet"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "stored run not used" in out and "already complete" not in out
     redone = json.loads(result_file.read_text())
     assert redone["status"] == "completed" and redone["metrics"] == good["metrics"]
@@ -136,7 +136,7 @@ def test_a_changed_registry_entry_keeps_the_earlier_run_aside(tmp_path, capsys):
     registry.write_text("models:\n  - {name: tfidf-logreg, family: tfidf, tfidf: {C: 0.5}}\n")
     capsys.readouterr()
     assert main([*[a for a in tfidf_args(tmp_path / "r") if a != "--quiet"], "--registry", str(registry)]) == 0
-    assert "the earlier run (another registry entry) is kept at" in capsys.readouterr().out
+    assert "the earlier run (another registry entry) is kept at" in capsys.readouterr().err
     (kept,) = (tmp_path / "r").glob("tiny_binary/configs/*/superseded/tfidf-logreg/seed-42-*/result.json")
     assert json.loads(kept.read_text())["fingerprint"] == first["fingerprint"]
 

@@ -146,7 +146,7 @@ def test_killed_runs_resume_to_the_same_leaderboard(tmp_path, capsys):
     # Resume: finished models are skipped, the rest run, the leaderboard matches the uninterrupted run.
     capsys.readouterr()
     assert main(cli_args(registry, results, "--no-isolate")) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     for model in finished:
         assert f"- {model} (seed 42): already complete, skipped" in out
     final = completed(results)
@@ -200,10 +200,11 @@ def test_a_second_command_on_the_same_grid_waits_for_the_shared_files_and_skips_
     out, err = "".join(out), "".join(err)
     assert process.returncode == 0, err
     assert "Traceback" not in err
-    out = out + err  # what the command says, wherever its log lines go
-    assert f"- tfidf-c4 (seed 42): being run by pid {os.getpid()} on {os.uname().nodename}, left to it" in out
-    assert "- tfidf-c0.5 (seed 42): already complete, skipped" in out
-    assert "- tfidf-c16 (seed 42): running" in out and not (held / "result.json").exists()
+    # The log lines are on stderr; stdout holds only the result.
+    assert f"waiting for pid {os.getpid()} to finish writing" in err
+    assert f"- tfidf-c4 (seed 42): being run by pid {os.getpid()} on {os.uname().nodename}, left to it" in err
+    assert "- tfidf-c0.5 (seed 42): already complete, skipped" in err
+    assert "- tfidf-c16 (seed 42): running" in err and not (held / "result.json").exists()
 
 
 def test_stale_temporary_files_of_a_killed_writer_are_swept(tmp_path):

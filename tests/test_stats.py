@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -233,3 +234,48 @@ def test_thousand_resamples_of_the_seed_benchmark_size_are_fast():
     assert all(r["n_boot"] == 1000 for r in result.values())
     # Well under a second on an idle core; the bound leaves room for a machine shared with other work.
     assert seconds < 2.0
+
+
+def _hand_binom_two_sided(k: int, n: int) -> float:
+    """The exact test as the harness wrote it by hand before scipy's binomtest (kept to compare)."""
+    if n == 0:
+        return 1.0
+    k = min(k, n - k)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    return min(1.0, 2.0 * sum(math.exp(t) for t in terms))
+
+
+def _hand_brier(y_true, y_prob) -> float:
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob, dtype=np.float64)
+    one_hot = np.zeros_like(y_prob)
+    one_hot[np.arange(len(y_true)), y_true] = 1.0
+    return float(((y_prob - one_hot) ** 2).sum(axis=1).mean())
+
+
+def test_exact_mcnemar_through_scipy_gives_the_hand_written_values():
+    """Every (k, n) of the exact branch (n below 25 discordant pairs, and beyond): scipy's p-value is the
+    exact binomial sum, the old one's to rounding (they differ by at most 1e-13 relative, ~0.25000000000000006
+    against 0.25 for n = 3), and equal to the exact rational value to the same precision."""
+    from fractions import Fraction
+
+    for n in range(0, 80):
+        for k in range(0, n + 1):
+            new, old = stats._binom_two_sided(k, n), _hand_binom_two_sided(k, n)
+            low = min(k, n - k)
+            exact = 1.0 if n == 0 else float(min(1, 2 * Fraction(sum(math.comb(n, i) for i in range(low + 1)), 2**n)))
+            assert new == pytest.approx(old, rel=1e-13, abs=0) and new == pytest.approx(exact, rel=1e-13, abs=0)
+    assert stats._binom_two_sided(0, 3) == 0.25 and stats._binom_two_sided(3, 6) == 1.0
+
+
+def test_brier_through_scikit_learn_gives_the_hand_written_values_exactly():
+    rng = np.random.default_rng(0)
+    for classes in (2, 3, 5, 14):
+        for n in (1, 7, 300):
+            y = rng.integers(0, classes, n)
+            p = rng.dirichlet(np.ones(classes), size=n)
+            assert stats.brier_score(y, p) == _hand_brier(y, p)
+            p32 = p.astype(np.float32)  # rows sum to one only to float32 precision: no warning, same value
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                assert stats.brier_score(y, p32) == _hand_brier(y, p32)
+    assert math.isnan(stats.brier_score([0, 1], [[math.nan, 0.5], [0.5, 0.5]]))

@@ -337,7 +337,7 @@ def test_real_tmpfs_full_then_read_only(registry, tiny_tmpfs):
     summary = last_line(done.stderr)
     assert summary.startswith(f"{len(failed) + 1} run(s) failed: ") and summary.endswith(", report (see the leaderboard)")
     assert all(f"{m} (seed 42)" in summary for m in failed)
-    assert "could not write the report: [Errno 28] No space left on device" in done.stdout
+    assert "could not write the report: [Errno 28] No space left on device" in done.stderr
 
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
     done = cli(registry, results)

@@ -20,6 +20,7 @@ from harness import suite
 from harness.cli import main
 from harness.config.registry import PROJECT_ROOT
 from harness.metrics import stats
+from harness.report import ranks
 from harness.report.analysis import Predictions
 from tests.conftest import FIXTURES, has_runs, shared_data
 from tests.test_plots import check_figure
@@ -294,7 +295,7 @@ def test_the_pattern_bootstrap_draws_as_resampling_examples_does():
     noisy = [np.where(rng.random(300) < 0.3, rng.integers(0, 3, 300), labels) for _ in range(2)]
     # b makes a's first seed's mistakes and some of its own: their scores move together over resamples.
     board = _fake_board(labels, {"a": noisy, "b": [np.where(rng.random(300) < 0.2, 0, noisy[0])]}, 3)
-    patterns = suite.f1_resamples(board, ["a", "b", "missing"], 4000, np.random.default_rng(0))
+    patterns = ranks.f1_resamples(board, ["a", "b", "missing"], 4000, np.random.default_rng(0))
     assert np.isneginf(patterns[:, 2]).all()
     direct = np.empty((4000, 2))
     draw = np.random.default_rng(1)
@@ -316,7 +317,7 @@ def test_a_model_right_everywhere_has_rank_one_on_every_resample():
     wrong = 1 - labels
     half = np.r_[labels[:40], wrong[40:]]
     boards = [_fake_board(labels, {"right": [labels], "half": [half], "wrong": [wrong]}, 2)] * 3
-    resampled = suite.rank_resamples(boards, ["wrong", "right", "half"], n_boot=500)
+    resampled = ranks.rank_resamples(boards, ["wrong", "right", "half"], n_boot=500)
     assert (
         (resampled[:, 1] == 1.0).all() and (resampled[:, 2] == 2.0).all() and (resampled[:, 0] == 3.0).all()
     )

@@ -15,7 +15,7 @@ from harness.config.schema import SAFE_NAME
 from harness.core.errors import HarnessInputError
 from harness.metrics.quality import group_metrics
 from harness.report import groups
-from harness.report.board import RunSet
+from harness.report.board import Leaderboard
 from harness.store.results_store import ResultsStore, filter_variant
 from tests.conftest import run_path
 
@@ -110,8 +110,8 @@ def test_train_on_one_language_evaluates_on_all_and_fills_its_row(tmp_path, benc
     assert not list((tmp_path / "tiny_multilingual").glob("configs/*/runs"))  # nothing written as a full-train run
 
     (config,) = ResultsStore(tmp_path).configurations("tiny_multilingual")
-    runs = RunSet.read(ResultsStore(tmp_path), "tiny_multilingual", config.label)
-    matrices = groups.transfer_matrices(runs, tiny_spec(bench_dir), "lang", n_boot=50)
+    leaderboard = Leaderboard.from_store(ResultsStore(tmp_path), tiny_spec(bench_dir), config.label, n_boot=50)
+    matrices = leaderboard.transfer["lang"]
     row = matrices["tfidf-logreg"]
     assert list(row) == ["en"]  # no full-train run yet: only its own row
     assert sorted(row["en"].cells) == LANGS
@@ -133,10 +133,10 @@ def test_transfer_matrix_option_fills_every_cell(tmp_path, bench_dir, multilingu
     base = tmp_path / "tiny_multilingual"
     (config_dir,) = (base / "configs").iterdir()
     assert sorted(p.name for p in (config_dir / "transfer").iterdir()) == [f"train-lang-{lang}" for lang in LANGS]
-    runs = RunSet.read(ResultsStore(tmp_path), "tiny_multilingual", config_dir.name)
-    matrices = groups.transfer_matrices(runs, tiny_spec(bench_dir), "lang", n_boot=50)
+    leaderboard = Leaderboard.from_store(ResultsStore(tmp_path), tiny_spec(bench_dir), config_dir.name, n_boot=50)
+    matrices = leaderboard.transfer["lang"]
     matrix = matrices["tfidf-logreg"]
-    assert groups._row_order(matrix) == ["all", *LANGS]
+    assert groups.row_order(matrix) == ["all", *LANGS]
     for train, scores in matrix.items():
         assert sorted(scores.cells) == LANGS
         assert all(math.isfinite(c.point) and c.n == 9 for c in scores.cells.values())
@@ -169,7 +169,7 @@ def test_transfer_matrix_option_fills_every_cell(tmp_path, bench_dir, multilingu
         )
         == 0
     )
-    assert capsys.readouterr().out.count("already complete, skipped") == 5
+    assert capsys.readouterr().err.count("already complete, skipped") == 5
 
 
 def test_filtered_runs_do_not_overwrite_the_full_run(tmp_path, bench_dir, multilingual_dir):

@@ -66,7 +66,11 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
 
 
 def load_registry(path: Path | None = None) -> dict[str, ModelSpec]:
-    """Read and validate the registry; returns models by name, in file order."""
+    """Read and validate the registry; returns models by name, in file order.
+
+    Each entry's ``family`` and ``params`` are checked by the family table that importing ``harness.models``
+    registers (every command imports it first); without it they are checked when the model is built.
+    """
     path = Path(path) if path is not None else default_registry_path()
     raw = read_yaml(path)
     if not isinstance(raw, dict):

@@ -11,7 +11,7 @@ import re
 import types
 import typing
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import yaml
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -325,23 +326,40 @@ class ModelSource(Strict):
         return self
 
 
-class TfidfParams(Strict):
-    ngram_max: Integer = Field(2, ge=1, le=5)
-    min_df: Integer = Field(2, ge=1, le=MAX_ROWS)
-    max_features: Integer | None = Field(500_000, ge=1, le=10**8)
-    sublinear_tf: Flag = True
-    C: FiniteFloat = Field(4.0, gt=0, le=1e6)
-    max_iter: Integer = Field(1000, ge=1, le=10**6)
+class FamilyTable(Protocol):
+    """What the model families tell this schema about themselves. ``harness.models`` registers its table with
+    ``register_families`` when it is imported (this layer may not import it); until then an entry's family and
+    parameters are taken as written, and every command imports the models before it reads a registry."""
+
+    def check_family(self, family: str) -> None:
+        """Raise ValueError (with a did-you-mean) for a name that is not a family."""
+
+    def check_params(self, family: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The family's parameters validated by its own schema, defaults filled in; raise on bad ones."""
+
+
+_families: FamilyTable | None = None
+
+
+def register_families(table: FamilyTable) -> None:
+    global _families
+    _families = table
+
+
+# Before `params:` a TF-IDF entry wrote its parameters under `tfidf:`: still read (as `params`), and run
+# fingerprints keep hashing that family's parameters under this key, so the runs stored then stay current.
+LEGACY_PARAMS_KEY = "tfidf"
 
 
 class ModelSpec(Strict):
     """One candidate model in ``models_registry.yaml``."""
 
     name: Text
-    family: Literal["tfidf", "transformer"]
+    family: Text = Field(description="a model family of harness.models.FAMILIES")
     description: str = ""
     source: ModelSource | None = None
-    tfidf: TfidfParams | None = None
+    params: dict[str, Any] | None = Field(None, description="the family's own parameters, checked by its schema")
+    tfidf: dict[str, Any] | None = Field(None, description="the tfidf family's parameters, as written before 'params'")
     budget_overrides: dict[str, FiniteFloat] = Field(default_factory=dict)
     trust_remote_code: Flag = False
     multilingual: Flag = False
@@ -364,13 +382,46 @@ class ModelSpec(Strict):
             raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
         return value
 
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        if _families is not None:
+            _families.check_family(value)
+        return value
+
+    @field_validator("params", LEGACY_PARAMS_KEY)
+    @classmethod
+    def _family_params(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        family = info.data.get("family")  # absent when the family itself was refused
+        if value is None or family is None:
+            return value
+        if info.field_name == LEGACY_PARAMS_KEY and family != LEGACY_PARAMS_KEY:
+            raise ValueError(f"'{LEGACY_PARAMS_KEY}' holds the {LEGACY_PARAMS_KEY} family's parameters; "
+                             f"give a {family} entry's under 'params'")
+        # The error of a bad parameter keeps its path (models.0.params.C), so it reads as one line like any other.
+        return _families.check_params(family, value) if _families is not None else value
+
     @model_validator(mode="after")
-    def _family_fields(self) -> ModelSpec:
-        if self.family == "transformer" and self.source is None:
-            raise ValueError("a transformer entry needs a 'source' (hub_id, path or package)")
-        if self.family == "tfidf" and self.source is not None:
-            raise ValueError("a tfidf entry takes 'tfidf' parameters, not a 'source'")
+    def _one_params_key(self) -> ModelSpec:
+        legacy = getattr(self, LEGACY_PARAMS_KEY)
+        if legacy is not None:
+            if self.params is not None:
+                raise ValueError(f"give the parameters once, under 'params' ('{LEGACY_PARAMS_KEY}' is its old name)")
+            # Read as `params`: an entry means the same whichever key it used (the model is frozen, hence object's).
+            object.__setattr__(self, "params", legacy)
+            object.__setattr__(self, LEGACY_PARAMS_KEY, None)
         return self
+
+    def identity(self) -> dict[str, Any]:
+        """The entry as a run's fingerprint hashes it: every field but the description, the parameters of the
+        family that wrote them under the legacy key hashed there (so its stored runs stay current), any other
+        family's under 'params' when it has some (so an entry without any hashes as it always did)."""
+        entry = self.model_dump(exclude={"description", "params", LEGACY_PARAMS_KEY})
+        legacy = self.family == LEGACY_PARAMS_KEY
+        entry[LEGACY_PARAMS_KEY] = self.params if legacy else None
+        if self.params is not None and not legacy:
+            entry["params"] = self.params
+        return entry
 
     def budget_for(self, budget: Budget) -> Budget:
         """The benchmark budget with this model's allowed overrides applied."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from pathlib import Path
 
 from huggingface_hub import constants
 
@@ -55,17 +54,30 @@ def reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
     return answer
 
 
+def cached_repo(repo_id: str, repo_type: str):
+    """huggingface_hub's description of the local cache's copy of a repo (``CachedRepoInfo``), or None."""
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        info = scan_cache_dir(constants.HF_HUB_CACHE)
+    except Exception:  # noqa: BLE001 - no cache folder (CacheNotFound) or one we cannot read: nothing cached
+        return None
+    for repo in info.repos:
+        if repo.repo_id == repo_id and repo.repo_type == repo_type:
+            return repo
+    return None
+
+
 def cached_commit(repo_id: str, revision: str | None, repo_type: str) -> str | None:
     """The commit the local hub cache holds for ``revision`` (offline resolution), or None."""
     revision = revision or "main"
     if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
         return revision
-    folder = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}" / "refs" / revision
-    try:
-        commit = folder.read_text(encoding="utf-8").strip()
-    except OSError:
+    repo = cached_repo(repo_id, repo_type)
+    if repo is None:
         return None
-    return commit or None
+    cached = repo.refs.get(revision)
+    return cached.commit_hash if cached is not None else None
 
 
 def resolve_revision(repo_id: str, revision: str | None, repo_type: str = "model") -> str | None:

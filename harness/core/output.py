@@ -1,4 +1,5 @@
-"""Lines for people on stdout, whose reader may leave early (``report | head``, ``run | head``).
+"""Lines for people: results on stdout, whose reader may leave early (``report | head``, ``run | head``), and log
+lines and warnings on stderr.
 
 A closed pipe is the reader's choice, not a failure of the command: the lines still to come go nowhere, quietly,
 and nothing that is running stops for it (a run's forecast line must not fail the run).
@@ -32,14 +33,30 @@ def say(line: str) -> None:
         stdout_closed()
 
 
-class StdoutHandler(logging.StreamHandler):
-    """Plain log lines on stdout; a reader that closes it ends the output, quietly, not the command or its runs."""
+def tell(line: str) -> None:
+    """A line for the person running the command, not a result: on stderr, beside the log lines."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+class StderrHandler(logging.StreamHandler):
+    """Plain log lines on stderr (the stream current when each line is written); a reader that closes it ends
+    those lines, quietly, not the command or its runs."""
 
     def __init__(self):
-        super().__init__(sys.stdout)
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # logging.StreamHandler sets it; the current sys.stderr is always used
+        pass
 
     def handleError(self, record: logging.LogRecord) -> None:
         if isinstance(sys.exc_info()[1], BrokenPipeError):
-            stdout_closed()
             return
         super().handleError(record)

@@ -407,13 +407,16 @@ def _hub_reachable_once() -> bool:
 
 
 def _in_local_hub_cache(hub_id: str) -> bool:
-    """Whether a copy of the hub data set lies in the local caches (what ``HF_HUB_OFFLINE=1`` reads)."""
+    """Whether a copy of the hub data set lies in the local caches (what ``HF_HUB_OFFLINE=1`` reads): the hub
+    cache as huggingface_hub scans it, or the ``datasets`` library's own cache."""
     from huggingface_hub import constants
 
+    from harness.core import hub
+
+    if hub.cached_repo(hub_id, "dataset") is not None:
+        return True
     datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE", Path(constants.HF_HOME) / "datasets"))
-    return (Path(constants.HF_HUB_CACHE) / f"datasets--{hub_id.replace('/', '--')}").is_dir() or (
-        datasets_cache / hub_id.replace("/", "___")
-    ).is_dir()
+    return (datasets_cache / hub_id.replace("/", "___")).is_dir()
 
 
 def resolve_source(spec: BenchmarkSpec, data_dir: Path | None) -> tuple[str, Path | None]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import resource
 import sys
 import threading
 import time
@@ -153,6 +152,17 @@ def _status_kib(field: str) -> int | None:
 
 
 def _ru_maxrss_bytes() -> int:
+    """The process-wide RSS maximum: getrusage on POSIX, the peak working set on Windows, else 0 (the
+    sampling thread then carries the phase's peak)."""
+    try:
+        import resource  # POSIX only; the package imports without it
+    except ImportError:
+        try:
+            import psutil
+
+            return int(getattr(psutil.Process().memory_info(), "peak_wset", 0) or 0)
+        except (ImportError, OSError):
+            return 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 

@@ -1,6 +1,6 @@
 """Uncertainty and calibration for per-example predictions: bootstrap intervals, paired tests, ECE, Brier.
 
-Pure numpy. Every metric here is written once as a *weighted* function: a bootstrap resample is a
+numpy (with scipy's exact binomial test and scikit-learn's Brier score). Every metric here is written once as a *weighted* function: a bootstrap resample is a
 vector of counts (how often each example was drawn), so 1000 resamples become one (1000, n) count
 matrix and a few matrix products instead of 1000 Python-level metric calls. The unweighted metric is
 the same function with every count equal to one, so point estimates and resamples can never disagree.
@@ -289,15 +289,13 @@ def paired_seed_mean_bootstrap(
 
 
 def _binom_two_sided(k: int, n: int) -> float:
-    """Exact two-sided binomial p-value of ``min(b, c) = k`` out of ``n`` discordant pairs, p = 1/2."""
+    """Exact two-sided binomial p-value of ``min(b, c) = k`` out of ``n`` discordant pairs, p = 1/2
+    (``scipy.stats.binomtest``)."""
     if n == 0:
         return 1.0
-    k = min(k, n - k)
-    log_terms = [
-        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2)
-        for i in range(k + 1)
-    ]
-    return min(1.0, 2.0 * sum(math.exp(t) for t in log_terms))
+    from scipy.stats import binomtest
+
+    return float(min(1.0, binomtest(min(k, n - k), n, 0.5, alternative="two-sided").pvalue))
 
 
 def mcnemar(y_true, pred_a, pred_b, exact_below: int = 25) -> dict:
@@ -378,10 +376,17 @@ def expected_calibration_error(y_true, y_prob, n_bins: int = 15) -> float:
 def brier_score(y_true, y_prob) -> float:
     """Multi-class Brier score: mean over examples of the squared distance to the one-hot label.
 
-    Summed over the K classes (Brier's 1950 definition), so it ranges from 0 to 2; for binary tasks
-    it is twice scikit-learn's ``brier_score_loss`` on the positive class.
+    Summed over the K classes (Brier's 1950 definition), so it ranges from 0 to 2: scikit-learn's
+    ``brier_score_loss`` over all K columns, without its halving of binary scores.
     """
+    import warnings
+
+    from sklearn.metrics import brier_score_loss
+
     y_true, y_prob = _as_arrays(y_true, y_prob)
-    one_hot = np.zeros_like(y_prob)
-    one_hot[np.arange(len(y_true)), y_true] = 1.0
-    return float(((y_prob - one_hot) ** 2).sum(axis=1).mean())
+    if len(y_true) == 0 or y_prob.shape[1] < 2 or not np.isfinite(y_prob).all():
+        return math.nan  # no score to give; scikit-learn would refuse (or read one column as binary)
+    with warnings.catch_warnings():
+        # Rows of float32 probabilities sum to one only to float32 precision; the score is still the score.
+        warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
+        return float(brier_score_loss(y_true, y_prob, labels=list(range(y_prob.shape[1])), scale_by_half=False))

@@ -1,23 +1,35 @@
 """Model families behind one small interface (see ``base.TextClassifier``).
 
-Adding a new kind of model is one module plus one line in ``FAMILIES``. Families are imported lazily,
+Adding a new kind of model is one module plus one line in ``FAMILIES``: the family's class declares what the
+rest of the harness asks of it (its parameters' schema, the budget fields it reads, whether it loads weights
+from a ``source``, its settings for the leaderboard and its model card text). Families are imported lazily,
 so the TF-IDF path never imports torch.
+
+Importing this package registers the family table with the registry schema (``config.schema`` may not import
+it): from then on an entry's ``family`` is checked against ``FAMILIES`` and its ``params`` by the family's
+schema when the registry is read. Whether an entry's ``source`` suits its family is checked by
+``check_entries`` when the entry is chosen to run, since that needs the family's module (torch for a
+transformer).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from harness.config.schema import ModelSpec
+from harness.config.schema import ModelSpec, register_families
+from harness.core.errors import HarnessInputError
 from harness.models.base import TextClassifier
 
 FAMILIES: dict[str, str] = {
     "tfidf": "harness.models.tfidf:TfidfLogReg",
     "transformer": "harness.models.transformer:TransformerClassifier",
+    "majority": "harness.models.majority:MajorityClassifier",
 }
 
 FAMILY_FILE = "harness_family.json"
@@ -26,6 +38,40 @@ FAMILY_FILE = "harness_family.json"
 def family_class(family: str) -> type[TextClassifier]:
     module_name, _, class_name = FAMILIES[family].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+class _FamilyTable:
+    """``FAMILIES`` as the registry schema sees it (``config.schema.FamilyTable``)."""
+
+    def check_family(self, family: str) -> None:
+        if family not in FAMILIES:
+            match = difflib.get_close_matches(family, list(FAMILIES), n=1, cutoff=0.6)
+            hint = f"did you mean '{match[0]}'?" if match else f"choose from: {', '.join(FAMILIES)}"
+            raise ValueError(f"unknown family '{family}' ({hint})")
+
+    def check_params(self, family: str, params: dict[str, Any]) -> dict[str, Any]:
+        schema = family_class(family).params_schema
+        if schema is None:
+            raise ValueError(f"the {family} family takes no 'params'; remove them")
+        return schema.model_validate(params).model_dump()
+
+
+register_families(_FamilyTable())
+
+
+def check_entries(models: list[ModelSpec], registry_path: Path | None = None) -> None:
+    """Refuse, in one line naming the registry file and entry, an entry whose ``source`` does not suit its family:
+    a family that loads weights needs one, a family that trains from nothing takes none."""
+    for spec in models:
+        takes_source = family_class(spec.family).takes_source
+        if takes_source == (spec.source is not None):
+            continue
+        where = f"{registry_path} [model '{spec.name}']" if registry_path else f"model '{spec.name}'"
+        if takes_source:
+            raise HarnessInputError(where, f"a {spec.family} entry needs a 'source' (hub_id, path or package)",
+                                    "add source: {hub_id: ...}, {path: ...} or {package: ...}")
+        raise HarnessInputError(where, f"a {spec.family} entry takes no 'source' (it trains from the data alone)",
+                                "remove 'source'")
 
 
 def build_model(spec: ModelSpec, label_names: list[str]) -> TextClassifier:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -50,7 +50,24 @@ class FitReport(BaseModel):
 
 @runtime_checkable
 class TextClassifier(Protocol):
+    """A model family. Besides the methods, the class declares what the rest of the harness asks of it:"""
+
+    # The schema of the family's `params:` in a registry entry (a pydantic model), or None when it takes none.
+    params_schema: ClassVar[type[BaseModel] | None]
+    # The Budget fields it reads; the leaderboard and the model card describe its runs by these alone.
+    budget_fields: ClassVar[tuple[str, ...]]
+    # Whether an entry names weights to start from (`source:`); a family that trains from the data alone takes none.
+    takes_source: ClassVar[bool]
+    # The model card: the hub's `library_name`, and the "Use" section (how to load and run the saved model).
+    card_library: ClassVar[str]
+    card_usage: ClassVar[str]
+
     label_names: list[str]
+
+    @classmethod
+    def settings(cls, spec: ModelSpec, info: dict[str, Any]) -> dict[str, Any]:
+        """The family's own settings for the leaderboard, from its entry and ``describe()``: what a reader needs
+        to reproduce the model."""
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, label_names: list[str]) -> TextClassifier:

@@ -19,8 +19,20 @@ MANIFEST = "harness_cache.json"
 
 
 def cache_root() -> Path:
-    """``TEXTCLF_BENCH_CACHE``, else ``~/.cache/textclf-bench``."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "textclf-bench"))
+    """Where the harness keeps its caches, read now (not at import):
+
+    ``TEXTCLF_BENCH_CACHE`` when set; else ``$HF_HOME/textclf-bench`` when ``HF_HOME`` is set (the folder the
+    user gave Hugging Face's caches, often a larger disk); else the platform's user cache folder through
+    ``platformdirs`` (``$XDG_CACHE_HOME/textclf-bench``, by default ``~/.cache/textclf-bench`` on Linux,
+    ``~/Library/Caches/textclf-bench`` on macOS, ``%LOCALAPPDATA%\\textclf-bench\\Cache`` on Windows).
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "textclf-bench"
+    import platformdirs
+
+    return platformdirs.user_cache_path("textclf-bench", appauthor=False)
 
 
 def _sha256(path: Path) -> str:

@@ -13,7 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from harness.config.schema import Budget, ModelSpec, TfidfParams
+from harness.config.schema import MAX_ROWS, Budget, FiniteFloat, Flag, Integer, ModelSpec, Strict
 from harness.data.loading import Split
 from harness.models.base import FitReport
 from harness.store.results import TrainingForecast
@@ -22,6 +22,26 @@ CONFIG_FILE = "tfidf_config.json"
 WEIGHTS_FILE = "tfidf_weights.npz"
 # The forecast's sample: 5% of the rows, at least this many (fewer make the scaling noise).
 FORECAST_MIN_ROWS = 500
+
+
+class TfidfParams(Strict):
+    """A tfidf entry's `params:` (written `tfidf:` before; both read the same)."""
+
+    ngram_max: Integer = Field(2, ge=1, le=5)
+    min_df: Integer = Field(2, ge=1, le=MAX_ROWS)
+    max_features: Integer | None = Field(500_000, ge=1, le=10**8)
+    sublinear_tf: Flag = True
+    C: FiniteFloat = Field(4.0, gt=0, le=1e6)
+    max_iter: Integer = Field(1000, ge=1, le=10**6)
+
+
+_USAGE = """This is a scikit-learn TF-IDF + logistic-regression model saved as plain JSON and NumPy arrays (no pickle),
+not a transformers model. Load it with the harness:
+
+```python
+from harness.run.predict import predict_texts
+predict_texts("<this directory>", ["some text"])
+```"""
 
 
 class SavedTfidf(BaseModel):
@@ -57,6 +77,10 @@ class TfidfLogReg:
     # The budget fields this family reads: how many rows, which seed, how large an inference batch. Epochs,
     # learning rate and max_length mean nothing to it, and the leaderboard does not describe it by them.
     budget_fields = ("train_examples", "test_examples", "seed", "eval_batch_size")
+    params_schema = TfidfParams
+    takes_source = False
+    card_library = "scikit-learn"
+    card_usage = _USAGE
 
     def __init__(self, params: TfidfParams, label_names: list[str]):
         self.params = params
@@ -65,7 +89,17 @@ class TfidfLogReg:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, label_names: list[str]) -> TfidfLogReg:
-        return cls(spec.tfidf or TfidfParams(), label_names)
+        return cls(TfidfParams.model_validate(spec.params or {}), label_names)
+
+    @classmethod
+    def settings(cls, spec: ModelSpec, info: dict) -> dict:
+        params = TfidfParams.model_validate(spec.params or {}).model_dump()
+        return {
+            "ngram_range": f"1-{params.pop('ngram_max')}",
+            **params,
+            "vocabulary": info.get("vocabulary"),
+            "coefficients": info.get("parameters"),
+        }
 
     def _build(self, seed: int) -> Pipeline:
         p = self.params

@@ -149,10 +149,26 @@ def restore_random_states(directory: Path, rank: int) -> None:
     safe_state.restore_random_states(directory, rank)
 
 
+_USAGE = """```python
+from transformers import pipeline
+classify = pipeline("text-classification", model="<this directory>")
+```"""
+
+
 class TransformerClassifier:
     """AutoModelForSequenceClassification + AutoTokenizer, trained under a shared Budget."""
 
     supports_distributed_eval = True
+    params_schema = None  # the entry's `source` says which model; the benchmark's budget says how to train it
+    budget_fields = tuple(Budget.model_fields)
+    takes_source = True
+    card_library = "transformers"
+    card_usage = _USAGE
+
+    @classmethod
+    def settings(cls, spec: ModelSpec, info: dict) -> dict:
+        source = spec.source.model_dump(exclude_none=True, exclude={"package_subdir"}) if spec.source else {}
+        return {**source, "architecture": info.get("architecture"), "precision": info.get("precision")}
 
     def __init__(self, model, tokenizer, label_names: list[str], spec: ModelSpec | None = None):
         self.model = model

@@ -1,13 +1,14 @@
 """The leaderboard of one configuration: read from the store once, as typed objects, then rendered.
 
 ``Leaderboard.from_store`` is the only place the report layer reads the store: every result is validated
-into a :class:`~harness.store.results.RunResult`, every predictions file is read once, and the statistics are
-computed once. Markdown, CSV/JSON, plots and the error analysis (``harness.report.markdown``) are drawn from this
-object, and notebooks use it directly::
+into a :class:`~harness.store.results.RunResult`, every predictions file is read once (:class:`PredictionFiles`),
+and the statistics, the per-group tables, the transfer matrices and the comparison warnings are computed once.
+The sections (``harness.report.sections``), their markdown (``harness.report.markdown``), the CSV/JSON and the
+figures (``harness.report.publish``) are drawn from this object, and notebooks use it directly::
 
     board = Leaderboard.from_store(ResultsStore("results"), spec)
     board.to_pandas()        # one row per model and seed, every metric
-    render_markdown(board, figures=None)   # the leaderboard's text (harness.report.markdown)
+    board.group_tables["lang"], board.transfer["lang"], board.warnings
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.config.schema import BenchmarkSpec
+from harness.config.schema import BenchmarkSpec, Budget
 from harness.core.errors import HarnessInputError
+from harness.core.escape import escape
 from harness.metrics.columns import columns
-from harness.report import analysis
-from harness.report.records import result_record
-from harness.store.results import RESULT_FILE, Configuration, benchmark_hash
+from harness.report import analysis, groups
+from harness.report.cells import budget_text
+from harness.report.records import get, result_record
+from harness.store.results import RESULT_FILE, Configuration, RunResult, benchmark_hash
 from harness.store.results_store import CONFIGURATION_FILE, ResultsStore, StoredRun
 
 
@@ -64,6 +67,56 @@ class RunSet:
         return out
 
 
+class PredictionFiles:
+    """Each run's predictions.csv, read at most once (None: missing or scored on other classes)."""
+
+    def __init__(self, num_labels: int):
+        self.num_labels = num_labels
+        self._read: dict[Path, analysis.Predictions | None] = {}
+
+    def of(self, run: StoredRun) -> analysis.Predictions | None:
+        if run.run_dir not in self._read:
+            result = run.result
+            self._read[run.run_dir] = analysis.read_predictions(run.run_dir, result.model, result.seed, self.num_labels)
+        return self._read[run.run_dir]
+
+
+def training_set(runs: RunSet, variant: str | None, files: PredictionFiles) -> groups.TrainingSet:
+    """Each model's lowest-seed completed run of one variant with its predictions, so a table's cells share a run."""
+    chosen: dict[str, StoredRun] = {}
+    for run in runs.runs(variant):
+        model = run.result.model
+        if run.result.completed and (model not in chosen or run.result.seed < chosen[model].result.seed):
+            chosen[model] = run
+    first = {model: groups.FirstRun(run, files.of(run)) for model, run in chosen.items()}
+    return groups.TrainingSet(groups.variant_filter(runs.runs(variant)) if variant else None, first)
+
+
+def group_tables(
+    runs: RunSet, spec: BenchmarkSpec, files: PredictionFiles, model_order: list[str] | None = None
+) -> dict[str, list[groups.RunScores]]:
+    """Per group column, each model's macro-F1 per value on the whole train split (columns without scores left out)."""
+    whole = training_set(runs, None, files)
+    tables = {c: groups.per_group_scores(whole.first, c, model_order) for c in spec.group_columns}
+    return {c: scored for c, scored in tables.items() if scored}
+
+
+def transfer_tables(
+    runs: RunSet, spec: BenchmarkSpec, files: PredictionFiles
+) -> dict[str, dict[str, dict[str, groups.RunScores]]]:
+    """Per group column, ``{model: {train row: scores}}`` (columns without a filtered run left out)."""
+    whole = training_set(runs, None, files)
+    filtered = [training_set(runs, v, files) for v in runs.variants() if _filters_one_of(runs, v, spec.group_columns)]
+    tables = {c: groups.transfer_matrices(whole, filtered, c) for c in spec.group_columns}
+    return {c: matrices for c, matrices in tables.items() if matrices}
+
+
+def _filters_one_of(runs: RunSet, variant: str, columns: list[str]) -> bool:
+    """Whether a variant's runs were trained on the values of one group column (only those fill a matrix)."""
+    found = groups.variant_filter(runs.runs(variant))
+    return bool(found) and len(found) == 1 and next(iter(found)) in columns
+
+
 @dataclass
 class ModelRow:
     """One model of the leaderboard: its runs (one per seed), predictions and statistics."""
@@ -99,7 +152,8 @@ class ModelRow:
 
 
 class Leaderboard:
-    """Models of one benchmark configuration, ranked by mean macro-F1, with intervals and paired tests."""
+    """Models of one benchmark configuration, ranked by mean macro-F1, with intervals, paired tests, per-group
+    tables, transfer matrices and the warnings of what differs between the rows: everything a report shows."""
 
     def __init__(
         self,
@@ -110,6 +164,7 @@ class Leaderboard:
         eval_texts: pd.DataFrame | None,
         other_configurations: list[Configuration],
         n_boot: int,
+        files: PredictionFiles | None = None,
     ):
         self.spec = spec
         self.configuration = configuration
@@ -118,56 +173,25 @@ class Leaderboard:
         self.eval_texts = eval_texts
         self.other_configurations = other_configurations
         self.n_boot = n_boot
+        files = files or PredictionFiles(spec.num_labels)
+        order = [row.model for row in rows]
+        self.group_tables = group_tables(runs, spec, files, order)
+        self.transfer = transfer_tables(runs, spec, files)
+        self.warnings = comparison_warnings(self.completed_results)
 
     @classmethod
     def from_store(
         cls, store: ResultsStore, spec: BenchmarkSpec, label: str | None = None, n_boot: int = analysis.N_BOOT
     ) -> Leaderboard:
         """Read one configuration of a benchmark (default: the one the last command ran) and rank it."""
-        configuration = store.find_configuration(spec.name, label)
-        if configuration is None:
-            # A damaged or hand-moved configuration file is named, never reported as an empty configuration.
-            problem = store.configuration_problem(spec.name, label or store.current_label(spec.name))
-            if problem is not None:
-                raise problem
-            known = [c.label for c in store.configurations(spec.name)]
-            raise HarnessInputError(
-                f"{store.benchmark_dir(spec.name)}",
-                f"no configuration {label!r} in the store" if label else "no runs of this benchmark in the store",
-                f"choose one of {known}" if known else "run the benchmark first",
-            )
-        if configuration.benchmark_hash != benchmark_hash(spec):
-            # Its runs were scored on another definition (classes, columns, splits): drawn with this one, the
-            # classes and columns would not be theirs.
-            raise HarnessInputError(
-                str(store.config_dir(spec.name, configuration.label) / CONFIGURATION_FILE),
-                f"made with another definition of benchmark {spec.name} (benchmark_hash "
-                f"{configuration.benchmark_hash}; the benchmark YAML now gives {benchmark_hash(spec)})",
-                "restore the benchmark YAML these runs were made with, or rerun the benchmark: the YAML as it is "
-                "now makes a configuration of its own",
-            )
+        configuration = _configuration(store, spec, label)
         runs = RunSet.read(store, spec.name, configuration.label, spec.label_names)
-        by_model: dict[str, list[StoredRun]] = {}
-        for run in runs.runs(None):
-            by_model.setdefault(run.result.model, []).append(run)
-        rows = []
-        for model, model_runs in by_model.items():
-            model_runs.sort(key=lambda r: r.result.seed)
-            row = ModelRow(
-                model=model,
-                completed=[r for r in model_runs if r.result.completed],
-                failed=[r for r in model_runs if not r.result.completed],
-            )
-            row.predictions = analysis.load_model_predictions(row.completed, spec.num_labels)
-            _score_unstored_columns(row.completed, row.predictions)
-            row.identical_seeds = analysis.identical_predictions(row.predictions)
-            if row.identical_seeds:
-                row.predictions = row.predictions[:1]
-            rows.append(row)
-        rows.sort(key=lambda r: (-(r.f1_macro if r.f1_macro is not None else -1.0), r.model))
+        files = PredictionFiles(spec.num_labels)
+        rows = _model_rows(runs, files)
         _attach_statistics(rows, n_boot)
         others = [c for c in store.configurations(spec.name) if c.label != configuration.label]
-        return cls(spec, configuration, runs, rows, store.read_eval_texts(spec.name, configuration.label), others, n_boot)
+        eval_texts = store.read_eval_texts(spec.name, configuration.label)
+        return cls(spec, configuration, runs, rows, eval_texts, others, n_boot, files)
 
     # ----- views ------------------------------------------------------------------------------------------
 
@@ -193,6 +217,56 @@ class Leaderboard:
                 record["identical_to_first_seed"] = row.identical_seeds and run is not row.completed[0]
                 records.append(record)
         return pd.DataFrame.from_records(records)
+
+
+def _configuration(store: ResultsStore, spec: BenchmarkSpec, label: str | None) -> Configuration:
+    """The configuration to report, refused in one line when it is missing, damaged or of another definition."""
+    configuration = store.find_configuration(spec.name, label)
+    if configuration is None:
+        # A damaged or hand-moved configuration file is named, never reported as an empty configuration.
+        problem = store.configuration_problem(spec.name, label or store.current_label(spec.name))
+        if problem is not None:
+            raise problem
+        known = [c.label for c in store.configurations(spec.name)]
+        raise HarnessInputError(
+            f"{store.benchmark_dir(spec.name)}",
+            f"no configuration {label!r} in the store" if label else "no runs of this benchmark in the store",
+            f"choose one of {known}" if known else "run the benchmark first",
+        )
+    if configuration.benchmark_hash != benchmark_hash(spec):
+        # Its runs were scored on another definition (classes, columns, splits): drawn with this one, the
+        # classes and columns would not be theirs.
+        raise HarnessInputError(
+            str(store.config_dir(spec.name, configuration.label) / CONFIGURATION_FILE),
+            f"made with another definition of benchmark {spec.name} (benchmark_hash "
+            f"{configuration.benchmark_hash}; the benchmark YAML now gives {benchmark_hash(spec)})",
+            "restore the benchmark YAML these runs were made with, or rerun the benchmark: the YAML as it is "
+            "now makes a configuration of its own",
+        )
+    return configuration
+
+
+def _model_rows(runs: RunSet, files: PredictionFiles) -> list[ModelRow]:
+    """One row per model of the whole train split, its seeds' predictions read once, ranked by mean macro-F1."""
+    by_model: dict[str, list[StoredRun]] = {}
+    for run in runs.runs(None):
+        by_model.setdefault(run.result.model, []).append(run)
+    rows = []
+    for model, model_runs in by_model.items():
+        model_runs.sort(key=lambda r: r.result.seed)
+        row = ModelRow(
+            model=model,
+            completed=[r for r in model_runs if r.result.completed],
+            failed=[r for r in model_runs if not r.result.completed],
+        )
+        row.predictions = analysis.load_model_predictions(row.completed, files.of)
+        _score_unstored_columns(row.completed, row.predictions)
+        row.identical_seeds = analysis.identical_predictions(row.predictions)
+        if row.identical_seeds:
+            row.predictions = row.predictions[:1]
+        rows.append(row)
+    rows.sort(key=lambda r: (-(r.f1_macro if r.f1_macro is not None else -1.0), r.model))
+    return rows
 
 
 def _score_unstored_columns(runs: list[StoredRun], predictions: list[analysis.Predictions]) -> None:
@@ -223,3 +297,32 @@ def _attach_statistics(rows: list[ModelRow], n_boot: int) -> None:
     for row in rows[1:]:
         if row.stats:
             row.vs_best = analysis.compare_to_leader(leader.predictions, row.predictions, n_boot)
+
+
+def comparison_warnings(results: list[RunResult]) -> list[str]:
+    """What differs between the rows, computed from what actually ran (never from labels)."""
+    warnings = []
+
+    def differing(name: str, value_of, among=None) -> None:
+        seen: dict = {}
+        for r in among if among is not None else results:
+            seen.setdefault(value_of(r), []).append(f"{r.model}/seed {r.seed}")
+        if len(seen) > 1:
+            parts = "; ".join(f"{escape(k)}: {', '.join(v)}" for k, v in sorted(seen.items(), key=lambda kv: str(kv[0])))
+            warnings.append(f"rows differ in {name} ({parts}); compare with care")
+
+    differing("train rows", lambda r: r.data.train_rows)
+    differing("test rows", lambda r: r.data.eval_rows)
+    differing("device", lambda r: get(r, "device", "device_name") or "?")
+    # TF-IDF has no training precision; among the transformers a mix (bf16 here, fp32 there) is worth a warning.
+    differing("training precision", lambda r: r.precision or "?", [r for r in results if r.family == "transformer"])
+    differing("harness version", lambda r: get(r, "environment", "harness_source_sha256") or "?")
+    overridable = set(Budget.model_fields) - {"learning_rate", "weight_decay", "warmup_ratio", "seed"}
+
+    def shared_budget(r: RunResult) -> str:
+        used = set(r.budget_fields_used or overridable) & overridable
+        return budget_text(r.budget, sorted(used)) if r.budget else "?"
+
+    if len({shared_budget(r) for r in results if r.family == "transformer"}) > 1:
+        warnings.append("transformer rows trained under different budget values; compare with care")
+    return warnings

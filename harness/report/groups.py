@@ -1,9 +1,9 @@
-"""Per-group leaderboards and cross-group transfer matrices, rebuilt from the results store.
+"""Per-group scores and cross-group transfer matrices, from the predictions the leaderboard already holds.
 
-Part of the report layer: everything here is read from stored predictions (``predictions.csv`` with its
-``group_<column>`` columns), so ``--report-only`` rebuilds it without training. A group column is any
-column a benchmark declares in ``group_columns`` (language, domain, source): nothing is specific to
-languages.
+Part of the report layer: every score here is computed from predictions the board read once
+(:class:`~harness.report.board.Leaderboard`, ``predictions.csv`` with its ``group_<column>`` columns), so
+``--report-only`` rebuilds it without training. A group column is any column a benchmark declares in
+``group_columns`` (language, domain, source): nothing is specific to languages.
 
 Two views:
 
@@ -12,6 +12,9 @@ Two views:
   value alone, from ``--transfer-matrix COLUMN`` or ``--train-filter COLUMN=V``), columns = the value it
   is tested on. The diagonal is in-group training; off the diagonal is zero-shot transfer, as in the
   XLM-R (Conneau et al. 2020) and XLM-T (Barbieri et al. 2022) cross-lingual tables.
+
+The tables are data (:class:`RunScores`); ``harness.report.sections`` turns them into sections and this module
+draws their heatmaps.
 """
 
 from __future__ import annotations
@@ -20,22 +23,17 @@ import io
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-from tabulate import tabulate
 
-from harness.config.schema import BenchmarkSpec
-from harness.core.escape import escape, figure_text
+from harness.core.escape import figure_text
 from harness.metrics import stats
-from harness.store.results_store import ResultsStore, StoredRun, atomic_write_bytes
-
-if TYPE_CHECKING:
-    from harness.report.board import RunSet
+from harness.report.analysis import Predictions
+from harness.store.results_store import StoredRun
 
 ALL_ROW = "all"
 PLOTS_DIR = "plots"
+N_BOOT = 1000  # resamples of a group's examples for its interval (the captions say 1,000)
 
 
 @dataclass
@@ -58,20 +56,33 @@ class RunScores:
     cells: dict[str, Cell] = field(default_factory=dict)
 
 
-def _first_completed(runs: RunSet, variant: str | None = None) -> dict[str, StoredRun]:
-    """The lowest-seed completed run of every model, so every cell of a table comes from one run."""
-    chosen: dict[str, StoredRun] = {}
-    for run in runs.runs(variant):
-        if not run.result.completed:
-            continue
-        model = run.result.model
-        if model not in chosen or run.result.seed < chosen[model].result.seed:
-            chosen[model] = run
-    return chosen
+@dataclass(frozen=True)
+class FirstRun:
+    """A model's lowest-seed completed run on one training set, with its predictions (None: none readable)."""
+
+    run: StoredRun
+    predictions: Predictions | None
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The first runs of every model trained on one subset of the train split, and the exact filter."""
+
+    train_filter: dict[str, list[str]] | None
+    first: dict[str, FirstRun]
+
+
+def variant_filter(runs: list[StoredRun]) -> dict[str, list[str]] | None:
+    """The exact train filter of a variant, as its runs recorded it."""
+    for run in runs:
+        found = run.result.train_filter or (run.result.data.train_filter if run.result.data else None)
+        if found:
+            return {str(k): sorted(map(str, v)) for k, v in found.items()}
+    return None
 
 
 def score_groups(
-    y_true: np.ndarray, y_prob: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0
+    y_true: np.ndarray, y_prob: np.ndarray, groups: np.ndarray, n_boot: int = N_BOOT, seed: int = 0
 ) -> dict[str, Cell]:
     """Macro-F1 and its percentile-bootstrap 95% interval for each value of a group column.
 
@@ -96,23 +107,13 @@ def score_groups(
     return out
 
 
-def run_scores(run: StoredRun, column: str, num_labels: int, n_boot: int = 1000) -> RunScores | None:
+def run_scores(first: FirstRun, column: str, n_boot: int = N_BOOT) -> RunScores | None:
     """A run's per-group scores from its predictions; from ``group_metrics`` (no interval) if those lack the column."""
-    result = run.result
-    scores = RunScores(
-        model=result.model,
-        seed=result.seed,
-        train_rows=result.data.train_rows if result.data else None,
-    )
-    path = run.run_dir / "predictions.csv"
-    if path.exists():
-        frame = ResultsStore.read_predictions(run.run_dir)
-        prob_cols = [f"prob_{k}" for k in range(num_labels)]
-        if f"group_{column}" in frame.columns and all(c in frame.columns for c in prob_cols):
-            y_true = frame["label"].to_numpy(dtype=np.int64)
-            y_prob = frame[prob_cols].to_numpy(dtype=np.float64)
-            scores.cells = score_groups(y_true, y_prob, frame[f"group_{column}"].to_numpy(), n_boot)
-            return scores
+    result, preds = first.run.result, first.predictions
+    scores = RunScores(model=result.model, seed=result.seed, train_rows=result.data.train_rows if result.data else None)
+    if preds is not None and column in preds.groups:
+        scores.cells = score_groups(preds.labels, preds.probs, preds.groups[column], n_boot)
+        return scores
     stored = result.group_metrics.get(column)
     if not stored:
         return None
@@ -121,21 +122,127 @@ def run_scores(run: StoredRun, column: str, num_labels: int, n_boot: int = 1000)
 
 
 # --------------------------------------------------------------------------------------------------
-# Formatting and plots
+# Per-group table and transfer matrices (data)
 # --------------------------------------------------------------------------------------------------
 
 
-def _cell_text(cell: Cell | None) -> str:
-    if cell is None or not math.isfinite(cell.point):
-        return "n/a"
-    if not (math.isfinite(cell.low) and math.isfinite(cell.high)):
-        return f"{cell.point:.3f}"
-    return f"{cell.point:.3f} [{cell.low:.3f}, {cell.high:.3f}]"
+def per_group_scores(
+    first: dict[str, FirstRun], column: str, model_order: list[str] | None = None, n_boot: int = N_BOOT
+) -> list[RunScores]:
+    """Per-group scores of each model's first completed run on the whole train split, in ``model_order``."""
+    order = [m for m in (model_order or []) if m in first] + sorted(m for m in first if m not in (model_order or []))
+    out = []
+    for model in order:
+        scores = run_scores(first[model], column, n_boot)
+        if scores is not None and scores.cells:
+            out.append(scores)
+    return out
+
+
+def transfer_matrices(
+    whole: TrainingSet, filtered: list[TrainingSet], column: str, n_boot: int = N_BOOT
+) -> dict[str, dict[str, RunScores]]:
+    """``{model: {train row: RunScores}}`` for runs trained on subsets defined by ``column`` alone.
+
+    The row ``all`` is the model's run on the whole train split (``whole``); the other rows are the filtered
+    training sets (``en``, or ``en+fr`` for a filter with several values). Only models with at least one
+    filtered run appear.
+    """
+    rows: dict[str, TrainingSet] = {}
+    for training in filtered:
+        found = training.train_filter
+        if found and list(found) == [column]:
+            rows["+".join(found[column])] = training
+    out: dict[str, dict[str, RunScores]] = {}
+    for row, training in rows.items():
+        for model, first in training.first.items():
+            scores = run_scores(first, column, n_boot)
+            if scores is not None:
+                out.setdefault(model, {})[row] = scores
+    for model, first in whole.first.items():
+        if model in out:
+            scores = run_scores(first, column, n_boot)
+            if scores is not None:
+                out[model][ALL_ROW] = scores
+    return out
+
+
+def row_order(rows) -> list[str]:
+    """Transfer rows in reading order: ``all``, then single values, then combinations."""
+    singles = sorted(r for r in rows if r != ALL_ROW and "+" not in r)
+    multi = sorted(r for r in rows if "+" in r)
+    return ([ALL_ROW] if ALL_ROW in rows else []) + singles + multi
+
+
+def transfer_summary(matrix: dict[str, RunScores]) -> dict[str, float]:
+    """Mean in-group (diagonal) and zero-shot (off-diagonal) macro-F1 over the single-value rows."""
+    diagonal, off = [], []
+    for row, scores in matrix.items():
+        if row == ALL_ROW or "+" in row:
+            continue
+        for value, cell in scores.cells.items():
+            (diagonal if value == row else off).append(cell.point)
+    summary = {
+        "in_group": float(np.mean(diagonal)) if diagonal else math.nan,
+        "zero_shot": float(np.mean(off)) if off else math.nan,
+    }
+    summary["gap"] = summary["in_group"] - summary["zero_shot"]
+    if ALL_ROW in matrix:
+        summary["all"] = float(np.mean([c.point for c in matrix[ALL_ROW].cells.values()]))
+    return summary
+
+
+def group_values(scored: list[RunScores]) -> list[str]:
+    return sorted({v for s in scored for v in s.cells})
+
+
+def transfer_values(matrices: dict[str, dict[str, RunScores]]) -> list[str]:
+    return sorted({v for m in matrices.values() for s in m.values() for v in s.cells})
+
+
+# --------------------------------------------------------------------------------------------------
+# Heatmaps
+# --------------------------------------------------------------------------------------------------
 
 
 def _file_part(name: str) -> str:
     """A plot file name piece: model and group names are safe names already; this keeps it so."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "x"
+
+
+def per_group_figure(column: str) -> str:
+    """Where the heatmap of a per-group table lies, relative to the leaderboard."""
+    return f"{PLOTS_DIR}/groups_{_file_part(column)}_f1.png"
+
+
+def transfer_figure(column: str, model: str) -> str:
+    """Where a model's transfer heatmap lies, relative to the leaderboard."""
+    return f"{PLOTS_DIR}/transfer_{_file_part(column)}_{_file_part(model)}.png"
+
+
+def per_group_png(benchmark: str, column: str, scored: list[RunScores]) -> bytes:
+    values = group_values(scored)
+    matrix = np.array([[s.cells[v].point if v in s.cells else np.nan for v in values] for s in scored])
+    return heatmap_png(matrix, [s.model for s in scored], values, f"{benchmark}: macro-F1 per {column}", column, "model")
+
+
+def transfer_pngs(column: str, matrices: dict[str, dict[str, RunScores]]) -> dict[str, bytes]:
+    """Each model's train x test heatmap, on one colour scale so colours compare across models."""
+    values = transfer_values(matrices)
+    every = [c.point for m in matrices.values() for s in m.values() for c in s.cells.values() if math.isfinite(c.point)]
+    vmin, vmax = (min(every), max(every)) if every else (None, None)
+    out = {}
+    for model in sorted(matrices):
+        matrix = matrices[model]
+        order = row_order(matrix)
+        grid = np.array([[matrix[r].cells[v].point if v in matrix[r].cells else np.nan for v in values] for r in order])
+        outline = [(i, values.index(r)) for i, r in enumerate(order) if r in values]
+        title = f"{model}: train {column} x test {column} (macro-F1)"
+        out[transfer_figure(column, model)] = heatmap_png(
+            grid, order, values, title, f"test {column}", f"train {column}", vmin, vmax, outline,
+            rule_below_first=order[0] == ALL_ROW,
+        )
+    return out
 
 
 def heatmap_png(
@@ -198,249 +305,3 @@ def heatmap_png(
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
-
-
-# --------------------------------------------------------------------------------------------------
-# Per-group leaderboard
-# --------------------------------------------------------------------------------------------------
-
-
-def per_group_scores(
-    runs: RunSet,
-    spec: BenchmarkSpec,
-    column: str,
-    model_order: list[str] | None = None,
-    n_boot: int = 1000,
-) -> list[RunScores]:
-    """Per-group scores of each model's first completed run on the whole train split, in ``model_order``."""
-    first = _first_completed(runs)
-    order = [m for m in (model_order or []) if m in first] + sorted(
-        m for m in first if m not in (model_order or [])
-    )
-    out = []
-    for model in order:
-        scores = run_scores(first[model], column, spec.num_labels, n_boot)
-        if scores is not None and scores.cells:
-            out.append(scores)
-    return out
-
-
-def per_group_section(
-    runs: RunSet, spec: BenchmarkSpec, column: str, out_dir: Path, model_order: list[str] | None = None
-) -> list[str]:
-    """Markdown lines (table + embedded heatmap) for one group column; empty when no run has its scores."""
-    scored = per_group_scores(runs, spec, column, model_order)
-    if not scored:
-        return []
-    values = sorted({v for s in scored for v in s.cells})
-    counts = {v: max(s.cells[v].n for s in scored if v in s.cells) for v in values}
-    header = ["model", *[f"{escape(v)} (n={counts[v]})" for v in values], "mean over groups", "worst group"]
-    table = []
-    for s in scored:
-        points = [s.cells[v].point for v in values if v in s.cells]
-        worst = min(values, key=lambda v: s.cells[v].point if v in s.cells else math.inf)
-        table.append(
-            [
-                s.model,
-                *[_cell_text(s.cells.get(v)) for v in values],
-                f"{np.mean(points):.3f}",
-                f"{escape(worst)} ({s.cells[worst].point:.3f})",
-            ]
-        )
-    matrix = np.array([[s.cells[v].point if v in s.cells else np.nan for v in values] for s in scored])
-    name = f"groups_{_file_part(column)}_f1.png"
-    png = heatmap_png(
-        matrix, [s.model for s in scored], values, f"{spec.name}: macro-F1 per {column}", column, "model"
-    )
-    atomic_write_bytes(out_dir / PLOTS_DIR / name, png)
-    seeds = sorted({s.seed for s in scored})
-    return [
-        f"## Macro-F1 per {escape(column)}",
-        "",
-        f"Each model's run on the whole train split (seed {', '.join(map(str, seeds))}), scored separately on "
-        f"each value of `{column}` in the {spec.eval_split} split. Brackets: 95% percentile bootstrap interval "
-        "(1,000 resamples of the group's examples). Intervals that overlap do not separate two groups or models.",
-        "",
-        tabulate(table, headers=header, tablefmt="github", disable_numparse=True),
-        "",
-        f"![macro-F1 per {column}]({PLOTS_DIR}/{name})",
-    ]
-
-
-# --------------------------------------------------------------------------------------------------
-# Transfer matrix
-# --------------------------------------------------------------------------------------------------
-
-
-def _variant_filter(runs: RunSet, variant: str) -> dict[str, list[str]] | None:
-    """The exact train filter of a variant, as its runs recorded it."""
-    for run in runs.runs(variant):
-        found = run.result.train_filter or (run.result.data.train_filter if run.result.data else None)
-        if found:
-            return {str(k): sorted(map(str, v)) for k, v in found.items()}
-    return None
-
-
-def transfer_matrices(
-    runs: RunSet, spec: BenchmarkSpec, column: str, n_boot: int = 1000
-) -> dict[str, dict[str, RunScores]]:
-    """``{model: {train row: RunScores}}`` for runs trained on subsets defined by ``column`` alone.
-
-    The row ``all`` is the model's run on the whole train split; the other rows are the stored
-    filtered runs (``en``, or ``en+fr`` for a filter with several values). Only models with at least
-    one filtered run appear.
-    """
-    rows: dict[str, str | None] = {}
-    for variant in runs.variants():
-        found = _variant_filter(runs, variant)
-        if found and list(found) == [column]:
-            rows["+".join(found[column])] = variant
-    if not rows:
-        return {}
-    out: dict[str, dict[str, RunScores]] = {}
-    for row, variant in rows.items():
-        for model, run in _first_completed(runs, variant).items():
-            scores = run_scores(run, column, spec.num_labels, n_boot)
-            if scores is not None:
-                out.setdefault(model, {})[row] = scores
-    for model, run in _first_completed(runs).items():
-        if model in out:
-            scores = run_scores(run, column, spec.num_labels, n_boot)
-            if scores is not None:
-                out[model][ALL_ROW] = scores
-    return out
-
-
-def _row_order(rows) -> list[str]:
-    singles = sorted(r for r in rows if r != ALL_ROW and "+" not in r)
-    multi = sorted(r for r in rows if "+" in r)
-    return ([ALL_ROW] if ALL_ROW in rows else []) + singles + multi
-
-
-def transfer_summary(matrix: dict[str, RunScores]) -> dict[str, float]:
-    """Mean in-group (diagonal) and zero-shot (off-diagonal) macro-F1 over the single-value rows."""
-    diagonal, off = [], []
-    for row, scores in matrix.items():
-        if row == ALL_ROW or "+" in row:
-            continue
-        for value, cell in scores.cells.items():
-            (diagonal if value == row else off).append(cell.point)
-    summary = {
-        "in_group": float(np.mean(diagonal)) if diagonal else math.nan,
-        "zero_shot": float(np.mean(off)) if off else math.nan,
-    }
-    summary["gap"] = summary["in_group"] - summary["zero_shot"]
-    if ALL_ROW in matrix:
-        summary["all"] = float(np.mean([c.point for c in matrix[ALL_ROW].cells.values()]))
-    return summary
-
-
-def transfer_section(runs: RunSet, spec: BenchmarkSpec, column: str, out_dir: Path) -> list[str]:
-    """Markdown lines with one train x test table and heatmap per model; empty when no filtered run exists."""
-    matrices = transfer_matrices(runs, spec, column)
-    if not matrices:
-        return []
-    values = sorted({v for m in matrices.values() for s in m.values() for v in s.cells})
-    every = [
-        c.point
-        for m in matrices.values()
-        for s in m.values()
-        for c in s.cells.values()
-        if math.isfinite(c.point)
-    ]
-    # One colour scale for every model's heatmap, so colours compare across models.
-    vmin, vmax = (min(every), max(every)) if every else (None, None)
-    lines = [
-        f"## Cross-{escape(column)} transfer (train {escape(column)} x test {escape(column)})",
-        "",
-        f"Rows: what the model was trained on (`{ALL_ROW}` = the whole train split; otherwise only the rows of that "
-        f"`{column}`, from `--transfer-matrix {column}` or `--train-filter {column}=V`). Columns: the {column} it is "
-        f"tested on. The framed diagonal is in-{column} training; off the diagonal is zero-shot transfer. "
-        "Cells: macro-F1 [95% bootstrap interval]. Each row is one run (the lowest completed seed) under the same "
-        "budget profile; `train rows` says how much data the row had, since one value alone is a smaller split.",
-    ]
-    for model in sorted(matrices):
-        matrix = matrices[model]
-        order = _row_order(matrix)
-        table = []
-        for row in order:
-            s = matrix[row]
-            points = [s.cells[v].point for v in values if v in s.cells]
-            table.append(
-                [
-                    escape(row),
-                    s.train_rows if s.train_rows is not None else "?",
-                    *[_cell_text(s.cells.get(v)) for v in values],
-                    f"{np.mean(points):.3f}" if points else "n/a",
-                ]
-            )
-        grid = np.array(
-            [[matrix[r].cells[v].point if v in matrix[r].cells else np.nan for v in values] for r in order]
-        )
-        outline = [(i, values.index(r)) for i, r in enumerate(order) if r in values]
-        name = f"transfer_{_file_part(column)}_{_file_part(model)}.png"
-        png = heatmap_png(
-            grid,
-            order,
-            values,
-            f"{model}: train {column} x test {column} (macro-F1)",
-            f"test {column}",
-            f"train {column}",
-            vmin,
-            vmax,
-            outline,
-            rule_below_first=order[0] == ALL_ROW,
-        )
-        atomic_write_bytes(out_dir / PLOTS_DIR / name, png)
-        summary = transfer_summary(matrix)
-        said = []
-        if math.isfinite(summary["in_group"]):
-            said.append(f"in-{column} (diagonal) mean {summary['in_group']:.3f}")
-        if math.isfinite(summary["zero_shot"]):
-            said.append(f"zero-shot (off-diagonal) mean {summary['zero_shot']:.3f}")
-        if math.isfinite(summary["gap"]):
-            said.append(f"transfer gap {summary['gap']:.3f}")
-        if "all" in summary:
-            said.append(f"trained on all, mean over {column} {summary['all']:.3f}")
-        lines += [
-            "",
-            f"### {model}",
-            "",
-            tabulate(
-                table,
-                headers=["train / test", "train rows", *[escape(v) for v in values], "mean"],
-                tablefmt="github",
-                disable_numparse=True,
-            ),
-            "",
-            ("Summary: " + "; ".join(said) + ".") if said else "",
-            "",
-            f"![{model} transfer matrix]({PLOTS_DIR}/{name})",
-        ]
-    return lines
-
-
-def report_sections(
-    runs: RunSet, spec: BenchmarkSpec, out_dir: Path, model_order: list[str] | None = None
-) -> list[str]:
-    """Every group-column section of a leaderboard: per-group tables, then transfer matrices.
-
-    Args:
-        runs: the configuration's runs, read once (``harness.report.board.RunSet``).
-        spec: the benchmark (its ``group_columns`` say which sections exist).
-        out_dir: ``<results>/<benchmark>``; heatmaps go to its ``plots/`` folder, linked relatively.
-        model_order: leaderboard order of the models (others follow alphabetically).
-
-    Returns:
-        Markdown lines, each section preceded by a blank line; empty when the benchmark has no group columns.
-    """
-    lines: list[str] = []
-    for column in spec.group_columns:
-        section = per_group_section(runs, spec, column, out_dir, model_order)
-        if section:
-            lines += ["", *section]
-    for column in spec.group_columns:
-        section = transfer_section(runs, spec, column, out_dir)
-        if section:
-            lines += ["", *section]
-    return lines

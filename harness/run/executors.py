@@ -28,6 +28,7 @@ import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -274,17 +275,31 @@ class LocalExecutor:
         for slot in self.devices or [None] * self.slots:
             free.put(slot)
 
+        # Set at Ctrl-C (seen by the main thread or by a run it stopped): no queued job starts after it.
+        stopping = threading.Event()
+
         def on_a_slot(job: Job) -> Outcome:
             slot = free.get()
             try:
+                if stopping.is_set():
+                    raise KeyboardInterrupt
                 return execute(job, {"CUDA_VISIBLE_DEVICES": slot} if slot is not None else {})
+            except KeyboardInterrupt:
+                stopping.set()
+                raise
             finally:
                 free.put(slot)
 
-        with ThreadPoolExecutor(max_workers=self.slots) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.slots)
+        try:
             futures = {pool.submit(on_a_slot, job): job for job in jobs}
             for future in as_completed(futures):
                 yield futures[future], future.result()
+        finally:
+            # Ctrl-C (or a caller that stops reading): the queued runs are cancelled, never started; the runs in
+            # flight got the same Ctrl-C and are waited for, so what they finished is in the store.
+            stopping.set()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayExecutor:

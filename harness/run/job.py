@@ -58,7 +58,7 @@ class Job(BaseModel):
 
     @property
     def fingerprint(self) -> str:
-        entry = {**self.model_spec.model_dump(exclude={"description"}), "commit": self.model_commit}
+        entry = {**self.model_spec.identity(), "commit": self.model_commit}
         if self.weights is not None:  # local weights: rebuilt weights are another run (hub and TF-IDF keep theirs)
             entry["weights"] = self.weights
         return run_fingerprint(self.configuration, entry, self.seed, self.train_filter)

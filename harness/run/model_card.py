@@ -2,7 +2,7 @@
 
 The card's YAML header carries ``base_model``, ``datasets`` and a ``model-index`` with the measured scores,
 so a model pushed to the hub shows its evaluation results; the body says how it was trained and how to load it
-(a TF-IDF model is not a transformers model and says so).
+(each family's own text: a TF-IDF model is not a transformers model and says so).
 """
 
 from __future__ import annotations
@@ -11,20 +11,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from harness.config.schema import BenchmarkSpec, ModelSpec
 from harness.metrics.columns import columns
+from harness.models import family_class
 from harness.store.results import RunResult
-
-_USE_TRANSFORMER = """```python
-from transformers import pipeline
-classify = pipeline("text-classification", model="<this directory>")
-```"""
-
-_USE_TFIDF = """This is a scikit-learn TF-IDF + logistic-regression model saved as plain JSON and NumPy arrays (no pickle),
-not a transformers model. Load it with the harness:
-
-```python
-from harness.run.predict import predict_texts
-predict_texts("<this directory>", ["some text"])
-```"""
 
 
 def _base_model(model: ModelSpec) -> str | None:
@@ -59,13 +47,14 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
         )
         for hub, value in scores
     ]
+    family = family_class(model.family)
     data = ModelCardData(
         model_name=f"{model.name}-{spec.name}",
         base_model=_base_model(model),
         datasets=[dataset_name],
         eval_results=eval_results,
         pipeline_tag="text-classification",
-        library_name="transformers" if model.family == "transformer" else "scikit-learn",
+        library_name=family.card_library,
         tags=["text-classification", spec.name, "textclf-bench"],
         metrics=[c.hub.type for c in on_card],
     )
@@ -106,7 +95,7 @@ Base: `{origin}`. Labels: {", ".join(spec.label_names)}. Seed {result.seed}, con
 - {result.data.train_rows} train rows, {result.data.eval_rows} rows of the '{split}' split ({result.data.kind} source)
 
 ## Use
-{_USE_TRANSFORMER if model.family == "transformer" else _USE_TFIDF}
+{family.card_usage}
 
 or `textclf-bench predict --model-dir <this directory> "some text"`.
 """

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config.schema import Budget, ModelSpec, TfidfParams
+from harness.config.schema import Budget, ModelSpec
 from harness.core.errors import HarnessInputError, ModelRunError
-from harness.core.output import say
+from harness.core.output import tell
 from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
 from harness.metrics import quality as M
 from harness.metrics.cost import PhaseMemory, device_info, measure_latency, stopwatch, track_memory
-from harness.models import build_model, save_model, weights
+from harness.models import build_model, family_class, save_model, weights
 from harness.models.base import FitReport
 from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
@@ -63,16 +63,7 @@ def budget_fields_used(model) -> list[str]:
 
 def model_settings(model_spec: ModelSpec, info: dict) -> dict:
     """The family's own settings, for the leaderboard: what a reader needs to reproduce the model."""
-    if model_spec.family == "tfidf":
-        params = (model_spec.tfidf or TfidfParams()).model_dump()
-        return {
-            "ngram_range": f"1-{params.pop('ngram_max')}",
-            **params,
-            "vocabulary": info.get("vocabulary"),
-            "coefficients": info.get("parameters"),
-        }
-    source = model_spec.source.model_dump(exclude_none=True, exclude={"package_subdir"}) if model_spec.source else {}
-    return {**source, "architecture": info.get("architecture"), "precision": info.get("precision")}
+    return family_class(model_spec.family).settings(model_spec, info)
 
 
 def truncation_report(model, data: BenchmarkData, max_length: int, group_columns: list[str]) -> Truncation:
@@ -276,7 +267,7 @@ def _train(job: Job, model, data: BenchmarkData, budget: Budget, run_dir: Path) 
     with track_memory("train") as memory, stopwatch() as clock:
         fitted = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
                            on_forecast=lambda forecast, setting: announce(
-                               name, forecast, job.outlook, setting, show=job.show_progress, out=say))
+                               name, forecast, job.outlook, setting, show=job.show_progress, out=tell))
     return _Trained(fitted, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory)
 
 

@@ -28,11 +28,11 @@ same check (:meth:`ResultsStore.validate_run`) and lists what fails it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
 import os
+import platform
 import re
 import tempfile
 from collections.abc import Iterator
@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from harness.config.schema import SAFE_NAME
 from harness.core.errors import HarnessInputError
@@ -174,6 +175,15 @@ class ResultsStore:
 
     def benchmark_dir(self, benchmark: str) -> Path:
         return self._inside(benchmark)
+
+    def benchmarks(self) -> list[str]:
+        """The benchmarks this store holds configurations of, sorted; reads only, creates nothing."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            d.name for d in self.root.iterdir()
+            if d.is_dir() and SAFE_NAME.match(d.name) and ".." not in d.name and (d / CONFIGS_DIR).is_dir()
+        )
 
     def config_dir(self, benchmark: str, label: str) -> Path:
         return self._inside(benchmark, CONFIGS_DIR, label)
@@ -555,31 +565,24 @@ class ResultsStore:
         """Hold one run for this process: yields None when held, else who holds it ("pid N on host").
 
         The lock file sits beside the run's folder, not in it, so moving a superseded run aside never moves
-        the lock. flock is advisory and per open file: it works across processes on one machine and, on a
-        shared filesystem that supports it (NFSv4, Lustre, CephFS), across machines.
+        the lock. The lock is the ``filelock`` package's (flock on POSIX, LockFileEx on Windows): advisory and
+        per open file, it works across processes on one machine and, on a shared filesystem that supports it
+        (NFSv4, Lustre, CephFS), across machines. Who holds it is written beside it (``.<seed>.holder``), read by
+        the one refused.
         """
         run_dir = Path(run_dir)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir.parent / f".{run_dir.name}.lock", "a+")
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                yield handle.read().strip() or "another process"
+        lock_path = run_dir.parent / f".{run_dir.name}.lock"
+        with _held(lock_path, wait=False) as holder:
+            if holder is not None:
+                yield holder
                 return
-            with contextlib.suppress(OSError):
-                handle.seek(0)
-                handle.truncate()
-                handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
-                handle.flush()
+            _write_holder(lock_path, f"pid {os.getpid()} on {_host()}")
             # A writer of this run killed mid-write left only temporary files; no one else writes here now.
             for stale in run_dir.glob(".*.tmp") if run_dir.is_dir() else []:
                 with contextlib.suppress(OSError):
                     stale.unlink()
             yield None
-        finally:
-            handle.close()
 
     @contextlib.contextmanager
     def lock(self, benchmark: str, wait: bool = False) -> Iterator[None]:
@@ -591,35 +594,29 @@ class ResultsStore:
         otherwise refuse at once with one line (``report``, so it never overwrites a newer leaderboard).
         """
         directory = self.benchmark_dir(benchmark)
+        lock_path = directory / ".run.lock"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            handle = open(directory / ".run.lock", "a+")
+            held = _acquire(lock_path, wait=False)
+            holder = None if held is not None else _holder(lock_path)
+            if held is None and wait:
+                import logging
+
+                logging.getLogger("harness").info(f"waiting for {holder} to finish writing {directory}")
+                held = _acquire(lock_path, wait=True)
         except OSError as exc:
             raise HarnessInputError(
                 str(directory), f"cannot write to the results directory ({exc.strerror or exc})",
                 "pass a writable --results-dir",
             ) from None
+        if held is None:
+            raise HarnessInputError(
+                str(directory),
+                f"another run is writing here ({holder})",
+                "wait for it to finish, or pass a different --results-dir",
+            ) from None
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                if not wait:
-                    raise HarnessInputError(
-                        str(directory),
-                        f"another run is writing here ({holder})",
-                        "wait for it to finish, or pass a different --results-dir",
-                    ) from None
-                import logging
-
-                logging.getLogger("harness").info(f"waiting for {holder} to finish writing {directory}")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            with contextlib.suppress(OSError):
-                handle.seek(0)
-                handle.truncate()
-                handle.write(f"pid {os.getpid()}")
-                handle.flush()
+            _write_holder(lock_path, f"pid {os.getpid()}")
             # A writer killed mid-write leaves only its temporary file, never a half target: sweep those of the
             # benchmark's shared files now that no one else writes them. Files inside runs/ belong to the run's
             # own writer (which may be working right now) and are swept under its run lock.
@@ -629,7 +626,50 @@ class ResultsStore:
                         stale.unlink()
             yield
         finally:
-            handle.close()
+            held.release()
+
+
+def _host() -> str:
+    return platform.node() or "this host"
+
+
+def _holder_path(lock_path: Path) -> Path:
+    return lock_path.with_name(lock_path.name.removesuffix(".lock") + ".holder")
+
+
+def _write_holder(lock_path: Path, text: str) -> None:
+    with contextlib.suppress(OSError):
+        _holder_path(lock_path).write_text(text)
+
+
+def _acquire(lock_path: Path, wait: bool) -> FileLock | None:
+    """``lock_path`` taken (release it when done), or None when another holds it and ``wait`` is False."""
+    lock = FileLock(lock_path, timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None
+    return lock
+
+
+def _holder(lock_path: Path) -> str:
+    try:
+        return _holder_path(lock_path).read_text().strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+@contextlib.contextmanager
+def _held(lock_path: Path, wait: bool) -> Iterator[str | None]:
+    """Hold ``lock_path``: yields None once held; without ``wait``, who holds it when another does."""
+    lock = _acquire(lock_path, wait)
+    if lock is None:
+        yield _holder(lock_path)
+        return
+    try:
+        yield None
+    finally:
+        lock.release()
 
 
 def _shared(configuration: Configuration) -> dict:
