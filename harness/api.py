@@ -14,13 +14,14 @@ as the command line does: the same store, the same skipping of finished runs, th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.config.options import RunOptions
 from harness.config.registry import load_benchmark
-from harness.config.schema import ModelSpec
-from harness.pipeline import RunConfig, run
+from harness.core.errors import HarnessInputError
+from harness.pipeline import run
 from harness.report.board import Leaderboard
 from harness.report.publish import render_markdown, write_leaderboard
 from harness.store.results_store import ResultsStore
@@ -29,124 +30,82 @@ if TYPE_CHECKING:
     from harness.suite import SuiteSummary
 
 
-def run_benchmark(
-    benchmark: str = "amazon_polarity",
-    models: str | Sequence[str | ModelSpec | dict] = "all",
-    *,
-    budget: str | None = None,
-    seeds: int = 1,
-    data_dir: str | Path | None = None,
-    limit_train: int | None = None,
-    limit_test: int | None = None,
-    fixed_train_sample: bool = False,
-    results_dir: str | Path = "results",
-    registry: str | Path | None = None,
-    benchmarks_dir: str | Path | None = None,
-    force: bool = False,
-    isolate: bool = True,
-    quiet: bool = True,
-    latency_samples: int = 50,
-    save_model: bool = True,
-) -> Leaderboard:
+def _takes_options(first: str):
+    """Give a function the keyword arguments of :class:`RunOptions`: its signature (what ``help`` and editors
+    show) lists every option with its default, ``first`` and ``models`` leading; the function takes them as
+    ``**options`` and validates them with ``RunOptions``, so an unknown name is one line naming it."""
+
+    def decorate(function):
+        leading, rest = {}, []
+        for declared in RunOptions.declared():
+            name = first if declared.name == "benchmark" else declared.name
+            if declared.name in ("benchmark", "models"):
+                leading[declared.name] = inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                           default=declared.api_default, annotation=declared.annotation)
+            else:
+                rest.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=declared.api_default,
+                                              annotation=declared.annotation))
+        return_annotation = inspect.signature(function).return_annotation
+        function.__signature__ = inspect.Signature([leading["benchmark"], leading["models"], *rest],
+                                                 return_annotation=return_annotation)
+        lines = [f"        {d.name} (default {d.api_default!r}, flag {d.option.flag}): {d.option.help}"
+                 for d in RunOptions.declared() if d.name not in leading]
+        heading = "Options (as the command line's flags):"
+        function.__doc__ = f"{function.__doc__.rstrip()}\n\n    {heading}\n" + "\n".join(lines)
+        return function
+
+    return decorate
+
+
+@_takes_options("benchmark")
+def run_benchmark(benchmark=None, models="all", **options) -> Leaderboard:
     """Train and evaluate ``models`` on ``benchmark`` (skipping finished runs) and return the leaderboard.
 
     Args:
-        benchmark: a benchmark name (``benchmarks/<name>.yaml``) or a path to a benchmark YAML.
+        benchmark: a benchmark name (``benchmarks/<name>.yaml``) or a path to a benchmark YAML; None: the
+            command line's default (Amazon Polarity, or offline without ``data_dir`` the sample that ships).
         models: ``"all"``, a comma-separated string of registry names, or a list of names, ``ModelSpec``
             objects or dicts with the fields of a registry entry.
-        budget, seeds, data_dir, limit_train, limit_test, fixed_train_sample, results_dir, registry,
-        benchmarks_dir, force, isolate, latency_samples, save_model: as the command line's flags.
-        quiet: no progress output (the default from code).
+        **options: the fields of :class:`~harness.config.options.RunOptions` (listed below), under the same
+            names and defaults as the command line's flags, except ``quiet`` (True from code).
 
     Returns:
-        The :class:`Leaderboard` of the configuration this call ran, read back from the store.
+        The :class:`Leaderboard` of the configuration this call ran.
     """
-    config = _run_config(
-        models,
-        benchmark=str(benchmark),
-        budget=budget,
-        seeds=seeds,
-        data_dir=Path(data_dir) if data_dir is not None else None,
-        limit_train=limit_train,
-        limit_test=limit_test,
-        fixed_train_sample=fixed_train_sample,
-        results_dir=Path(results_dir),
-        registry_path=Path(registry) if registry is not None else None,
-        benchmarks_dir=Path(benchmarks_dir) if benchmarks_dir is not None else None,
-        force=force,
-        isolate=isolate,
-        quiet=quiet,
-        latency_samples=latency_samples,
-        save_model=save_model,
-    )
+    config = RunOptions.validated({"benchmark": benchmark, "models": models, **options}, caller="run_benchmark")
+    if config.is_suite:
+        raise HarnessInputError("run_benchmark", "runs one benchmark",
+                                "call run_suite for a suite or several benchmarks")
+    config.one_benchmark()
     summary = run(config)
     if summary.board is not None:  # the leaderboard the run's report was drawn from: no second read of the store
         return summary.board
-    return load_leaderboard(benchmark, results_dir, summary.configuration, benchmarks_dir=benchmarks_dir)
+    return load_leaderboard(summary.benchmark, config.results_dir, summary.configuration,
+                            benchmarks_dir=config.benchmarks_dir)
 
 
-def run_suite(
-    benchmarks: str | Sequence[str] | None = None,
-    models: str | Sequence[str | ModelSpec | dict] = "all",
-    *,
-    suite: str | Path | None = None,
-    data_root: str | Path | None = None,
-    budget: str | None = None,
-    seeds: int = 1,
-    limit_train: int | None = None,
-    limit_test: int | None = None,
-    fixed_train_sample: bool = False,
-    results_dir: str | Path = "results",
-    registry: str | Path | None = None,
-    benchmarks_dir: str | Path | None = None,
-    force: bool = False,
-    isolate: bool = True,
-    quiet: bool = True,
-    latency_samples: int = 50,
-    save_model: bool = True,
-) -> SuiteSummary:
+@_takes_options("benchmarks")
+def run_suite(benchmarks=None, models="all", **options) -> SuiteSummary:
     """Run several benchmarks with the same models and options, and write the summary across them.
 
     Args:
         benchmarks: benchmark names (a list or a comma-separated string); or None with ``suite``.
-        suite: a suite name (``benchmarks/suites/<name>.yaml``) or a path to a suite YAML.
-        data_root: a folder holding one data folder per benchmark (``<data_root>/<benchmark>``).
-        models, budget, seeds, ...: as :func:`run_benchmark`.
+        models: as :func:`run_benchmark`.
+        **options: as :func:`run_benchmark`; ``suite`` names a suite (``benchmarks/suites/<name>.yaml`` or a
+            path), ``data_root`` a folder holding one data folder per benchmark (``<data_root>/<benchmark>``).
 
     Returns:
         The :class:`~harness.suite.SuiteSummary`: ``table`` (a DataFrame, one row per model), ``outcomes`` (each
         benchmark's leaderboard or error) and ``path`` (the summary's markdown).
     """
     from harness import suite as suites
-    from harness.core.errors import HarnessInputError
 
-    if benchmarks is None and suite is None:
+    if "benchmark" in options:
+        raise HarnessInputError("run_suite(benchmark=...)", "not an option of run_suite", "pass benchmarks=[...]")
+    config = RunOptions.validated({"benchmark": benchmarks, "models": models, **options}, caller="run_suite")
+    if config.benchmark is None and config.suite is None:
         raise HarnessInputError("run_suite", "no benchmarks given", "pass benchmarks=['sst5', ...] or suite='NAME'")
-    names = benchmarks if benchmarks is None or isinstance(benchmarks, str) else ",".join(benchmarks)
-    members = suites.resolve_suite(
-        suite=str(suite) if suite is not None else None,
-        benchmark=names,
-        data_root=Path(data_root) if data_root is not None else None,
-        data_dir=None,
-        benchmarks_dir=Path(benchmarks_dir) if benchmarks_dir is not None else None,
-    )
-    config = _run_config(
-        models,
-        budget=budget,
-        seeds=seeds,
-        limit_train=limit_train,
-        limit_test=limit_test,
-        fixed_train_sample=fixed_train_sample,
-        results_dir=Path(results_dir),
-        registry_path=Path(registry) if registry is not None else None,
-        benchmarks_dir=Path(benchmarks_dir) if benchmarks_dir is not None else None,
-        force=force,
-        isolate=isolate,
-        quiet=quiet,
-        latency_samples=latency_samples,
-        save_model=save_model,
-    )
-    return suites.run_suite(members, config)
+    return suites.run_command(config)
 
 
 def load_leaderboard(
@@ -169,16 +128,3 @@ def to_markdown(board: Leaderboard) -> str:
 def write_report(board: Leaderboard, out_dir: str | Path) -> Path:
     """Write leaderboard.md/.csv/.json, plots and errors.md into ``out_dir``; returns the markdown path."""
     return write_leaderboard(board, Path(out_dir))
-
-
-def _run_config(models, **options) -> RunConfig:
-    names, entries = _split_models(models)
-    return RunConfig(models=names, model_specs=entries, **options)
-
-
-def _split_models(models) -> tuple[str, list[ModelSpec] | None]:
-    if isinstance(models, str):
-        return models, None
-    names = [m for m in models if isinstance(m, str)]
-    entries = [m if isinstance(m, ModelSpec) else ModelSpec.model_validate(m) for m in models if not isinstance(m, str)]
-    return ",".join(names), entries or None

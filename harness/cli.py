@@ -12,24 +12,20 @@ import logging
 import os
 import sys
 from pathlib import Path
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 
+from harness.config.options import RESULTS_HELP, RunOptions, default_results_dir
 from harness.core.errors import HarnessInputError
 from harness.core.output import StderrHandler, say, stdout_closed
 from harness.core.version import __version__
 
 PROG = "textclf-bench"
 SUBCOMMANDS = ("run", "report", "list", "predict")
-TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 log = logging.getLogger("harness")
-# The results folder when --results-dir is not given.
-RESULTS_ENV = "TEXTCLF_RESULTS_DIR"
-
-
-def _results_dir_default() -> Path:
-    return Path(os.environ.get(RESULTS_ENV) or "results")
-
-
-_RESULTS_HELP = f"results store (default: ${RESULTS_ENV}, else results)"
+# The run subcommand's flags that are not run options (RunOptions): its modes and its log level. The API has
+# functions of its own for the modes (load_leaderboard, ...) and leaves logging to the caller.
+COMMAND_ONLY = ("report_only", "configuration", "list", "verbose")
 
 
 def _positive_int(text: str) -> int:
@@ -42,18 +38,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _filters(items: list[str] | None) -> dict[str, list[str]] | None:
-    if not items:
-        return None
-    out: dict[str, list[str]] = {}
-    for item in items:
-        column, sep, values = item.partition("=")
-        if not sep or not column or not values:
-            raise HarnessInputError("--train-filter", f"{item!r} is not COLUMN=V1,V2", "write e.g. --train-filter lang=en")
-        out.setdefault(column, []).extend(v for v in values.split(",") if v)
-    return out
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         # One line like every other input error (argparse would print the whole usage first), exit code 2.
@@ -61,10 +45,41 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", type=Path, default=None,
-                        help="model registry YAML (default: ./models_registry.yaml, else the one shipped)")
-    parser.add_argument("--benchmarks-dir", type=Path, default=None,
-                        help="folder of benchmark YAMLs (default: ./benchmarks, then the ones shipped)")
+    # Where the registry and the benchmarks are: declared with the run options, shared by every subcommand.
+    for declared in RunOptions.declared():
+        if declared.name in ("registry", "benchmarks_dir"):
+            _add_option(parser, declared)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of ``RunOptions``: its name, help and default come from the field."""
+    for declared in RunOptions.declared():
+        if declared.name not in ("registry", "benchmarks_dir"):  # added by _common, last as before
+            _add_option(parser, declared)
+
+
+def _add_option(parser: argparse.ArgumentParser, declared) -> None:
+    option, kind = declared.option, _kind(declared.annotation)
+    flags = [option.flag, *([option.short] if option.short else [])]
+    extra: dict = {"dest": declared.name, "default": declared.default, "help": option.help}
+    if kind is bool:
+        extra["action"] = "store_false" if option.negate else "store_true"
+    else:
+        extra["metavar"] = option.metavar
+        if option.repeat:
+            extra["action"] = "append"
+        if get_origin(kind) is Literal:
+            extra["choices"] = list(get_args(kind))
+        else:  # every whole number counts something; lists and tables arrive as text RunOptions reads
+            extra["type"] = {int: _positive_int, float: float, Path: Path}.get(kind, str)
+    parser.add_argument(*flags, **extra)
+
+
+def _kind(annotation):
+    """The type a flag's text becomes: the annotation without None (a union of several: text)."""
+    union = get_origin(annotation) in (Union, UnionType)
+    args = [a for a in get_args(annotation) if a is not type(None)] if union else [annotation]
+    return args[0] if len(args) == 1 and get_origin(args[0]) in (None, Literal) else str
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,52 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate models on a benchmark, then write its leaderboard",
                          description="Train and evaluate models on a benchmark under its shared budget; skip runs "
                          "already in the store; write the leaderboard of this configuration.")
-    run.add_argument("--models", default="all", help="'all' or comma-separated registry names (default: all)")
-    run.add_argument("--benchmark", default=None,
-                     help="benchmark name or a YAML path (default: amazon_polarity; with the hub out of reach and "
-                     "no --data-dir, the sample that ships with the harness); a comma list (sst5,ag_news) runs them "
-                     "all as a suite and writes results/suites/<a+b>/summary.md")
-    run.add_argument("--budget", default=None, help="budget profile of the benchmark (default: its default_budget)")
-    run.add_argument("--data-dir", type=Path, default=None, help="local train/test CSV or Parquet files instead of the hub")
-    # Suites: several benchmarks in one command (harness/suite.py).
-    run.add_argument("--suite", default=None, metavar="NAME|PATH",
-                     help="run a suite YAML (benchmarks/suites/NAME.yaml or a path) and write "
-                     "results/suites/<suite>/summary.md across its benchmarks")
-    run.add_argument("--data-root", type=Path, default=None, metavar="DIR",
-                     help="with a suite or a comma list: a folder holding one data folder per benchmark, "
-                     "DIR/<benchmark> unless the suite YAML names another (--data-dir names one benchmark's files)")
-    run.add_argument("--limit-train", type=_positive_int, default=None, help="stratified train subsample (drawn per seed)")
-    run.add_argument("--limit-test", type=_positive_int, default=None, help="stratified fixed-seed test subsample")
-    run.add_argument("--fixed-train-sample", action="store_true",
-                     help="with a train limit, every seed trains on the same rows (default: each seed draws its own)")
-    run.add_argument("--train-filter", action="append", metavar="COLUMN=V1,V2",
-                     help="train only on rows whose column has these values (e.g. lang=en); evaluate on all")
-    run.add_argument("--transfer-matrix", metavar="COLUMN", default=None,
-                     help="cross-group transfer in one command: train on all rows, then on each value of this "
-                     "group column alone (e.g. lang), evaluating every run on every value")
-    run.add_argument("--seeds", type=_positive_int, default=1, help="train each model with N seeds (mean ± std)")
-    run.add_argument("--results-dir", type=Path, default=_results_dir_default(), help=_RESULTS_HELP)
-    run.add_argument("--force", action="store_true", help="redo runs that are already complete")
+    _run_options(run)
+    # How this command runs, not options of a run (COMMAND_ONLY): its modes and its log level.
     run.add_argument("--report-only", action="store_true", help="same as the 'report' subcommand")
     run.add_argument("--configuration", default=None, help="with --report-only: the configuration label to report")
     run.add_argument("--list", action="store_true", help="same as the 'list' subcommand")
-    run.add_argument("--no-isolate", action="store_true", help="run models in this process (default: one process each)")
-    run.add_argument("--no-save-model", action="store_true", help="do not keep fine-tuned weights in the store")
-    run.add_argument("--latency-samples", type=_positive_int, default=50, help="timed batch-1 calls per model")
-    run.add_argument("--executor", choices=["local", "ray"], default="local",
-                     help="where the grid's runs execute: here (default) or as Ray tasks (pip install '.[ray]')")
-    run.add_argument("--parallel", type=_positive_int, default=None,
-                     help="runs at once: processes on this machine, or the CPUs of a local Ray instance")
-    run.add_argument("--devices", default=None, metavar="0,1,2,3",
-                     help="one run per GPU at once on this machine (CUDA_VISIBLE_DEVICES set per run)")
-    run.add_argument("--ray-address", default=None,
-                     help="a running Ray cluster (default: RAY_ADDRESS, else a local instance for this command)")
-    run.add_argument("--log-with", choices=[*TRACKERS, "all"], default=None,
-                     help="send training metrics to an experiment tracker through Accelerate (must be installed)")
-    run.add_argument("--quiet", action="store_true", help="warnings and errors only")
     run.add_argument("-v", "--verbose", action="store_true", help="debug lines as well")
-    run.add_argument("--yes", "-y", action="store_true",
-                     help="do not ask before training when the forecast is above 30 minutes (asked only on a terminal)")
     _common(run)
 
     report = sub.add_parser("report", help="rebuild a leaderboard from the store; train nothing",
@@ -133,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--benchmark", default=None,
                         help="benchmark name or a YAML path (default: the store's benchmark, when it holds one)")
     report.add_argument("--configuration", default=None, help="configuration label (or a unique prefix) to report")
-    report.add_argument("--results-dir", type=Path, default=_results_dir_default(), help=_RESULTS_HELP)
+    report.add_argument("--results-dir", type=Path, default=default_results_dir(), help=RESULTS_HELP)
     report.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    report.add_argument("--open", action="store_true",
+                        help="open leaderboard.html in the default browser (prints its path when there is none)")
     report.add_argument("-v", "--verbose", action="store_true", help="debug lines as well")
     _common(report)
 
@@ -148,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", help="texts to classify")
     predict.add_argument("--file", type=Path, help="a file with one text per line ('-' for stdin)")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    predict.add_argument("--variant", choices=["pytorch", "onnx", "onnx-int8"], default="pytorch",
+                         help="serve the PyTorch weights (default) or the run's ONNX Runtime file (fp32 or int8)")
     return parser
 
 
@@ -215,6 +194,8 @@ def _report(args) -> int:
             return 1
     if not args.quiet:
         say(f"leaderboard: {path} (configuration {board.configuration.label})")
+    if getattr(args, "open", False):
+        open_page(path.with_name("leaderboard.html"))
     configurations = store.configurations(spec.name)
     if len(configurations) > 1:
         log.info("configurations in this store (report one with --configuration LABEL):")
@@ -224,6 +205,22 @@ def _report(args) -> int:
         log.warning(f"not used: {reason}")
     # Runs that could not be read are a problem to fix, not a clean rebuild.
     return 1 if board.runs.invalid else 0
+
+
+def open_page(page: Path) -> bool:
+    """Open a report's page in the default browser; print its path when there is no browser (or no page)."""
+    import webbrowser
+
+    if page.is_file():
+        try:
+            if webbrowser.open(page.resolve().as_uri()):
+                return True
+        except webbrowser.Error:
+            pass
+        print(f"open {page} in a browser")
+    else:
+        print(f"no page at {page} (is plotly installed?)")
+    return False
 
 
 def _predict(args) -> int:
@@ -237,7 +234,7 @@ def _predict(args) -> int:
     if not texts:
         raise HarnessInputError("predict", "no texts given", "pass texts as arguments or --file FILE")
     try:
-        results = predict_texts(args.model_dir, texts)
+        results = predict_texts(args.model_dir, texts, variant=args.variant)
     except HarnessInputError:
         raise
     except (OSError, ValueError, KeyError) as exc:
@@ -256,34 +253,13 @@ def _predict(args) -> int:
     return 0
 
 
-def _devices(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    devices = [d.strip() for d in text.split(",") if d.strip()]
-    if not devices or not all(d.isdigit() for d in devices):
-        raise HarnessInputError("--devices", f"{text!r} is not a list of device numbers", "write e.g. --devices 0,1,2,3")
-    return devices
-
-
-def check_trackers(log_with: str | None) -> list[str] | None:
-    """The trackers to hand to Accelerate; one line naming the missing package when one is not installed."""
-    if log_with is None:
-        return None
-    import importlib.util
-
-    names = list(TRACKERS) if log_with == "all" else [log_with]
-    for name in names:
-        if importlib.util.find_spec(TRACKERS[name]) is None:
-            raise HarnessInputError("--log-with", f"the {name} tracker is not installed", f"pip install {TRACKERS[name]}")
-    return names
-
-
 def _run(args) -> int:
     from harness import pipeline
+    from harness.config.suites import wants_suite
 
     if args.list:
         return _list(args)
-    if args.report_only and suite_requested(args):
+    if args.report_only and wants_suite(args.benchmark, args.suite):
         raise HarnessInputError(
             "--report-only", "rebuilds one benchmark's leaderboard, not a suite's summary",
             "rerun the suite command: finished runs are skipped and the summary is rebuilt",
@@ -295,39 +271,11 @@ def _run(args) -> int:
                 "drop them, or name the configuration with --configuration",
             )
         return _report(args)
-    config = pipeline.RunConfig(
-        models=args.models,
-        benchmark=args.benchmark,
-        budget=args.budget,
-        seeds=args.seeds,
-        data_dir=args.data_dir,
-        limit_train=args.limit_train,
-        limit_test=args.limit_test,
-        train_filter=_filters(args.train_filter),
-        transfer_matrix=args.transfer_matrix,
-        results_dir=args.results_dir,
-        registry_path=args.registry,
-        benchmarks_dir=args.benchmarks_dir,
-        force=args.force,
-        isolate=not args.no_isolate,
-        quiet=args.quiet,
-        latency_samples=args.latency_samples,
-        save_model=not args.no_save_model,
-        fixed_train_sample=args.fixed_train_sample,
-        log_with=check_trackers(args.log_with),
-        executor=args.executor,
-        parallel=args.parallel,
-        devices=_devices(args.devices),
-        ray_address=args.ray_address,
-        assume_yes=args.yes,
-    )
-    if suite_requested(args):
-        return _run_suite(args, config)
-    if args.data_root is not None:
-        raise HarnessInputError(
-            "--data-root", "applies to several benchmarks (a comma list or --suite)", "pass --data-dir for one benchmark"
-        )
-    summary = pipeline.run(config)
+    options = RunOptions.validated({k: v for k, v in vars(args).items() if k in RunOptions.model_fields})
+    if options.is_suite:
+        return _run_suite(options)
+    options.one_benchmark()
+    summary = pipeline.run(options)
     if summary.declined:
         print(f"stopped: {summary.declined}; finished runs are kept and in the leaderboard (cut the time with "
               "--limit-train N, a smaller --budget or fewer --models, or pass --yes to run it as is)", file=sys.stderr)
@@ -338,22 +286,12 @@ def _run(args) -> int:
     return 0
 
 
-def suite_requested(args) -> bool:
-    from harness.suite import wants_suite
-
-    return wants_suite(args.benchmark, args.suite)
-
-
-def _run_suite(args, config) -> int:
+def _run_suite(options: RunOptions) -> int:
     from harness import suite
 
-    if args.transfer_matrix:
-        raise HarnessInputError("--transfer-matrix", "runs on one benchmark", "drop it, or run the benchmarks apart")
-    members = suite.resolve_suite(suite=args.suite, benchmark=args.benchmark, data_root=args.data_root,
-                                  data_dir=args.data_dir, benchmarks_dir=args.benchmarks_dir)
-    outcome = suite.run_suite(members, config)
+    outcome = suite.run_command(options)
     if outcome.failed:
-        print(f"{len(outcome.failed)} problem(s) in suite {members.name}: {'; '.join(outcome.failed)} "
+        print(f"{len(outcome.failed)} problem(s) in suite {outcome.suite.name}: {'; '.join(outcome.failed)} "
               "(see the summary and each leaderboard)", file=sys.stderr)
         return 1
     return 0

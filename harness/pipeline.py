@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.config.options import RunOptions, RunSettings
 from harness.config.registry import default_registry_path, load_benchmark, load_registry, select_models
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
@@ -29,37 +30,6 @@ if TYPE_CHECKING:  # imported where the report is written: a model's worker proc
 DEFAULT_BENCHMARK = "amazon_polarity"
 # Amazon Polarity's text has no licence that allows shipping it; this sample (CC BY-SA) ships with the harness.
 OFFLINE_BENCHMARK = "dbpedia14"
-
-
-@dataclass
-class RunConfig:
-    models: str = "all"
-    model_specs: list[ModelSpec] | None = None  # entries built in code (the Python API), besides registry names
-    benchmark: str | None = None  # None: DEFAULT_BENCHMARK, or OFFLINE_BENCHMARK's sample when the hub is out of reach
-    budget: str | None = None
-    seeds: int = 1
-    data_dir: Path | None = None
-    limit_train: int | None = None
-    limit_test: int | None = None
-    train_filter: dict[str, list[str]] | None = None
-    transfer_matrix: str | None = None
-    results_dir: Path = Path("results")
-    registry_path: Path | None = None
-    benchmarks_dir: Path | None = None
-    force: bool = False
-    isolate: bool = True
-    quiet: bool = False
-    latency_samples: int = 50
-    save_model: bool = True
-    fixed_train_sample: bool = False
-    log_with: list[str] | None = None
-    executor: str = "local"  # local | ray: where the grid's runs execute (harness.run.executors)
-    parallel: int | None = None  # runs at once (local: processes here; ray: CPUs of a local Ray instance)
-    devices: list[str] | None = None  # local: one run per device at once, CUDA_VISIBLE_DEVICES set to it
-    ray_address: str | None = None  # ray: an existing cluster (default RAY_ADDRESS, else a local instance)
-    gpus_per_run: float | None = None  # ray: GPUs each run asks for (default 1 where CUDA is present)
-    assume_yes: bool = False  # never ask at the time forecast, however long it is
-    answer_file: Path | None = None  # where a "yes" to the time question is kept (default: one per benchmark run)
 
 
 @dataclass
@@ -86,8 +56,8 @@ def is_main_process() -> bool:
 log = logging.getLogger("harness")
 
 
-def _log(config: RunConfig, message: str) -> None:
-    if not config.quiet and is_main_process():
+def _log(options: RunOptions, message: str) -> None:
+    if not options.quiet and is_main_process():
         log.info(message)
 
 
@@ -108,31 +78,28 @@ def transfer_filters(column: str, spec: BenchmarkSpec, train_values) -> list[dic
     return [None, *({column: [value]} for value in sorted(set(map(str, train_values))))]
 
 
-MAX_SEEDS = 100
-
-
-def configuration_for(config: RunConfig, spec: BenchmarkSpec, budget_name: str) -> Configuration:
+def configuration_for(options: RunOptions, spec: BenchmarkSpec, budget_name: str) -> Configuration:
     """The configuration a command asks for: what its runs share and what changes their numbers."""
     budget = spec.budgets[budget_name]
     update = {}
-    if config.limit_train is not None:
-        update["train_examples"] = config.limit_train
-    if config.limit_test is not None:
-        update["test_examples"] = config.limit_test
+    if options.limit_train is not None:
+        update["train_examples"] = options.limit_train
+    if options.limit_test is not None:
+        update["test_examples"] = options.limit_test
     return Configuration.build(
         benchmark=spec.name,
         benchmark_definition=benchmark_definition(spec),
         budget_profile=budget_name,
         budget=budget.model_copy(update=update),
-        limit_train=config.limit_train,
-        limit_test=config.limit_test,
-        train_sample="fixed" if config.fixed_train_sample else "per-seed",
-        data=data_identity(spec, config.data_dir),
+        limit_train=options.limit_train,
+        limit_test=options.limit_test,
+        train_sample="fixed" if options.fixed_train_sample else "per-seed",
+        data=data_identity(spec, options.data_dir),
     )
 
 
 def build_jobs(
-    config: RunConfig,
+    options: RunOptions,
     spec: BenchmarkSpec,
     models: list[ModelSpec],
     configuration: Configuration,
@@ -142,42 +109,38 @@ def build_jobs(
     base_seed = configuration.budget.seed
     commits = {model.name: _model_commit(model) for model in models}
     local_weights = {model.name: weights.identity(model) for model in models}
+    settings: RunSettings = options.run_settings()
     return [
         Job(
             spec=spec,
             model_spec=model,
             configuration=configuration,
             seed=base_seed + i,
-            results_dir=str(Path(config.results_dir).resolve()),
-            data_dir=str(Path(config.data_dir).resolve()) if config.data_dir else None,
             train_filter=normalize_filter(train_filter),
-            latency_samples=config.latency_samples,
-            save_model=config.save_model,
-            show_progress=not config.quiet,
-            log_with=config.log_with,
+            settings=settings,
             model_commit=commits[model.name],
             weights=local_weights[model.name],
         )
-        for train_filter in (train_filters if train_filters is not None else [config.train_filter])
+        for train_filter in (train_filters if train_filters is not None else [options.train_filter])
         for model in models
-        for i in range(config.seeds)
+        for i in range(options.seeds)
     ]
 
 
-def default_benchmark(config: RunConfig) -> str:
+def default_benchmark(options: RunOptions) -> str:
     """The benchmark to run: the one named, else Amazon Polarity, else (no hub, no --data-dir) the shipped sample.
 
     A first run on a machine without the hub still runs every model it can, on real data, and says loudly that
     it is a smoke test on a small sample rather than the benchmark's published numbers.
     """
-    if config.benchmark is not None:
-        return config.benchmark
-    if config.data_dir is None:
+    if options.benchmark is not None:
+        return options.benchmark
+    if options.data_dir is None:
         from harness.data.loading import hub_out_of_reach
 
-        spec, _ = load_benchmark(DEFAULT_BENCHMARK, config.benchmarks_dir)
+        spec, _ = load_benchmark(DEFAULT_BENCHMARK, options.benchmarks_dir)
         if spec.dataset.hub_id and hub_out_of_reach(spec.dataset.hub_id):
-            _log(config, f"the hub is out of reach and no --data-dir was given: running '{OFFLINE_BENCHMARK}' on the "
+            _log(options, f"the hub is out of reach and no --data-dir was given: running '{OFFLINE_BENCHMARK}' on the "
                          f"sample that ships with the harness instead of '{DEFAULT_BENCHMARK}' (a smoke test, not "
                          "published-scale numbers; pass --benchmark and --data-dir to choose)")
             return OFFLINE_BENCHMARK
@@ -194,145 +157,194 @@ def _model_commit(model: ModelSpec) -> str | None:
     return hub.resolve_revision(source.hub_id, source.revision, "model")
 
 
-def run(config: RunConfig) -> RunSummary:
-    """Run every selected model on the benchmark, then rebuild the configuration's report from the store."""
-    from harness.report import publish as report
+def run(options: RunOptions, answer_file: Path | None = None) -> RunSummary:
+    """Run every selected model on the benchmark, then rebuild the configuration's report from the store.
 
-    registry_path = config.registry_path or default_registry_path()
-    models = []
-    if config.models or not config.model_specs:
-        models = select_models(load_registry(registry_path), config.models or "all", registry_path)
-        check_entries(models, registry_path)
-    check_entries(config.model_specs or [])
-    for entry in config.model_specs or []:
-        if any(m.name == entry.name for m in models):
-            raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
-        models.append(entry)
-    spec, spec_path = load_benchmark(default_benchmark(config), config.benchmarks_dir)
-    budget_name = config.budget or spec.default_budget
-    if budget_name not in spec.budgets:
-        raise HarnessInputError(
-            f"--budget '{budget_name}'", f"not a budget of benchmark {spec.name}", f"choose from {sorted(spec.budgets)}"
-        )
-    if not 1 <= config.seeds <= MAX_SEEDS:
-        raise HarnessInputError("--seeds", f"must be between 1 and {MAX_SEEDS}, got {config.seeds}", "pass a smaller --seeds")
-    if spec.budgets[budget_name].seed + config.seeds - 1 > MAX_SEED:
-        raise HarnessInputError(
-            "--seeds", f"seeds {spec.budgets[budget_name].seed}..{spec.budgets[budget_name].seed + config.seeds - 1} "
-            f"pass the largest seed {MAX_SEED}", "lower the budget's seed or --seeds",
-        )
+    Args:
+        options: the command's options.
+        answer_file: where a "yes" to the time question is kept (a suite passes one for all its benchmarks;
+            default: one for this call).
+    """
+    models = select_run_models(options)
+    spec, spec_path = load_benchmark(default_benchmark(options), options.benchmarks_dir)
+    budget_name = _budget_name(options, spec)
     # Before any data is read: a max_length a model has no positions for would fail its training much later.
     check_max_length(models, spec.budgets[budget_name].max_length, spec_path, spec.name, budget_name)
-    store = ResultsStore(config.results_dir)
+    store = ResultsStore(options.results_dir)
     summary = RunSummary(benchmark=spec.name)
-
-    # Validate the data once, up front: bad data is one clear line before any model starts. The configuration
-    # (with the data's fingerprint) comes first: hub data is read at the commit it records, and every run
-    # checks the files it reads against it.
-    budget = spec.budgets[budget_name]
-    configuration = configuration_for(config, spec, budget_name)
-    data = load_benchmark_data(
-        spec,
-        config.data_dir,
-        limit_train=config.limit_train,
-        limit_test=config.limit_test,
-        seed=budget.seed,
-        train_filter=config.train_filter,
-        max_train=budget.train_examples,
-        max_test=budget.test_examples,
-        identity=configuration.data,
-    )
-    try:
-        check_data_identity(data.source, configuration.data, configuration.label)
-    except DataChanged as exc:  # changed between its hash and its read: nothing has run yet
-        raise HarnessInputError(exc.where, exc.problem, exc.fix) from None
+    # The configuration (with the data's fingerprint) comes first: hub data is read at the commit it records.
+    configuration = configuration_for(options, spec, budget_name)
+    # Validate the data once, up front: bad data is one clear line before any model starts.
+    data = _load_data(options, spec, configuration)
     summary.configuration = configuration.label
-    _log(
-        config,
-        f"benchmark {spec.name}: {len(data.train):,} train / {len(data.eval):,} {spec.eval_split} examples, "
-        f"{configuration.describe()}, {len(models)} model(s) x {config.seeds} seed(s)",
-    )
-    _log(config, f"configuration {configuration.label} (results under {store.config_dir(spec.name, configuration.label)})")
-    if data.source.get("note"):
-        _log(config, f"NOTE: {data.source['note']}")
-    if (legacy := store.legacy_runs(spec.name)) is not None:
-        _log(config, f"note: {legacy} holds runs of an older harness (no configurations); they are not read")
-
-    filters = None
-    if config.transfer_matrix:
-        if config.train_filter:
-            raise HarnessInputError(
-                "--transfer-matrix", "cannot be combined with --train-filter", "the matrix chooses its own train filters"
-            )
-        filters = transfer_filters(config.transfer_matrix, spec, data.train.groups.get(config.transfer_matrix, []))
-        _log(config, f"transfer matrix over '{config.transfer_matrix}': train on all, then on each of "
-                     f"{', '.join(f[config.transfer_matrix][0] for f in filters[1:])}; evaluate on every value")
-    jobs = build_jobs(config, spec, models, configuration, filters)
+    _announce(options, spec, store, data, configuration, len(models))
+    jobs = build_jobs(options, spec, models, configuration, _train_filters(options, spec, data))
     # What earlier runs say of the time ahead (the store read once); each run forecasts itself when it starts.
     speeds = last_speeds(store, spec.name)
-    priors = prior_seconds(jobs, store, speeds, data.train, config.force)
+    priors = prior_seconds(jobs, store, speeds, data.train, options.force)
     for line in prior_lines(jobs, priors, speeds):
-        _log(config, line)
-    eval_ids, eval_texts = data.eval.ids, data.eval.texts
-    del data
-    isolate = config.isolate and not is_distributed()
-    if config.quiet:
-        from harness.models import quiet_libraries
-
-        quiet_libraries()  # in-process runs draw the libraries' own progress bars otherwise
-    with store.lock(spec.name, wait=True) if is_main_process() else _null():
-        if is_main_process():
-            try:
-                store.write_configuration(configuration)
-                # The latest configuration is the one whose command finished last (publish sets it with the
-                # leaderboard it copies up); set here only for a benchmark's first configuration.
-                if store.current_label(spec.name) is None:
-                    store.set_current(configuration)
-                # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
-                store.write_eval_texts(spec.name, configuration.label, eval_ids, eval_texts)
-            except OSError as exc:
-                # Nothing has run yet and no run could be recorded: stop in one line, as the lock does.
-                raise HarnessInputError(
-                    str(store.benchmark_dir(spec.name)), f"cannot write to the results directory ({exc.strerror or exc})",
-                    "free some space or pass a writable --results-dir",
-                ) from None
-    with tempfile.TemporaryDirectory(prefix="textclf-bench-") as scratch:
-        # The answer to the time question, kept for the rest of the command (a suite passes its own).
-        answer = config.answer_file or Path(scratch) / "answer"
-        jobs = with_outlooks(jobs, priors, config, spec, answer)
-        _run_jobs(config, jobs, isolate, summary)
-    with store.lock(spec.name, wait=True) if is_main_process() else _null():
-        if is_main_process():
-            try:
-                from harness.report.board import Leaderboard
-
-                summary.board = Leaderboard.from_store(store, spec, configuration.label)
-                summary.leaderboard = report.publish(store, summary.board)
-                if not config.quiet and is_main_process():
-                    say(f"leaderboard: {summary.leaderboard}")  # the command's result: on stdout
-            except report.NothingToReport as exc:
-                # No run of this configuration reached the store (declined, or none recorded): keep the last one.
-                _log(config, f"no leaderboard written: {exc}")
-            except OSError as exc:
-                # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
-                summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"
-                log.warning(f"could not write the report: {exc}; rebuild it with 'report' once there is room")
+        _log(options, line)
+    _record_configuration(store, spec, configuration, data.eval)
+    del data  # the runs load their own
+    _execute(options, spec, jobs, priors, answer_file, summary)
+    _publish(options, store, spec, configuration, summary)
     _close_process_group()
     if summary.interrupted:
         raise KeyboardInterrupt  # after the report of what finished: the command still exits 130
     return summary
 
 
-def make_executor(config: RunConfig):
+def select_run_models(options: RunOptions) -> list[ModelSpec]:
+    """The registry models the options name, then the entries built in code (each name once)."""
+    registry_path = options.registry or default_registry_path()
+    names, entries = options.split_models()
+    models = []
+    if names or not entries:
+        models = select_models(load_registry(registry_path), names or "all", registry_path)
+        check_entries(models, registry_path)
+    check_entries(entries)
+    for entry in entries:
+        if any(m.name == entry.name for m in models):
+            raise HarnessInputError(f"model '{entry.name}'", "given twice", "give each model a unique name")
+        models.append(entry)
+    return models
+
+
+def _budget_name(options: RunOptions, spec: BenchmarkSpec) -> str:
+    """The budget profile to run, checked against the benchmark (and the largest seed it allows)."""
+    budget_name = options.budget or spec.default_budget
+    if budget_name not in spec.budgets:
+        raise HarnessInputError(
+            f"--budget '{budget_name}'", f"not a budget of benchmark {spec.name}", f"choose from {sorted(spec.budgets)}"
+        )
+    first = spec.budgets[budget_name].seed
+    if first + options.seeds - 1 > MAX_SEED:
+        raise HarnessInputError(
+            "--seeds", f"seeds {first}..{first + options.seeds - 1} pass the largest seed {MAX_SEED}",
+            "lower the budget's seed or --seeds",
+        )
+    return budget_name
+
+
+def _load_data(options: RunOptions, spec: BenchmarkSpec, configuration: Configuration):
+    """The benchmark's data as the runs will read it, checked against the configuration's fingerprint."""
+    budget = spec.budgets[configuration.budget_profile]
+    data = load_benchmark_data(
+        spec,
+        options.data_dir,
+        limit_train=options.limit_train,
+        limit_test=options.limit_test,
+        seed=budget.seed,
+        train_filter=options.train_filter,
+        max_train=budget.train_examples,
+        max_test=budget.test_examples,
+        identity=configuration.data,
+    )
+    try:
+        # Every run checks the files it reads against the configuration too.
+        check_data_identity(data.source, configuration.data, configuration.label)
+    except DataChanged as exc:  # changed between its hash and its read: nothing has run yet
+        raise HarnessInputError(exc.where, exc.problem, exc.fix) from None
+    return data
+
+
+def _announce(options: RunOptions, spec: BenchmarkSpec, store: ResultsStore, data, configuration: Configuration,
+              n_models: int) -> None:
+    """What this command is about to run, on which data, and where it goes."""
+    _log(
+        options,
+        f"benchmark {spec.name}: {len(data.train):,} train / {len(data.eval):,} {spec.eval_split} examples, "
+        f"{configuration.describe()}, {n_models} model(s) x {options.seeds} seed(s)",
+    )
+    _log(options, f"configuration {configuration.label} (results under {store.config_dir(spec.name, configuration.label)})")
+    if data.source.get("note"):
+        _log(options, f"NOTE: {data.source['note']}")
+    if (legacy := store.legacy_runs(spec.name)) is not None:
+        _log(options, f"note: {legacy} holds runs of an older harness (no configurations); they are not read")
+
+
+def _train_filters(options: RunOptions, spec: BenchmarkSpec, data) -> list[dict[str, list[str]] | None] | None:
+    """A transfer matrix's train filters (None: the run's own ``--train-filter``)."""
+    column = options.transfer_matrix
+    if not column:
+        return None
+    if options.train_filter:
+        raise HarnessInputError(
+            "--transfer-matrix", "cannot be combined with --train-filter", "the matrix chooses its own train filters"
+        )
+    filters = transfer_filters(column, spec, data.train.groups.get(column, []))
+    _log(options, f"transfer matrix over '{column}': train on all, then on each of "
+                  f"{', '.join(f[column][0] for f in filters[1:])}; evaluate on every value")
+    return filters
+
+
+def _record_configuration(store: ResultsStore, spec: BenchmarkSpec, configuration: Configuration, evaluation) -> None:
+    """The configuration and its eval texts into the store once, before any run (the main process only)."""
+    if not is_main_process():
+        return
+    with store.lock(spec.name, wait=True):
+        try:
+            store.write_configuration(configuration)
+            # The latest configuration is the one whose command finished last (publish sets it with the
+            # leaderboard it copies up); set here only for a benchmark's first configuration.
+            if store.current_label(spec.name) is None:
+                store.set_current(configuration)
+            # The eval texts go to the store once, so the error analysis rebuilds from the store alone.
+            store.write_eval_texts(spec.name, configuration.label, evaluation.ids, evaluation.texts)
+        except OSError as exc:
+            # Nothing has run yet and no run could be recorded: stop in one line, as the lock does.
+            raise HarnessInputError(
+                str(store.benchmark_dir(spec.name)), f"cannot write to the results directory ({exc.strerror or exc})",
+                "free some space or pass a writable --results-dir",
+            ) from None
+
+
+def _execute(options: RunOptions, spec: BenchmarkSpec, jobs: list[Job], priors: list[Prior],
+             answer_file: Path | None, summary: RunSummary) -> None:
+    """The jobs through the executor, each with its outlook for the time forecast."""
+    isolate = options.isolate and not is_distributed()
+    if options.quiet:
+        from harness.models import quiet_libraries
+
+        quiet_libraries()  # in-process runs draw the libraries' own progress bars otherwise
+    with tempfile.TemporaryDirectory(prefix="textclf-bench-") as scratch:
+        # The answer to the time question, kept for the rest of the command (a suite passes its own).
+        answer = answer_file or Path(scratch) / "answer"
+        jobs = with_outlooks(jobs, priors, options, spec, answer)
+        _run_jobs(options, jobs, isolate, summary)
+
+
+def _publish(options: RunOptions, store: ResultsStore, spec: BenchmarkSpec, configuration: Configuration,
+             summary: RunSummary) -> None:
+    """The configuration's leaderboard rebuilt from the store (the main process only)."""
+    if not is_main_process():
+        return
+    from harness.report import publish as report
+    from harness.report.board import Leaderboard
+
+    with store.lock(spec.name, wait=True):
+        try:
+            summary.board = Leaderboard.from_store(store, spec, configuration.label)
+            summary.leaderboard = report.publish(store, summary.board)
+            if not options.quiet:
+                say(f"leaderboard: {summary.leaderboard}")  # the command's result: on stdout
+        except report.NothingToReport as exc:
+            # No run of this configuration reached the store (declined, or none recorded): keep the last one.
+            _log(options, f"no leaderboard written: {exc}")
+        except OSError as exc:
+            # The runs are on disk; a report that cannot be written (full disk) is rebuilt by 'report'.
+            summary.failed["report"] = f"could not write the report ({exc.strerror or exc})"
+            log.warning(f"could not write the report: {exc}; rebuild it with 'report' once there is room")
+
+
+def make_executor(options: RunOptions):
     """Where the jobs run: here one at a time (the default), here several at once, or on Ray."""
     from harness.run.executors import LocalExecutor, RayExecutor
 
-    if config.executor == "ray":
-        gpus = 1.0 if config.gpus_per_run is None else config.gpus_per_run
-        return RayExecutor(config.ray_address, config.parallel, gpus if _cuda_available() else 0.0, config.force)
-    if config.executor != "local":
-        raise HarnessInputError("--executor", f"unknown executor {config.executor!r}", "use 'local' or 'ray'")
-    return LocalExecutor(config.parallel or 1, config.devices)
+    if options.executor == "ray":
+        gpus = 1.0 if options.gpus_per_run is None else options.gpus_per_run
+        return RayExecutor(options.ray_address, options.parallel, gpus if _cuda_available() else 0.0, options.force)
+    return LocalExecutor(options.parallel or 1, options.devices)
 
 
 def _cuda_available() -> bool:
@@ -345,33 +357,37 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _one_at_a_time(options: RunOptions) -> bool:
+    return options.executor == "local" and (options.parallel or 1) == 1 and not options.devices
+
+
 def _label(job: Job) -> str:
     trained_on = "".join(f", trained on {c}={','.join(v)}" for c, v in (job.train_filter or {}).items())
     return f"{job.model} (seed {job.seed}{trained_on})"
 
 
-def _run_jobs(config: RunConfig, jobs: list[Job], isolate: bool, summary: RunSummary) -> None:
+def _run_jobs(options: RunOptions, jobs: list[Job], isolate: bool, summary: RunSummary) -> None:
     """Every job through the executor; each outcome is logged and counted, whatever happened to the others."""
     from harness.run.executors import Outcome, execute_job
 
     distributed = is_distributed()
-    one_at_a_time = config.executor == "local" and (config.parallel or 1) == 1 and not config.devices
+    one_at_a_time = _one_at_a_time(options)
 
     def on_start(job: Job, notes: list[str]) -> None:
         for note in notes:
-            _log(config, f"- {_label(job)}: {note}")
+            _log(options, f"- {_label(job)}: {note}")
         if one_at_a_time:
-            _log(config, f"- {_label(job)}: running")
+            _log(options, f"- {_label(job)}: running")
 
     def execute(job: Job, env: dict[str, str]) -> Outcome:
         # Under a launcher every rank trains every run together, in this process: no run lock between ranks.
-        return execute_job(job, force=config.force, isolate=isolate, env=env, exclusive=not distributed,
+        return execute_job(job, force=options.force, isolate=isolate, env=env, exclusive=not distributed,
                            on_start=on_start)
 
-    outcomes = make_executor(config).map(jobs, execute)
+    outcomes = make_executor(options).map(jobs, execute)
     try:
         for job, outcome in outcomes:
-            _log_outcome(config, job, outcome, one_at_a_time, summary)
+            _log_outcome(options, job, outcome, one_at_a_time, summary)
     except RunDeclined as exc:
         # The user said no at a forecast: nothing more runs; what finished is kept and reported.
         summary.declined = str(exc)
@@ -385,21 +401,21 @@ def _run_jobs(config: RunConfig, jobs: list[Job], isolate: bool, summary: RunSum
             close()
 
 
-def _log_outcome(config: RunConfig, job: Job, outcome, one_at_a_time: bool, summary: RunSummary) -> None:
+def _log_outcome(options: RunOptions, job: Job, outcome, one_at_a_time: bool, summary: RunSummary) -> None:
     """Say what became of one job and count it."""
     label = _label(job)
     for note in outcome.notes:
-        _log(config, f"  {note}")
+        _log(options, f"  {note}")
     if outcome.status == "bad_input":
         raise HarnessInputError(f"model '{job.model}'", outcome.message, "fix it and rerun")
     if outcome.status == "interrupted":
         raise KeyboardInterrupt
     if outcome.status in ("skipped", "busy"):
-        _log(config, f"- {label}: {outcome.message}")
+        _log(options, f"- {label}: {outcome.message}")
         summary.skipped.append(label)
     elif outcome.status == "completed":
         prefix = "  " if one_at_a_time else f"- {label}: "
-        _log(config, f"{prefix}done in {outcome.seconds:.1f}s: accuracy {outcome.accuracy:.4f}, "
+        _log(options, f"{prefix}done in {outcome.seconds:.1f}s: accuracy {outcome.accuracy:.4f}, "
                      f"macro-F1 {outcome.f1_macro:.4f}")
         summary.completed.append(label)
     elif outcome.status == "store_failed":
@@ -408,7 +424,7 @@ def _log_outcome(config: RunConfig, job: Job, outcome, one_at_a_time: bool, summ
         log.warning(f"- {label}: FAILED: {outcome.message}")
     elif outcome.status == "failed":
         prefix = "  " if one_at_a_time else f"- {label}: "
-        _log(config, f"{prefix}FAILED after {outcome.seconds:.1f}s: {outcome.message}")
+        _log(options, f"{prefix}FAILED after {outcome.seconds:.1f}s: {outcome.message}")
         summary.failed[label] = outcome.message.split(": ", 1)[-1]
 
 
@@ -425,15 +441,15 @@ def _close_process_group() -> None:
     torch.distributed.destroy_process_group()
 
 
-def with_outlooks(jobs: list[Job], priors: list[Prior], config: RunConfig, spec: BenchmarkSpec,
+def with_outlooks(jobs: list[Job], priors: list[Prior], options: RunOptions, spec: BenchmarkSpec,
                   answer_file: Path) -> list[Job]:
     """Each job with what it needs to put its own forecast into the command's total, and whether it may ask.
 
     Only runs one at a time add up to a total, and only they may ask (on a terminal, without --yes): parallel
     runs print their own forecast alone.
     """
-    one_at_a_time = config.executor == "local" and (config.parallel or 1) == 1 and not config.devices
-    ask = one_at_a_time and not config.assume_yes and not is_distributed() and sys.stdin.isatty()
+    one_at_a_time = _one_at_a_time(options)
+    ask = one_at_a_time and not options.assume_yes and not is_distributed() and sys.stdin.isatty()
     out = []
     for i, job in enumerate(jobs):
         later = [LaterRun(model=j.model, seconds=p.seconds) for j, p in zip(jobs[i + 1 :], priors[i + 1 :], strict=True)
@@ -442,11 +458,3 @@ def with_outlooks(jobs: list[Job], priors: list[Prior], config: RunConfig, spec:
         outlook = Outlook(later=later, ask=ask, answer_file=str(answer_file), budgets=others)
         out.append(job.model_copy(update={"outlook": outlook}))
     return out
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

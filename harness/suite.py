@@ -18,7 +18,6 @@ The summary's sections are :mod:`harness.report.document` sections, written by t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.config.options import RunOptions
 from harness.config.registry import default_registry_path, load_registry, select_models
 from harness.config.suites import SUITES_DIR, Suite, SuiteMember, resolve_suite, wants_suite  # noqa: F401 (commands)
 from harness.core.errors import HarnessInputError
@@ -44,6 +44,7 @@ from harness.report.document import BulletList, Figure, Paragraph, Section, Tabl
 from harness.report.ranks import N_BOOT, summarize
 
 SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png")
+SUMMARY_PAGE = "summary.html"  # beside them when plotly is installed
 
 log = logging.getLogger("harness")
 
@@ -96,28 +97,31 @@ class SuiteSummary:
         return out
 
 
-def model_names(config) -> list[str]:
+def model_names(options: RunOptions) -> list[str]:
     """The models a run command selects, validated now: a misspelt name stops the suite before it starts."""
-    registry_path = config.registry_path or default_registry_path()
+    registry_path = options.registry or default_registry_path()
+    selected, entries = options.split_models()
     names = []
-    if config.models or not config.model_specs:
-        chosen = select_models(load_registry(registry_path), config.models or "all", registry_path)
+    if selected or not entries:
+        chosen = select_models(load_registry(registry_path), selected or "all", registry_path)
         check_entries(chosen, registry_path)
         names = [m.name for m in chosen]
-    check_entries(config.model_specs or [])
-    return names + [m.name for m in config.model_specs or [] if m.name not in names]
+    check_entries(entries)
+    return names + [m.name for m in entries if m.name not in names]
 
 
-def _check(suite: Suite, config) -> None:
-    """What would stop every benchmark, refused before any training: the seeds and the budget profile."""
-    from harness import pipeline
+def run_command(options: RunOptions) -> SuiteSummary:
+    """The suite the options name (``suite``, or a comma list of benchmarks), run and summarised."""
+    if options.transfer_matrix:
+        raise HarnessInputError("--transfer-matrix", "runs on one benchmark", "drop it, or run the benchmarks apart")
+    members = resolve_suite(suite=options.suite, benchmark=options.benchmark, data_root=options.data_root,
+                            data_dir=options.data_dir, benchmarks_dir=options.benchmarks_dir)
+    return run_suite(members, options)
 
-    if not 1 <= config.seeds <= pipeline.MAX_SEEDS:
-        raise HarnessInputError(
-            "--seeds",
-            f"must be between 1 and {pipeline.MAX_SEEDS}, got {config.seeds}",
-            "pass a smaller --seeds",
-        )
+
+def _check(suite: Suite, config: RunOptions) -> None:
+    """What would stop every benchmark, refused before any training: the budget profile (the seeds are checked
+    with the other options, by RunOptions)."""
     for member in suite.members:
         budget = config.budget or member.spec.default_budget
         if budget not in member.spec.budgets:
@@ -128,14 +132,15 @@ def _check(suite: Suite, config) -> None:
             )
 
 
-def _run_member(member: SuiteMember, config, store) -> BenchmarkOutcome:
+def _run_member(member: SuiteMember, config: RunOptions, store, answer_file: Path) -> BenchmarkOutcome:
     """One benchmark through the pipeline; a failure is recorded in the outcome, never raised."""
     from harness import pipeline
 
     outcome = BenchmarkOutcome(name=member.spec.name, data_dir=member.data_dir)
     start = time.perf_counter()
     try:
-        summary = pipeline.run(dataclasses.replace(config, benchmark=member.benchmark, data_dir=member.data_dir))
+        member_options = config.model_copy(update={"benchmark": member.benchmark, "data_dir": member.data_dir})
+        summary = pipeline.run(member_options, answer_file)
         outcome.configuration = summary.configuration
         outcome.failed_runs = dict(summary.failed)
         outcome.declined = summary.declined
@@ -151,12 +156,12 @@ def _run_member(member: SuiteMember, config, store) -> BenchmarkOutcome:
     return outcome
 
 
-def _run_members(suite: Suite, config, store) -> list[BenchmarkOutcome]:
+def _run_members(suite: Suite, config: RunOptions, store, answer_file: Path) -> list[BenchmarkOutcome]:
     outcomes = []
     for i, member in enumerate(suite.members, 1):
         where = f"data {member.data_dir}" if member.data_dir else "data from the benchmark's own source"
         _say(config, f"=== benchmark {i}/{len(suite.members)}: {member.spec.name} ({where}) ===")
-        outcome = _run_member(member, config, store)
+        outcome = _run_member(member, config, store, answer_file)
         if outcome.error:
             _say(config, f"benchmark {member.spec.name} FAILED after {outcome.seconds:.1f}s: {outcome.error}", warn=True)
         outcomes.append(outcome)
@@ -167,8 +172,8 @@ def _run_members(suite: Suite, config, store) -> list[BenchmarkOutcome]:
     return outcomes
 
 
-def run_suite(suite: Suite, config) -> SuiteSummary:
-    """Run every benchmark of ``suite`` with the options of ``config`` (a ``RunConfig``), then summarise.
+def run_suite(suite: Suite, config: RunOptions) -> SuiteSummary:
+    """Run every benchmark of ``suite`` with the options of ``config``, then summarise.
 
     Problems with the suite, its benchmarks' YAML, the models or the budget stop everything before any
     training (:class:`HarnessInputError`); a benchmark that fails while it runs is recorded and the next one
@@ -187,8 +192,7 @@ def run_suite(suite: Suite, config) -> SuiteSummary:
     )
     # One answer to the time question for the whole suite: asked at most once, whichever benchmark asks.
     scratch = tempfile.TemporaryDirectory(prefix="textclf-bench-suite-")
-    config = dataclasses.replace(config, answer_file=config.answer_file or Path(scratch.name) / "answer")
-    outcomes = _run_members(suite, config, store)
+    outcomes = _run_members(suite, config, store, Path(scratch.name) / "answer")
     scratch.cleanup()
     table = summarize({o.name: o.board for o in outcomes if o.ran}, models)
     result = SuiteSummary(suite=suite, models=models, outcomes=outcomes, table=table)
@@ -438,12 +442,30 @@ def write_summary(summary: SuiteSummary, out_dir: Path) -> Path:
     atomic_write_text(out_dir / "summary.csv", summary.table.to_csv(index=False))
     atomic_write_text(out_dir / "summary.json", json.dumps(_payload(summary), indent=2) + "\n")
     fig = summary_figure(summary.table, [o.name for o in summary.ran])
-    figure = None
+    figure, png = None, None
     if fig is not None:
-        atomic_write_bytes(out_dir / "summary.png", plots.to_png(fig))
+        png = plots.to_png(fig)
+        atomic_write_bytes(out_dir / "summary.png", png)
         figure = "summary.png"
     else:
         (out_dir / "summary.png").unlink(missing_ok=True)  # one from an earlier run would not match this summary
     path = out_dir / "summary.md"
     atomic_write_text(path, render_markdown(summary, out_dir, figure))
+    page = render_page(summary, out_dir, figure, png)
+    if page is None:
+        (out_dir / SUMMARY_PAGE).unlink(missing_ok=True)
+    else:
+        atomic_write_text(out_dir / SUMMARY_PAGE, page)
     return path
+
+
+def render_page(summary: SuiteSummary, out_dir: Path, figure: str | None, png: bytes | None) -> str | None:
+    """summary.html: the summary's sections as a page linking to each benchmark's page (None without plotly)."""
+    from harness.report import html
+
+    try:
+        return html.render(summary_sections(summary, out_dir, figure), images={figure: png} if figure else {},
+                           links={"leaderboard.md": "leaderboard.html"})
+    except ImportError as exc:
+        log.warning(f"summary.html not written: {exc} (pip install plotly)")
+        return None

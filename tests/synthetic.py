@@ -8,7 +8,7 @@ import numpy as np
 
 from harness.config.schema import BenchmarkSpec
 from harness.metrics.quality import classification_metrics, group_metrics
-from harness.store.results import Configuration, RunResult, run_fingerprint
+from harness.store.results import Configuration, RunResult, benchmark_definition, run_fingerprint
 from harness.store.results_store import ResultsStore, write_result
 
 
@@ -19,7 +19,7 @@ def configuration(spec: BenchmarkSpec, budget_name: str | None = None, limit_tra
     update = {k: v for k, v in (("train_examples", limit_train), ("test_examples", limit_test)) if v is not None}
     return Configuration.build(
         benchmark=spec.name,
-        benchmark_definition=spec.model_dump(exclude={"description", "budgets", "default_budget"}),
+        benchmark_definition=benchmark_definition(spec),
         budget_profile=name,
         budget=budget.model_copy(update=update),
         limit_train=limit_train,

@@ -279,7 +279,7 @@ def test_a_declined_child_process_stops_the_command(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run_job", declined)
     job_file = tmp_path / "job.json"
     job_file.write_text("{}")
-    monkeypatch.setattr(runner.Job, "model_validate_json", classmethod(lambda cls, text: SimpleNamespace(show_progress=True)))
+    monkeypatch.setattr(runner.Job, "model_validate_json", classmethod(lambda cls, text: SimpleNamespace(settings=SimpleNamespace(show_progress=True))))
     assert worker.main([str(job_file)]) == worker.DECLINED
 
     monkeypatch.setattr(executors.subprocess, "run",

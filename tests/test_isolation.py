@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from harness.pipeline import RunConfig, run
+from harness.config.options import RunOptions
+from harness.pipeline import run
 from tests.conftest import ROOT, run_path
 
 REGISTRY = """\
@@ -54,10 +55,10 @@ def crash_setup(tmp_path, monkeypatch):
     return registry
 
 
-def _config(tmp_path, bench_dir, binary_dir, registry, models: str) -> RunConfig:
-    return RunConfig(
+def _config(tmp_path, bench_dir, binary_dir, registry, models: str) -> RunOptions:
+    return RunOptions(
         models=models, benchmark="tiny_binary", benchmarks_dir=bench_dir, data_dir=binary_dir,
-        results_dir=tmp_path / "results", registry_path=registry, isolate=True, quiet=True, latency_samples=5,
+        results_dir=tmp_path / "results", registry=registry, isolate=True, quiet=True, latency_samples=5,
     )
 
 

@@ -206,10 +206,11 @@ def test_device_info_records_threads():
 
 
 def test_run_records_every_cost_field(tmp_path, bench_dir, binary_dir):
-    from harness.pipeline import RunConfig, run
+    from harness.config.options import RunOptions
+    from harness.pipeline import run
 
     summary = run(
-        RunConfig(
+        RunOptions(
             models="tfidf-logreg", benchmark="tiny_binary", benchmarks_dir=bench_dir, data_dir=binary_dir,
             results_dir=tmp_path, isolate=False, quiet=True, latency_samples=7,
         )

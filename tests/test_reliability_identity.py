@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from harness import pipeline
+from harness.config.options import RunOptions
 from harness.config.registry import load_benchmark
 from harness.config.schema import ModelSpec
 from harness.core import hub
@@ -52,9 +53,9 @@ def _flip_labels(csv: Path) -> None:
     frame.to_csv(csv, index=False)
 
 
-def _config(data: Path, results: Path, models: list[ModelSpec], **extra) -> pipeline.RunConfig:
-    return pipeline.RunConfig(
-        models="", model_specs=models, benchmark="tiny_binary", benchmarks_dir=FIXTURES / "benchmarks",
+def _config(data: Path, results: Path, models: list[ModelSpec], **extra) -> RunOptions:
+    return RunOptions(
+        models=models, benchmark="tiny_binary", benchmarks_dir=FIXTURES / "benchmarks",
         data_dir=data, results_dir=results, quiet=True, isolate=False, latency_samples=2, save_model=False, **extra,
     )
 
@@ -217,7 +218,7 @@ def _store_finished(job: runner.Job) -> Path:
     """A finished run of ``job`` in the store, as the runner writes one (predictions included)."""
     import numpy as np
 
-    store = ResultsStore(Path(job.results_dir))
+    store = ResultsStore(Path(job.settings.results_dir))
     labels = np.array([0, 1, 0, 1])
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     run_dir = write_run(store, job.spec, job.configuration, job.model, job.seed, labels, probs)
@@ -296,7 +297,8 @@ def test_hub_and_tfidf_fingerprints_do_not_change():
     """Runs already in stores keep their fingerprints: only local weights add to an entry's identity."""
     spec = _spec()
     conf = configuration(spec)
-    job = runner.Job(spec=spec, model_spec=TFIDF_A, configuration=conf, seed=42, results_dir="/tmp/x")
+    settings = RunOptions(results_dir="/tmp/x").run_settings()
+    job = runner.Job(spec=spec, model_spec=TFIDF_A, configuration=conf, seed=42, settings=settings)
     # The entry as fingerprints hashed it before `params:`: the tfidf family's parameters under `tfidf`.
     entry = {**TFIDF_A.model_dump(exclude={"description", "params"}), "tfidf": TFIDF_A.params, "commit": None}
     assert job.fingerprint == run_fingerprint(conf, entry, 42, None)

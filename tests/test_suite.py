@@ -133,6 +133,9 @@ def test_suite_of_the_three_fixtures_matches_each_leaderboard(tmp_path):
     for entry in payload["benchmarks"]:
         link = f"../../{entry['benchmark']}/configs/{entry['configuration']}/leaderboard.md"
         assert f"]({link})" in markdown and (out / link).is_file()
+        # The summary's page links to each benchmark's page, which sits beside its leaderboard.md.
+        page = link.replace("leaderboard.md", "leaderboard.html")
+        assert f'href="{page}"' in (out / "summary.html").read_text() and (out / page).is_file()
 
 
 def test_a_benchmark_whose_data_cannot_be_read_fails_alone(tmp_path, capsys):

@@ -248,6 +248,10 @@ class BenchmarkSpec(Strict):
     )
     budgets: Annotated[dict[str, Budget], BeforeValidator(_check_budget_names)]
     default_budget: Text = "quick"
+    variants: list[Literal["pytorch", "onnx", "onnx-int8"]] = Field(
+        default_factory=lambda: ["pytorch", "onnx", "onnx-int8"],
+        description="how each transformer is also served and measured: pytorch (the run itself), onnx, onnx-int8",
+    )
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 

@@ -6,11 +6,13 @@ a table verbatim, a ``|`` shifts the columns, a newline starts a heading, ``<scr
 
 Figures have the same problem in matplotlib's terms: a label written ``$\\x$`` is parsed as mathtext and ends the
 report in a parse error, and ``a\\$b`` is drawn as ``a$b``. Every such string reaches a figure through
-:func:`figure_text`.
+:func:`figure_text`. Data embedded in an HTML page goes through :func:`script_json`.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 
 # Punctuation that opens emphasis, links, images, code or a table cell anywhere in a line; escaped with '\\'.
@@ -44,3 +46,27 @@ def figure_text(text: object) -> str:
     escaping, so the text drawn equals ``str(text)`` (``\\``, ``_``, ``^`` and ``{}`` mean nothing outside math).
     """
     return str(text).replace("$", r"\$")
+
+
+# What must not appear verbatim in JSON inside a <script> block: '</script>' or '<!--' would end or change it.
+_SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def script_json(value: object) -> str:
+    """``value`` as JSON that can sit inside an HTML ``<script>`` element: data, never markup.
+
+    ``<``, ``>`` and ``&`` are written ``\\u003c``, ``\\u003e``, ``\\u0026`` (the same string to ``JSON.parse``),
+    so no text, label or message can close the script block or open a comment; NaN and infinities become null.
+    """
+    text = json.dumps(_finite(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return "".join(_SCRIPT_UNSAFE.get(ch, ch) for ch in text)

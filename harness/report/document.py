@@ -2,7 +2,7 @@
 
 The section builders (``harness.report.sections`` for a leaderboard, ``harness.report.error_sections`` for its
 error analysis, ``harness.suite`` for a suite summary) draw these from the data objects; a renderer
-(``harness.report.markdown``) writes them. Text and cells are inline markdown: plain words, user strings already
+(``harness.report.markdown``, ``harness.report.html``) writes them. Text and cells are inline markdown: plain words, user strings already
 escaped by :func:`harness.core.escape.escape`, and the few inline marks the sections use (```code```,
 ``**bold**``, ``_emphasis_``, ``[link](target)``), which any renderer can read or convert. Numbers arrive formatted
 (``harness.report.cells``), so every renderer shows the same digits.
@@ -33,6 +33,10 @@ class Table:
     rows: list[list]
     align: list[str] | None = None  # "left" / "right" / "center" per column; None: every column left
     notes: str | None = None
+    # What a renderer that can hide or mark may use (markdown shows neither): the group of each column
+    # ("quality", "cost", "calibration", "per class"; "" for none), and a mark per row ("best", "tied", None).
+    groups: list[str] | None = None
+    marks: list[str | None] | None = None
 
 
 @dataclass(frozen=True)

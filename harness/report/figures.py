@@ -69,7 +69,8 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
 
     Args:
         points: one dict per model with ``model``, ``quality``, ``low``/``high`` (its interval, drawn
-            as the error bar; may be nan), ``latency_ms`` and ``memory_mib`` (may be None).
+            as the error bar; may be nan), ``latency_ms`` and ``memory_mib`` (may be None); a deployment
+            variant's point also has ``parent``, its model's name, and is linked to that model's point.
         quality_label: axis label of the quality.
     """
     points = [p for p in points if p.get("latency_ms") and p.get("quality") is not None]
@@ -85,6 +86,7 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     front = pareto_front(latency, quality)
     names = [figure_text(p["model"]) for p in points]
     _draw_models(ax, points, names, colors, sizes)
+    _link_variants(ax, points, colors)
     _draw_front(ax, latency, quality, front)
     _latency_axes(ax, latency, quality_label)
     lows = [p.get("low", math.nan) for p in points]
@@ -125,6 +127,15 @@ def _draw_models(ax, points: list[dict], names: list[str], colors: dict[str, tup
                 capthick=1.2,
                 zorder=4,
             )
+
+
+def _link_variants(ax, points: list[dict], colors: dict[str, tuple]) -> None:
+    """A deployment variant (``parent``: its model) is linked to its model's point by a dotted line."""
+    where = {p["model"]: (p["latency_ms"], p["quality"]) for p in points}
+    for p in points:
+        if p.get("parent") in where:
+            (x0, y0), x1, y1 = where[p["parent"]], p["latency_ms"], p["quality"]
+            ax.plot([x0, x1], [y0, y1], ":", color=colors[p["parent"]], linewidth=1.2, zorder=2)
 
 
 def _draw_front(ax, latency: list[float], quality: list[float], front: list[int]) -> None:

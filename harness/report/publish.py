@@ -1,4 +1,4 @@
-"""A leaderboard's files, made in memory from the board and written: markdown, CSV/JSON, errors.md and figures.
+"""A leaderboard's files, made in memory from the board and written: markdown, its page, CSV/JSON, errors.md, figures.
 
 Nothing here reads the store or reads back a file it wrote: :func:`report_files` renders every file of one
 configuration's report from the :class:`~harness.report.board.Leaderboard`, and :func:`publish` writes them into
@@ -8,6 +8,7 @@ the configuration's folder and again to ``<results>/<benchmark>/``, where users 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
-from harness.report import groups, markdown, sections
+from harness.report import groups, html, markdown, page, sections
 from harness.report.board import Leaderboard
 from harness.report.document import Figure
 from harness.report.error_sections import error_sections
@@ -26,6 +27,11 @@ from harness.store.results_store import ResultsStore, atomic_write_bytes, atomic
 PLOTS_DIR = groups.PLOTS_DIR
 ERRORS_FILE = sections.ERRORS_FILE
 LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", ERRORS_FILE)
+PAGE_FILE = "leaderboard.html"
+# Pages link to pages: a link to a leaderboard's markdown becomes one to its HTML page.
+PAGE_LINKS = {"leaderboard.md": PAGE_FILE}
+
+log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,14 @@ def _latency_points(board: Leaderboard) -> list[dict]:
                 "memory_mib": float(np.max(memory)) / 2**20 if memory else None,
             }
         )
+        # Deployment variants (lowest seed) as points of their own, linked to their model's point.
+        for name, variant in row.results[0].deployment_variants.items():
+            latency = get(variant, "inference", "latency_batch1_end_to_end", "p50_ms")
+            if variant.status == "completed" and latency and variant.f1_macro is not None:
+                rss = get(variant, "memory", "rss_peak_bytes")
+                points.append({"model": f"{row.model} · {name}", "parent": row.model, "quality": variant.f1_macro,
+                               "low": float("nan"), "high": float("nan"), "latency_ms": float(latency),
+                               "memory_mib": rss / 2**20 if rss else None})
     return points
 
 
@@ -140,7 +154,24 @@ def report_files(board: Leaderboard) -> ReportFiles:
         "leaderboard.json": json.dumps(payload, indent=2) + "\n",
         ERRORS_FILE: markdown.render(errors).rstrip() + "\n",
     }
-    return ReportFiles(texts, pngs, [d.path for d in drawings if d.png is None])
+    absent = [d.path for d in drawings if d.png is None]
+    page_text = render_page(board, shown, pngs)
+    if page_text is not None:
+        texts[PAGE_FILE] = page_text
+    else:
+        absent.append(PAGE_FILE)  # a page from an earlier build would no longer match the store
+    return ReportFiles(texts, pngs, absent)
+
+
+def render_page(board: Leaderboard, shown: list[Figure], pngs: dict[str, bytes]) -> str | None:
+    """leaderboard.html: the same sections as leaderboard.md, with charts and the error browser (None without
+    plotly, said in one log line)."""
+    try:
+        return html.render(sections.leaderboard(board, shown), charts=page.charts(board), images=pngs,
+                           browser=page.error_browser(board), links=PAGE_LINKS)
+    except ImportError as exc:
+        log.warning(f"leaderboard.html not written: {exc} (pip install plotly)")
+        return None
 
 
 def _write(files: ReportFiles, out_dir: Path) -> None:
@@ -188,6 +219,8 @@ def publish(store: ResultsStore, board: Leaderboard) -> Path:
     top = store.benchmark_dir(board.spec.name)
     # The copy sits two folders up: links to sibling configurations go through configs/.
     texts = {**files.texts, "leaderboard.md": files.texts["leaderboard.md"].replace("](../", "](configs/")}
+    if PAGE_FILE in texts:
+        texts[PAGE_FILE] = texts[PAGE_FILE].replace('href="../', 'href="configs/')
     if (top / PLOTS_DIR).is_dir():
         shutil.rmtree(top / PLOTS_DIR)
     _write(ReportFiles(texts, files.pngs), top)

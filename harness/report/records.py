@@ -57,4 +57,16 @@ def result_record(result: RunResult, label_names: list[str]) -> dict:
             "error": f"{result.error.type}: {result.error.message}" if result.error else None,
         }
     )
+    # Deployment variants (only where a run measured them: older exports keep their columns).
+    for name, v in result.deployment_variants.items():
+        record.update({
+            f"{name}_status": v.status,
+            f"{name}_accuracy": v.accuracy,
+            f"{name}_f1_macro": v.f1_macro,
+            f"{name}_mcnemar_p": get(v, "paired_test", "p_value"),
+            f"{name}_agreement": v.agreement_with_pytorch,
+            f"{name}_latency_p50_ms": get(v, "inference", "latency_batch1_end_to_end", "p50_ms"),
+            f"{name}_eval_samples_per_s": get(v, "inference", "throughput_samples_per_s"),
+            f"{name}_size_bytes": v.size_on_disk_bytes,
+        })
     return record

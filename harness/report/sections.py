@@ -1,8 +1,8 @@
 """The leaderboard's sections, in no format, each built from the :class:`~harness.report.board.Leaderboard` alone.
 
 One builder per section; each returns a :class:`~harness.report.document.Section` (None when it has nothing to
-show). :func:`leaderboard` puts them in reading order; ``harness.report.markdown`` writes them and an HTML
-renderer would write the same list.
+show). :func:`leaderboard` puts them in reading order; ``harness.report.markdown`` writes them and
+``harness.report.html`` writes the same list as a page.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def leaderboard(board: Leaderboard, figures: list[Figure] | None, with_groups: b
     group += [transfer(c, matrices) for c, matrices in board.transfer.items()]
     return document(
         [
-            header(board), models(board), settings(board), truncation(board), cost(board),
+            header(board), models(board), settings(board), truncation(board), cost(board), deployment_variants(board),
             per_class(board), per_class_detail(board), *(group if with_groups else []), paired_tests(board),
             plots(figures), error_analysis(figures), invalid_runs(board), other_configurations(board),
         ]
@@ -182,7 +182,17 @@ def models(board: Leaderboard) -> Section:
         "calibration error (15 bins); Brier: multi-class (0 best, 2 worst)."
     )
     rows = [_models_row(rank, row) for rank, row in enumerate(board.rows, 1)]
-    return Section("Models", [Table(columns, rows, notes=notes)])
+    quality = len(metric_columns("table")) + 1
+    groups = ["", "", "", *["quality"] * quality, "calibration", "calibration", *["cost"] * (len(columns) - quality - 6), ""]
+    marks = [_mark(row) for row in board.rows]
+    return Section("Models", [Table(columns, rows, notes=notes, groups=groups, marks=marks)])
+
+
+def _mark(row: ModelRow) -> str | None:
+    """"best" for the leader, "tied" for a row the paired test cannot separate from it."""
+    if row.vs_best == "leader":
+        return "best"
+    return "tied" if isinstance(row.vs_best, dict) and row.vs_best["tied"] else None
 
 
 def settings(board: Leaderboard) -> Section | None:
@@ -298,8 +308,74 @@ def cost(board: Leaderboard) -> Section | None:
         *(["CUDA alloc/reserved train MiB", "CUDA alloc/reserved inference MiB"] if cuda else []),
         "params", "size on disk MiB",
     ]  # fmt: skip
-    table = Table(columns, [_cost_row(row, cuda) for row in shown])
+    table = Table(columns, [_cost_row(row, cuda) for row in shown], groups=["", *["cost"] * (len(columns) - 1)])
     return Section("Cost", [table], caption=_cost_caption(every))
+
+
+# ----- deployment variants ------------------------------------------------------------------------------------
+
+
+def _latency_cell(latency) -> str:
+    return " / ".join(fmt(get(latency, f"p{p}_ms"), 2) for p in (50, 95, 99))
+
+
+def _mib(value, digits: int) -> str:
+    return fmt(value / 2**20 if value else None, digits)
+
+
+def _variant_rows(model: str, result) -> list[list[str]]:
+    base, e2e = result.inference, result.inference.latency_batch1_end_to_end
+    rows = [[
+        f"{model} · pytorch", f"torch {result.precision or 'n/a'}", fmt(result.metrics.accuracy),
+        fmt(result.metrics.f1_macro), "-", "-", "-", "-", _latency_cell(e2e),
+        fmt(get(base, "latency_batch1_model_only", "p50_ms"), 2), fmt(base.throughput_samples_per_s, 1), "1.00x",
+        "1.00x", _mib(get(result, "memory", "inference", "rss_peak_bytes"), 0),
+        _mib(get(result, "model_info", "size_on_disk_bytes"), 1), "-",
+    ]]
+    for name, variant in result.deployment_variants.items():
+        label = f"{model} · {name}"
+        if variant.status != "completed":
+            rows.append([label, variant.status, "n/a", "n/a", escape(variant.verdict(None), 300), *["n/a"] * 11])
+            continue
+        inference = variant.inference
+        v_e2e = inference.latency_batch1_end_to_end
+        ratio = v_e2e.p50_ms / e2e.p50_ms if v_e2e and e2e and e2e.p50_ms else None
+        seconds = fmt(variant.export_seconds, 1) + (
+            f" / {fmt(variant.quantize_seconds, 1)}" if variant.quantize_seconds is not None else "")
+        rows.append([
+            label, escape(variant.runtime or "n/a"), fmt(variant.accuracy), fmt(variant.f1_macro),
+            variant.verdict(result.metrics.accuracy), f"{variant.paired_test.b}/{variant.paired_test.c}",
+            pct(variant.agreement_with_pytorch), f"{variant.max_probability_difference:.1e}", _latency_cell(v_e2e),
+            fmt(get(inference, "latency_batch1_model_only", "p50_ms"), 2), fmt(inference.throughput_samples_per_s, 1),
+            "n/a" if ratio is None else f"{ratio:.2f}x",
+            f"{inference.throughput_samples_per_s / base.throughput_samples_per_s:.2f}x",
+            _mib(get(variant, "memory", "rss_peak_bytes"), 0), _mib(variant.size_on_disk_bytes, 1), seconds,
+        ])
+    return rows
+
+
+def deployment_variants(board: Leaderboard) -> Section | None:
+    """Each transformer's deployment variants as sub-rows of its PyTorch row (``model · onnx-int8``), with the
+    accuracy each keeps (McNemar's exact test against its own PyTorch predictions) beside what it costs.
+
+    None when no run of the board measured a variant, so earlier leaderboards are unchanged."""
+    runs = [(row.model, row.results[0]) for row in board.rows if row.results and row.results[0].deployment_variants]
+    if not runs:
+        return None
+    columns = ["model", "runtime", "accuracy", "macro-F1", "vs its PyTorch model", "McNemar b/c", "agreement",
+               "max Δp", "p50 / p95 / p99 ms", "p50 ms model-only", "eval samples/s", "p50 vs PyTorch",
+               "samples/s vs PyTorch", "peak RSS inference MiB", "file MiB", "export / quantize s"]
+    caption = (
+        "Each transformer served as trained (PyTorch, the harness's precision) and as its deployment variants "
+        "(ONNX Runtime fp32 from `model.onnx`, int8 by dynamic quantization from `model-int8.onnx`), on the same "
+        "test texts through the same tokenizer, lowest seed. _vs its PyTorch model_: McNemar's exact test of the "
+        "variant's errors against its own PyTorch model's (b: only PyTorch right, c: only the variant right); "
+        "_no significant loss_ when p >= 0.05. Agreement: share of texts given the PyTorch label; max Δp: the "
+        "largest probability difference. Latency and throughput as in the Cost table, measured in the same process "
+        "right after the PyTorch model; file MiB: the ONNX file alone (PyTorch: the whole saved folder)."
+    )
+    table = Table(columns, [cells for model, result in runs for cells in _variant_rows(model, result)])
+    return Section("Deployment variants", [table], caption=caption)
 
 
 # ----- per class --------------------------------------------------------------------------------------------
@@ -314,7 +390,8 @@ def per_class(board: Leaderboard) -> Section | None:
     ]
     if not rows:
         return None
-    return Section("Per-class F1", [Table(["model", *[f"F1 {escape(n)}" for n in names]], rows)])
+    table = Table(["model", *[f"F1 {escape(n)}" for n in names]], rows, groups=["", *["per class"] * len(names)])
+    return Section("Per-class F1", [table])
 
 
 def per_class_detail(board: Leaderboard) -> Section | None:

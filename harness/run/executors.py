@@ -182,7 +182,7 @@ def execute_job(
             every run together (the launcher, not the store, keeps one writer).
         on_start: called with the job and the notes so far just before it starts (progress lines).
     """
-    store = ResultsStore(Path(job.results_dir))
+    store = ResultsStore(Path(job.settings.results_dir))
     run_dir = job.run_dir(store)
     done, _ = store.check_run(run_dir, job.fingerprint)
     # A copy left aside by a redo whose command died is settled under the run's lock first.

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.config.options import RunSettings
 from harness.config.schema import BenchmarkSpec, Budget, ModelSpec
 from harness.run.forecast import Outlook
 from harness.store.results import Configuration, run_fingerprint
@@ -25,14 +26,8 @@ class Job(BaseModel):
     model_spec: ModelSpec
     configuration: Configuration
     seed: int
-    results_dir: str
-    data_dir: str | None = None
     train_filter: dict[str, list[str]] | None = None
-    latency_samples: int = 50
-    latency_warmup: int = 5
-    save_model: bool = True
-    show_progress: bool = True
-    log_with: list[str] | None = None
+    settings: RunSettings  # the command's options that a run needs (the store, the data, latency, trackers)
     model_commit: str | None = None  # the hub commit the model entry's revision resolved to when the job was made
     weights: str | None = None  # the hash of the local weights' manifest (harness.models.weights) when the job was made
     outlook: Outlook | None = None  # the command's later runs, for the time forecast (not part of the identity)

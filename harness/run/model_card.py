@@ -22,6 +22,34 @@ def _base_model(model: ModelSpec) -> str | None:
     return source.hub_id or None
 
 
+def _variants_text(result: RunResult) -> str:
+    """The card's "Deployment variants" section: each variant's file and measured figures (empty without any)."""
+    if not result.deployment_variants:
+        return ""
+    base = result.inference
+    lines = ["", "## Deployment variants",
+             "Measured on the same test texts in the same process as the PyTorch model; McNemar's exact test against "
+             "its predictions. Serve one with `textclf-bench predict --model-dir <this directory> --variant NAME`.", "",
+             "| variant | file | accuracy | vs PyTorch | batch-1 p50 / p99 ms | eval samples/s | file MiB |",
+             "|---|---|---|---|---|---|---|"]
+    e2e = base.latency_batch1_end_to_end if base else None
+    lines.append(f"| pytorch ({result.precision or 'n/a'}) | model.safetensors | {result.metrics.accuracy:.4f} | - | "
+                 + (f"{e2e.p50_ms:.2f} / {e2e.p99_ms:.2f}" if e2e else "n/a")
+                 + f" | {base.throughput_samples_per_s:.1f} | - |")
+    for name, v in result.deployment_variants.items():
+        if v.status != "completed":
+            reason = v.verdict(None).replace("|", "\\|")
+            lines.append(f"| {name} | - | - | {reason} | - | - | - |")
+            continue
+        latency = v.inference.latency_batch1_end_to_end
+        lines.append(
+            f"| {name} ({v.runtime}) | {v.file} | {v.accuracy:.4f} | {v.verdict(result.metrics.accuracy)} | "
+            + (f"{latency.p50_ms:.2f} / {latency.p99_ms:.2f}" if latency else "n/a")
+            + f" | {v.inference.throughput_samples_per_s:.1f} | {v.size_on_disk_bytes / 2**20:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -> ModelCard:
     """A card for the model of a completed run: metadata for the hub, then a readable body."""
     metrics = result.metrics
@@ -98,5 +126,5 @@ Base: `{origin}`. Labels: {", ".join(spec.label_names)}. Seed {result.seed}, con
 {family.card_usage}
 
 or `textclf-bench predict --model-dir <this directory> "some text"`.
-"""
+{_variants_text(result)}"""
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

@@ -10,21 +10,31 @@ from harness.core.errors import HarnessInputError
 
 
 @lru_cache(maxsize=4)
-def _load(model_dir: str):
-    from harness.models import load_model
-
+def _load(model_dir: str, variant: str | None = None):
     path = Path(model_dir)
     if not path.is_dir():
         raise HarnessInputError(str(path), "not a directory", "pass a saved model folder such as results/<bench>/configs/<configuration>/runs/<model>/seed-42/model")
+    if variant and variant != "pytorch":
+        # Served by ONNX Runtime from model.onnx / model-int8.onnx: tokenizer and session, no torch call per text.
+        from harness.models import onnx_variants
+
+        try:
+            return onnx_variants.OnnxClassifier.load(path, variant, "cpu")
+        except onnx_variants.VariantFailed as exc:
+            raise HarnessInputError(str(path), f"cannot serve the {variant} variant ({exc})",
+                                    "pass a model folder of a run that measured it, or leave out --variant") from None
+    from harness.models import load_model
+
     return load_model(path)
 
 
-def predict_texts(model_dir: Path | str, texts: list[str], batch_size: int = 32) -> list[dict]:
-    """Classify ``texts`` with the model saved in ``model_dir``.
+def predict_texts(model_dir: Path | str, texts: list[str], batch_size: int = 32, variant: str | None = None) -> list[dict]:
+    """Classify ``texts`` with the model saved in ``model_dir`` (``variant``: 'onnx' or 'onnx-int8' serves
+    the run's ONNX Runtime file instead of the PyTorch weights).
 
     Returns one dict per text: ``label``, ``score`` (its probability) and ``probabilities`` by class name.
     """
-    model = _load(str(Path(model_dir).resolve()))
+    model = _load(str(Path(model_dir).resolve()), variant)
     probs = model.predict_proba(list(texts), batch_size=batch_size)
     names = model.label_names
     out = []

@@ -26,6 +26,7 @@ from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
 from harness.run.model_card import build_model_card
 from harness.run.provenance import environment
+from harness.run.variants import run_variants
 from harness.store.results import (
     RESULT_FILE,
     DataInfo,
@@ -152,9 +153,10 @@ def run_job(job: Job) -> RunResult | None:
     any failure of the model itself, whatever its type, is recorded as a failed run and returned. Returns None
     in a secondary process of a distributed run (only the main process measures and writes).
     """
-    store = ResultsStore(Path(job.results_dir))
+    store = ResultsStore(Path(job.settings.results_dir))
     run_dir = job.run_dir(store)
     run_dir.mkdir(parents=True, exist_ok=True)
+    settings = job.settings
     budget = job.run_budget()
     partial = _run_identity(job, budget)
     model_stage = False
@@ -168,12 +170,20 @@ def run_job(job: Job) -> RunResult | None:
         if not is_main_process():
             # Every process trained and scored its shard; only the main one measures latency and writes.
             return None
-        result = _completed(job, partial, model, data, budget, trained, scored, store, run_dir)
-        if job.save_model:
-            _save_model(job, model, result, run_dir / "model")
+        sample = latency_texts(data.eval.texts, settings.latency_samples)
+        result = _completed(job, partial, model, data, budget, trained, scored, sample, store, run_dir)
+        model_dir = run_dir / "model"
+        if settings.save_model:
+            _save_model(job, model, result, model_dir)
+        # ONNX Runtime fp32 and int8 beside the PyTorch model (harness/run/variants.py); each fails alone.
+        result.deployment_variants = run_variants(job, model, run_dir, model_dir, data.eval, scored.probs,
+                                                  data.label_names, sample, budget.eval_batch_size,
+                                                  store.write_predictions)
+        if settings.save_model:
+            build_model_card(job.spec, job.model_spec, result).save(model_dir / "README.md")
         write_result(run_dir / RESULT_FILE, result)
-        if job.log_with:
-            _send_to_trackers(result, run_dir, job.log_with)
+        if settings.log_with:
+            _send_to_trackers(result, run_dir, settings.log_with)
         return result
     except BaseException as exc:  # noqa: BLE001 - a failing model must never take the others down
         # The specs and data are shared by every model: bad ones stop the run. A model rejecting its own
@@ -214,7 +224,7 @@ def _load_data(job: Job, budget: Budget) -> tuple[BenchmarkData, DataInfo]:
     base_seed = job.configuration.budget.seed
     data = load_benchmark_data(
         job.spec,
-        Path(job.data_dir) if job.data_dir else None,
+        Path(job.settings.data_dir) if job.settings.data_dir else None,
         limit_train=job.configuration.limit_train,
         limit_test=job.configuration.limit_test,
         seed=base_seed if fixed else job.seed,
@@ -263,11 +273,11 @@ class _Scored:
 
 def _train(job: Job, model, data: BenchmarkData, budget: Budget, run_dir: Path) -> _Trained:
     """Fit under the budget, its memory and wall time measured; the forecast is said as soon as it is made."""
-    name = job.model_spec.name
+    name, show = job.model_spec.name, job.settings.show_progress
     with track_memory("train") as memory, stopwatch() as clock:
-        fitted = model.fit(data.train, budget, run_dir, show_progress=job.show_progress,
+        fitted = model.fit(data.train, budget, run_dir, show_progress=show,
                            on_forecast=lambda forecast, setting: announce(
-                               name, forecast, job.outlook, setting, show=job.show_progress, out=tell))
+                               name, forecast, job.outlook, setting, show=show, out=tell))
     return _Trained(fitted, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory)
 
 
@@ -287,22 +297,22 @@ def _predict_eval(model, evaluation, budget: Budget) -> _Scored:
     return _Scored(probs, clock["seconds"], len(warmup_texts), memory)
 
 
-def _latencies(model, texts: list[str], job: Job) -> tuple[dict, dict | None]:
-    """Batch-1 latency on a fixed sample of texts: raw text in, and (where the family has it) model only."""
-    sample = latency_texts(texts, job.latency_samples)
-    latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, job.latency_warmup)
+def _latencies(model, sample: list[str], warmup: int) -> tuple[dict, dict | None]:
+    """Batch-1 latency on the fixed sample of texts: raw text in, and (where the family has it) model only."""
+    latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, warmup)
     model_only = None
     if hasattr(model, "model_only_callable"):
         fn, inputs = model.model_only_callable(sample)
-        model_only = measure_latency(fn, inputs, job.latency_warmup)
+        model_only = measure_latency(fn, inputs, warmup)
     return latency, model_only
 
 
 def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budget, trained: _Trained,
-               scored: _Scored, store: ResultsStore, run_dir: Path) -> RunResult:
-    """Latency measured, the predictions scored and written beside the result, and the completed result."""
+               scored: _Scored, sample: list[str], store: ResultsStore, run_dir: Path) -> RunResult:
+    """Latency measured on ``sample``, the predictions scored and written beside the result, and the completed
+    result."""
     spec, evaluation = job.spec, data.eval
-    latency, model_only = _latencies(model, evaluation.texts, job)
+    latency, model_only = _latencies(model, sample, job.settings.latency_warmup)
     metrics = M.classification_metrics(evaluation.labels, scored.probs, data.label_names)
     groups = {
         column: M.group_metrics(evaluation.labels, scored.probs, values, data.label_names)
@@ -341,9 +351,8 @@ def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budg
 
 
 def _save_model(job: Job, model, result: RunResult, model_dir: Path) -> None:
-    """The trained model (replacing an older one), its size in the result, and its model card beside it."""
+    """The trained model (replacing an older one) and its size in the result."""
     if model_dir.exists():
         shutil.rmtree(model_dir)
     save_model(model, model_dir, job.model_spec.family)
     result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
-    build_model_card(job.spec, job.model_spec, result).save(model_dir / "README.md")

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             job = Job.model_validate_json(Path(argv[0]).read_text())
-            if not job.show_progress:
+            if not job.settings.show_progress:
                 from harness.models import quiet_libraries
 
                 quiet_libraries()

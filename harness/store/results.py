@@ -54,9 +54,9 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-# What of a benchmark YAML changes the numbers: everything but its words and its budget profiles (the budget
-# a configuration ran with is a field of its own).
-_NOT_DEFINITION = {"description", "budgets", "default_budget"}
+# What of a benchmark YAML changes the numbers: everything but its words, its budget profiles (the budget
+# a configuration ran with is a field of its own) and the deployment variants measured beside each model.
+_NOT_DEFINITION = {"description", "budgets", "default_budget", "variants"}
 
 
 def benchmark_definition(spec: BenchmarkSpec) -> dict:
@@ -284,6 +284,47 @@ class RunError(_Closed):
     traceback_tail: list[str] = Field(default_factory=list)
 
 
+class PairedTest(_Closed):
+    """McNemar's test of a deployment variant's errors against its own PyTorch model's, on the same examples."""
+
+    b: int = Field(description="PyTorch right, the variant wrong")
+    c: int = Field(description="PyTorch wrong, the variant right")
+    statistic: float
+    p_value: float
+    method: str
+
+
+class DeploymentVariant(_Closed):
+    """The trained model served another way (ONNX Runtime fp32, int8), measured on the same test texts."""
+
+    status: Literal["completed", "failed", "skipped"]
+    reason: str | None = Field(None, description="why it failed or was skipped, one line")
+    runtime: str | None = None
+    file: str | None = Field(None, description="the file beside the saved weights it serves from")
+    size_on_disk_bytes: int | None = None
+    export_seconds: float | None = None
+    quantize_seconds: float | None = None
+    accuracy: float | None = None
+    f1_macro: float | None = None
+    agreement_with_pytorch: float | None = Field(None, description="share of test texts with the PyTorch label")
+    max_probability_difference: float | None = Field(None, description="largest |p - p_pytorch| over texts and classes")
+    paired_test: PairedTest | None = None
+    inference: Inference | None = None
+    memory: PhaseMemory | None = None
+
+    def verdict(self, pytorch_accuracy: float | None, alpha: float = 0.05) -> str:
+        """What the paired test says of the accuracy this variant keeps: "no significant loss" when McNemar's
+        p >= ``alpha``, else "loses 0.8 points, p = 0.01" (or "gains ...")."""
+        if self.status != "completed" or self.paired_test is None or self.accuracy is None or pytorch_accuracy is None:
+            return f"{self.status}: {self.reason}" if self.reason else self.status
+        p = self.paired_test.p_value
+        if p >= alpha:
+            return "no significant loss"
+        points = 100 * (self.accuracy - pytorch_accuracy)
+        shown = f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+        return f"{'loses' if points < 0 else 'gains'} {abs(points):.1f} points, p = {shown}"
+
+
 class RunResult(_Closed):
     """One (configuration, model, seed, train filter) run: what it was, how it scored, what it cost."""
 
@@ -315,6 +356,9 @@ class RunResult(_Closed):
     device: Device | None = None
     environment: Environment | None = None
     error: RunError | None = None
+    deployment_variants: dict[str, DeploymentVariant] = Field(
+        default_factory=dict, description="the model served other ways (onnx, onnx-int8); empty for older runs"
+    )
 
     @model_validator(mode="after")
     def _status_consistent(self) -> RunResult:
