@@ -75,17 +75,17 @@ def main() -> int:
     intervals = [(e.time_range.start, e.time_range.end) for e in kernels]
     span = (max(e for _, e in intervals) - min(s for s, _ in intervals)) if intervals else 0.0
     busy = busy_fraction(intervals, span)
-    steps = report["optimizer_steps"]
+    steps = report.optimizer_steps
     params = non_embedding_parameters(classifier._unwrapped())
     out = {
         "model": args.model, "batch_size": args.batch_size, "device": torch.cuda.get_device_name(),
-        "first_fit_samples_per_s": first["samples_per_second"], "second_fit_samples_per_s": report["samples_per_second"],
-        "first_over_second_time": first["train_seconds"] / report["train_seconds"],
+        "first_fit_samples_per_s": first.samples_per_second, "second_fit_samples_per_s": report.samples_per_second,
+        "first_over_second_time": first.train_seconds / report.train_seconds,
         "gpu_busy_fraction_of_kernel_span": busy, "kernels_per_step": len(kernels) / max(1, steps),
         "ms_per_step_profiled": 1000 * wall / max(1, steps),
-        "mfu_first_fit": first["mfu"], "mfu_second_fit": report["mfu"],
-        "mfu_profiled": model_flops_utilization(params, report["real_tokens"], wall, mfu_peak_flops()),
-        "precision": report["precision"]["resolved"], "mfu_convention": MFU_CONVENTION,
+        "mfu_first_fit": first.mfu, "mfu_second_fit": report.mfu,
+        "mfu_profiled": model_flops_utilization(params, report.real_tokens, wall, mfu_peak_flops()),
+        "precision": report.precision["resolved"], "mfu_convention": MFU_CONVENTION,
     }
     print(json.dumps(out, indent=2))
     if args.json_out:

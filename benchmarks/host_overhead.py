@@ -36,6 +36,7 @@ from harness.data.loading import Split  # noqa: E402
 from harness.metrics.cost import device_info  # noqa: E402
 from harness.models import batching as B  # noqa: E402
 from harness.models import precision as P  # noqa: E402
+from harness.models import training as L  # noqa: E402
 from harness.models import transformer as T  # noqa: E402
 from harness.models.cache import CACHE_ENV  # noqa: E402
 from tests.tiny_models import build_tiny_model  # noqa: E402
@@ -57,8 +58,8 @@ def harness_seconds(model_dir: Path, split: Split, budget: Budget, work: Path) -
     start = time.perf_counter()
     report = classifier.fit(split, budget, work, show_progress=False)
     seconds = time.perf_counter() - start
-    assert report["optimizer_steps"] == budget.max_steps
-    return seconds, report["tokenize_seconds"]
+    assert report.optimizer_steps == budget.max_steps
+    return seconds, report.tokenize_seconds
 
 
 def bare_seconds(model_dir: Path, split: Split, budget: Budget) -> float:
@@ -80,7 +81,7 @@ def bare_seconds(model_dir: Path, split: Split, budget: Budget) -> float:
             batches.append({k: torch.from_numpy(v) for k, v in host.arrays.items()})
         epoch += 1
     batches = batches[: budget.max_steps]
-    optimizer = T.make_adamw(model.parameters(), budget.learning_rate, torch.device("cpu"))
+    optimizer = L.make_adamw(model.parameters(), budget.learning_rate, torch.device("cpu"))
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, budget.max_steps)
     start = time.perf_counter()
     for batch in batches:

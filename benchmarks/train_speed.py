@@ -164,10 +164,10 @@ def train_harness(model, tokenizer, texts, labels, args) -> dict:
     split = Split(name="train", texts=texts, labels=labels, ids=np.arange(len(texts)))
     with track_memory("train") as memory:
         report = classifier.fit(split, budget, Path(args.work_dir) / "harness", show_progress=False)
-    return {"seconds": report["train_seconds"], "examples": report["examples_seen"], "real_tokens": report["real_tokens"],
-            "memory": memory.as_dict(), "precision": report["precision"]["resolved"], "classifier": classifier,
-            "precision_reason": report["precision"]["reason"], "tokenize_seconds": report["tokenize_seconds"],
-            "warmup_seconds": report.get("warmup_seconds"), "threads": report.get("threads")}
+    return {"seconds": report.train_seconds, "examples": report.examples_seen, "real_tokens": report.real_tokens,
+            "memory": memory.as_dict(), "precision": report.precision["resolved"], "classifier": classifier,
+            "precision_reason": report.precision["reason"], "tokenize_seconds": report.tokenize_seconds,
+            "warmup_seconds": report.warmup_seconds, "threads": report.threads}
 
 
 def evaluate(classifier: TransformerClassifier, texts, labels, batch_size: int) -> dict:

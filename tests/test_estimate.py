@@ -172,12 +172,12 @@ def test_transformer_forecasts_once_from_its_first_steps_and_trains_the_same(tmp
     assert len(heard) == 1
     made, setting = heard[0]
     assert made.measured_steps == 3 and made.basis.startswith("steps 2-4 of 40 took")  # 3 steps >= 5% of 40
-    assert made.spent_seconds < made.seconds and made.spent_seconds <= told["train_seconds"]
+    assert made.spent_seconds < made.seconds and made.spent_seconds <= told.train_seconds
     assert setting.startswith("fp32, ") and "thread(s): set in the budget" in setting
-    assert told["forecast"] == made.model_dump()
-    assert silent["forecast"]["measured_steps"] == 3  # recorded whether or not anyone listens
+    assert told.forecast == made
+    assert silent.forecast.measured_steps == 3  # recorded whether or not anyone listens
     # Forecasting changes nothing that is trained.
-    assert [p["loss"] for p in told["loss_curve"]] == [p["loss"] for p in silent["loss_curve"]]
+    assert [p["loss"] for p in told.loss_curve] == [p["loss"] for p in silent.loss_curve]
 
 
 def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
@@ -197,7 +197,7 @@ def test_tfidf_forecasts_from_a_five_percent_fit_and_trains_the_same(tmp_path):
     assert made.basis.startswith("a fit on 600 of 12,000 rows took")
     # The sample, then 20x it: s + 20 s, each figure rounded to the millisecond (21 x 0.5 ms + 0.5 ms at most).
     assert made.seconds == pytest.approx(made.spent_seconds * 21, abs=0.011)
-    assert report["forecast"] == made.model_dump()
+    assert report.forecast == made
     np.testing.assert_array_equal(model.predict_proba(texts[:50]), plain.predict_proba(texts[:50]))
 
 

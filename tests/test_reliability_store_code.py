@@ -57,7 +57,7 @@ def _checkpointed(model_dir: Path, split, budget, workdir: Path, monkeypatch) ->
 
     def checkpoint_then_die(self, accelerator, directory, state, budget_):
         original(self, accelerator, directory, state, budget_)
-        if state["step"] == 2:
+        if state.step == 2:
             raise Killed
 
     monkeypatch.setattr(TransformerClassifier, "_checkpoint", checkpoint_then_die)
@@ -110,8 +110,8 @@ def test_no_checkpoint_file_runs_code_on_resume(tmp_path, monkeypatch, caplog):
             with caplog.at_level(logging.WARNING, logger="harness"):
                 report = classifier.fit(split, budget, workdir, show_progress=False)
             assert not marker.exists(), f"resuming ran the code planted in {target} ({form})"
-            assert report["resumed_from_step"] is None, f"{target} ({form}): started over, not resumed"
-            assert report["optimizer_steps"] == reference_report["optimizer_steps"] == 6
+            assert report.resumed_from_step is None, f"{target} ({form}): started over, not resumed"
+            assert report.optimizer_steps == reference_report.optimizer_steps == 6
             assert np.abs(classifier.predict_proba(test_texts, batch_size=8) - expected).max() <= 1e-6
             lines = [r.getMessage() for r in caplog.records if "not resumed" in r.getMessage()]
             assert len(lines) == 1 and target in lines[0] and "starts over" in lines[0], lines
@@ -122,7 +122,7 @@ def test_no_checkpoint_file_runs_code_on_resume(tmp_path, monkeypatch, caplog):
     # The untouched checkpoint still resumes, to the same predictions (random states from safetensors + JSON).
     classifier = TransformerClassifier.load(model_dir)
     report = classifier.fit(split, budget, tmp_path / "killed", show_progress=False)
-    assert report["resumed_from_step"] == 2 and report["optimizer_steps"] == 6
+    assert report.resumed_from_step == 2 and report.optimizer_steps == 6
     assert np.abs(classifier.predict_proba(test_texts, batch_size=8) - expected).max() <= 1e-6
 
 
@@ -350,5 +350,5 @@ def test_training_on_a_truncated_tokenisation_cache_trains_as_on_a_whole_one(tmp
     _damage("truncated", entry)
     damaged = TransformerClassifier.load(model_dir)
     report = damaged.fit(split, budget, tmp_path / "damaged", show_progress=False)
-    assert report["optimizer_steps"] == 6
+    assert report.optimizer_steps == 6
     assert np.abs(damaged.predict_proba(test_texts, batch_size=8) - expected).max() <= 1e-6

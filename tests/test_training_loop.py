@@ -19,6 +19,7 @@ from harness.core.errors import TrainingDiverged
 from harness.data.loading import Split
 from harness.models import batching as B
 from harness.models import precision as P
+from harness.models import training as L
 from harness.models import transformer as T
 from tests.conftest import FIXTURES
 from tests.tiny_models import build_tiny_model
@@ -66,7 +67,7 @@ def test_no_device_read_inside_a_training_step(tiny_bert, tmp_path, monkeypatch)
 
         monkeypatch.setattr(torch.Tensor, name, spy)
     read_steps: list[int] = []
-    original_read = T.DeviceTally.read
+    original_read = L.DeviceTally.read
     cuda = torch.cuda.is_available()
 
     def counted_read(self, accelerator):
@@ -81,15 +82,15 @@ def test_no_device_read_inside_a_training_step(tiny_bert, tmp_path, monkeypatch)
             if cuda:
                 torch.cuda.set_sync_debug_mode("error")
 
-    monkeypatch.setattr(T.DeviceTally, "read", counted_read)
+    monkeypatch.setattr(L.DeviceTally, "read", counted_read)
     if cuda:  # from the first step on: the warm-up before it synchronises on purpose
-        original_add = T.DeviceTally.add
+        original_add = L.DeviceTally.add
 
         def add(self, loss, step):
             torch.cuda.set_sync_debug_mode("error")
             return original_add(self, loss, step)
 
-        monkeypatch.setattr(T.DeviceTally, "add", add)
+        monkeypatch.setattr(L.DeviceTally, "add", add)
     # Reads only count from the first step on: tokenising and setting up may read values freely.
     original_stream = B.BatchStream.__iter__
     started = [False]
@@ -101,20 +102,20 @@ def test_no_device_read_inside_a_training_step(tiny_bert, tmp_path, monkeypatch)
         yield from original_stream(self)
 
     monkeypatch.setattr(B.BatchStream, "__iter__", stream)
-    steps = 2 * T.READ_EVERY_STEPS + 7
+    steps = 2 * L.READ_EVERY_STEPS + 7
     try:
         report = classifier.fit(train_split(), budget(max_steps=steps), tmp_path / "w", show_progress=False)
     finally:
         if cuda:
             torch.cuda.set_sync_debug_mode("default")
     assert reads == [], reads
-    assert report["optimizer_steps"] == steps
+    assert report.optimizer_steps == steps
     # one read at steps 50 and 100, one at the end; each fetched every loss point logged since the last
-    assert len(read_steps) == 3 and sum(read_steps) == len(report["loss_curve"]) == steps
+    assert len(read_steps) == 3 and sum(read_steps) == len(report.loss_curve) == steps
 
 
 def test_divergence_names_the_first_bad_step_and_stops_within_the_read_interval(tiny_bert, tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "READ_EVERY_STEPS", 4)
+    monkeypatch.setattr(L, "READ_EVERY_STEPS", 4)
     classifier = T.TransformerClassifier.load(tiny_bert)
     calls = [0]
     original = type(classifier.model).forward
@@ -153,11 +154,11 @@ def test_loop_trains_the_seeded_batches_in_order(tiny_bert, tmp_path, monkeypatc
     lengths = np.asarray(table["length"])
     expected = [ids.batch(np.asarray(rows), classifier.tokenizer.pad_token_id, 32)["input_ids"]
                 for epoch in range(2) for rows in B.length_bucketed_batches(lengths, 8, seed=3 + epoch)]
-    assert len(seen) == len(expected) == report["optimizer_steps"] == 12
+    assert len(seen) == len(expected) == report.optimizer_steps == 12
     for got, want in zip(seen, expected, strict=True):
         assert np.array_equal(got, want)
-    assert report["examples_seen"] == 96
-    assert report["real_tokens"] == 2 * int(lengths.sum())
+    assert report.examples_seen == 96
+    assert report.real_tokens == 2 * int(lengths.sum())
 
 
 def test_batch_builder_matches_the_collate_and_shards_evenly():
@@ -254,16 +255,16 @@ def test_fit_records_precision_and_a_resumed_run_keeps_it(tiny_bert, tmp_path, m
     fake_probe(monkeypatch, fp32_s=0.010, bf16_s=0.040)  # the machine now measures fp32 faster
     resumed = T.TransformerClassifier.load(tiny_bert)
     report = resumed.fit(train_split(), budget(precision="auto", epochs=1), tmp_path / "w", show_progress=False)
-    assert report["resumed_from_step"] == 1
-    assert report["precision"]["resolved"] == "bf16" and report["precision"]["resumed"] is True
-    assert "bf16 faster" in report["precision"]["reason"] and resumed.resolved_precision() == "bf16"
+    assert report.resumed_from_step == 1
+    assert report.precision["resolved"] == "bf16" and report.precision["resumed"] is True
+    assert "bf16 faster" in report.precision["reason"] and resumed.resolved_precision() == "bf16"
     # a fresh run of the same shape reads the cached probe (bf16); once the cache is gone it measures again
     import shutil
 
     shutil.rmtree(tmp_path / "cache" / P.PROBE_DIR)
     fresh = T.TransformerClassifier.load(tiny_bert).fit(train_split(), budget(precision="auto", epochs=1),
                                                          tmp_path / "w2", show_progress=False)
-    assert fresh["precision"]["resolved"] == "fp32" and "fp32 faster" in fresh["precision"]["reason"]
+    assert fresh.precision["resolved"] == "fp32" and "fp32 faster" in fresh.precision["reason"]
 
 
 def test_threads_never_exceed_usable_cores(monkeypatch):
@@ -283,7 +284,7 @@ def test_threads_never_exceed_usable_cores(monkeypatch):
 
 def test_adamw_is_fused_where_torch_has_it():
     parameter = torch.nn.Parameter(torch.zeros(3))
-    optimizer = T.make_adamw([{"params": [parameter]}], 1e-3, torch.device("cpu"))
+    optimizer = L.make_adamw([{"params": [parameter]}], 1e-3, torch.device("cpu"))
     group = optimizer.param_groups[0]
     assert group["fused"] or group["foreach"]
     assert os.environ.get("HF_HUB_OFFLINE") == "1"

@@ -130,7 +130,7 @@ def _fit_and_predict(model_dir: Path, workdir: Path, budget, texts, labels, test
 
         def checkpoint_then_die(self, accelerator, directory, state, budget_):
             original(self, accelerator, directory, state, budget_)
-            if state["step"] == kill_at:
+            if state.step == kill_at:
                 raise Killed
 
         monkeypatch.setattr(TransformerClassifier, "_checkpoint", checkpoint_then_die)
@@ -156,23 +156,24 @@ def test_resumed_run_predicts_exactly_as_an_uninterrupted_one(tmp_path, monkeypa
     budget = Budget(epochs=3, max_length=32, batch_size=8, learning_rate=3e-3, warmup_ratio=0.2, precision="fp32",
                     seed=7)
     reference, expected = _fit_and_predict(model_dir, tmp_path / "ref", budget, texts, labels, test_texts)
-    assert reference["resumed_from_step"] is None and reference["optimizer_steps"] == 18
+    assert reference.resumed_from_step is None and reference.optimizer_steps == 18
     for kill_at in (3, 6, 13):
         report, probs = _fit_and_predict(model_dir, tmp_path / f"kill{kill_at}", budget, texts, labels, test_texts,
                                          kill_at=kill_at, monkeypatch=monkeypatch)
-        assert report["resumed_from_step"] == kill_at
-        assert report["optimizer_steps"] == 18 and report["examples_seen"] == reference["examples_seen"] == 144
-        assert report["real_tokens"] == reference["real_tokens"]
+        assert report.resumed_from_step == kill_at
+        assert report.optimizer_steps == 18 and report.examples_seen == reference.examples_seen == 144
+        assert report.real_tokens == reference.real_tokens
         assert np.abs(probs - expected).max() <= 1e-6, f"killed at step {kill_at}"
-        got = [(p["step"], p["examples"]) for p in report["loss_curve"]]
-        assert got == [(p["step"], p["examples"]) for p in reference["loss_curve"]]
-        assert np.allclose([p["loss"] for p in report["loss_curve"]], [p["loss"] for p in reference["loss_curve"]],
+        got = [(p["step"], p["examples"]) for p in report.loss_curve]
+        assert got == [(p["step"], p["examples"]) for p in reference.loss_curve]
+        assert np.allclose([p["loss"] for p in report.loss_curve], [p["loss"] for p in reference.loss_curve],
                            rtol=0, atol=1e-6)
 
 
 def test_a_checkpoint_left_half_renamed_is_resumed_not_dropped(tmp_path):
     """A kill between removing the old checkpoint and renaming the new one leaves only checkpoint.tmp, whole."""
     from harness.config.schema import Budget
+    from harness.models.training import TrainingState
     from harness.models.transformer import TransformerClassifier
 
     budget = Budget(epochs=1, batch_size=8)
@@ -188,7 +189,7 @@ def test_a_checkpoint_left_half_renamed_is_resumed_not_dropped(tmp_path):
     save_random_states(pending, 0)
     (pending / "harness_state.json").write_text(json.dumps({"step": 7, "precision": "fp32", "budget": budget.model_dump()}))
     saved = TransformerClassifier._read_checkpoint(checkpoint, budget)
-    assert saved == {"step": 7, "precision": "fp32"}
+    assert saved == TrainingState(step=7, precision="fp32")
     assert (checkpoint / "model.safetensors").read_bytes() == weights and not pending.exists()
     # a marker cut short by a kill is no checkpoint: the run starts over instead of failing
     (checkpoint / "harness_state.json").write_text('{"step": 9, "prec')

@@ -478,6 +478,37 @@ def load_benchmark_data(
     asked_dir = data_dir
     kind, data_dir = resolve_source(spec, data_dir)
     source: dict = {"kind": kind}
+    splits, dropped = _read_splits(spec, data_dir, source, identity)
+    train, evaluation = splits["train"], splits[spec.eval_split]
+    if kind == embedded.KIND:
+        source.update(data_dir=str(data_dir), note=_sample_note(spec, asked_dir, data_dir, train, evaluation))
+    filters = train_filter if train_filter is not None else spec.train_filter
+    train = _filter_train(train, filters)
+    if limit_train is not None:
+        train = stratified_sample(train, limit_train, seed, "--limit-train")
+    elif max_train is not None:
+        train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
+    _require_two_classes(train, spec, "--limit-train" if limit_train is not None else "--train-filter" if filters else None)
+    eval_seed = test_seed if test_seed is not None else seed
+    if limit_test is not None:
+        evaluation = stratified_sample(evaluation, limit_test, eval_seed, "--limit-test")
+    elif max_test is not None:
+        evaluation = stratified_sample(evaluation, min(max_test, len(evaluation)), eval_seed, "test_examples")
+    source.update(
+        dropped_empty_texts=dropped,
+        train_filter=filters,
+        train_rows=len(train),
+        eval_rows=len(evaluation),
+        eval_split=spec.eval_split,
+    )
+    return BenchmarkData(train=train, eval=evaluation, label_names=list(spec.label_names), source=source)
+
+
+def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict,
+                 identity: dict | None) -> tuple[dict[str, Split], dict[str, int]]:
+    """Train and the evaluation split, read from ``data_dir`` (each file hashed as read) or the hub (at the commit
+    ``identity`` recorded), each validated and not empty; where they came from goes into ``source``. Returns the
+    splits and the empty texts dropped from each."""
     splits: dict[str, Split] = {}
     dropped: dict[str, int] = {}
     for key in ("train", spec.eval_split):
@@ -497,53 +528,43 @@ def load_benchmark_data(
         splits[key], dropped[key] = _to_split(frame, spec, key, origin)
         if len(splits[key]) == 0:
             raise HarnessInputError(origin, "the split is empty (after dropping empty texts)", "check the file's contents")
+    return splits, dropped
 
-    train, evaluation = splits["train"], splits[spec.eval_split]
-    if kind == embedded.KIND:
-        # Said wherever the source is shown: these scores come from a small sample, not the benchmark's data set.
-        why = "passed as --data-dir" if asked_dir is not None else "the hub is out of reach and no --data-dir was given"
-        source.update(
-            data_dir=str(data_dir),
-            note=f"{why}: read the {len(train):,}-train / {len(evaluation):,}-{spec.eval_split} sample shipped "
-            f"inside the package (harness/data/samples/{data_dir.name}/SOURCE.md), not the full {spec.dataset.hub_id}; "
-            "scores are not comparable with runs on the full data",
-        )
-    filters = train_filter if train_filter is not None else spec.train_filter
+
+def _sample_note(spec: BenchmarkSpec, asked_dir: Path | None, data_dir: Path, train: Split, evaluation: Split) -> str:
+    """Said wherever the source is shown: these scores come from a small sample, not the benchmark's data set."""
+    why = "passed as --data-dir" if asked_dir is not None else "the hub is out of reach and no --data-dir was given"
+    return (
+        f"{why}: read the {len(train):,}-train / {len(evaluation):,}-{spec.eval_split} sample shipped "
+        f"inside the package (harness/data/samples/{data_dir.name}/SOURCE.md), not the full {spec.dataset.hub_id}; "
+        "scores are not comparable with runs on the full data"
+    )
+
+
+def _filter_train(train: Split, filters: dict[str, list[str]]) -> Split:
+    """The train rows whose value in each filtered column is listed; a filter that leaves none is an error."""
+    whole = train
     for column, values in filters.items():
         if column not in train.groups:
             raise HarnessInputError("--train-filter", f"unknown column '{column}'", f"use one of {list(train.groups)}")
         train = train.subset(np.flatnonzero(np.isin(train.groups[column], values)))
         if len(train) == 0:
-            present = sorted(set(splits["train"].groups[column].tolist()))
+            present = sorted(set(whole.groups[column].tolist()))
             raise HarnessInputError(
                 "--train-filter", f"{column} in {values} leaves no train rows", f"choose values from {present}"
             )
-    if limit_train is not None:
-        train = stratified_sample(train, limit_train, seed, "--limit-train")
-    elif max_train is not None:
-        train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
+    return train
+
+
+def _require_two_classes(train: Split, spec: BenchmarkSpec, flag: str | None) -> None:
+    """A classifier needs two classes: one left after sampling or filtering is named with the flag that did it."""
     classes = np.unique(train.labels)
     if len(classes) < 2:
-        flag = "--limit-train" if limit_train is not None else "--train-filter" if filters else train.origin
         raise HarnessInputError(
-            flag,
+            flag or train.origin,
             f"the train split holds a single class ({spec.label_names[int(classes[0])]!r}) in {len(train)} row(s)",
             "a classifier needs at least two classes: train on more rows or check the labels",
         )
-    if limit_test is not None:
-        evaluation = stratified_sample(evaluation, limit_test, test_seed if test_seed is not None else seed, "--limit-test")
-    elif max_test is not None:
-        evaluation = stratified_sample(
-            evaluation, min(max_test, len(evaluation)), test_seed if test_seed is not None else seed, "test_examples"
-        )
-    source.update(
-        dropped_empty_texts=dropped,
-        train_filter=filters,
-        train_rows=len(train),
-        eval_rows=len(evaluation),
-        eval_split=spec.eval_split,
-    )
-    return BenchmarkData(train=train, eval=evaluation, label_names=list(spec.label_names), source=source)
 
 
 def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:

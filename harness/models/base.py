@@ -7,11 +7,45 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
 from harness.config.schema import Budget, ModelSpec
 from harness.data.loading import Split
 from harness.store.results import TrainingForecast
+
+
+class LossPoint(TypedDict):
+    """One point of a loss curve: the mean training loss since the last point, after ``step`` optimizer steps."""
+
+    step: int
+    examples: int
+    loss: float
+
+
+class FitReport(BaseModel):
+    """What every family's ``fit`` reports; a family's report adds its own figures (tokens, precision, threads).
+
+    The runner stores it as the result's ``training`` block (``store.results.Training``), with the wall time.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples_seen: int
+    unique_examples: int
+    optimizer_steps: int
+    epochs_completed: float
+    train_seconds: float
+    samples_per_second: float | None = None
+    loss_curve: list[LossPoint]
+    stopped_by: str
+    precision: dict[str, Any] | None = None  # how the training precision was chosen, where a family chooses one
+    forecast: TrainingForecast | None = None
+
+    @property
+    def resolved_precision(self) -> str | None:
+        """The precision trained in (fp32, bf16, fp16), or None for a family that has no such choice."""
+        return self.precision.get("resolved") if self.precision is not None else None
 
 
 @runtime_checkable
@@ -40,8 +74,8 @@ class TextClassifier(Protocol):
         """A fresh, untrained model for a registry entry."""
 
     def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True,
-            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> dict:
-        """Train under ``budget``; returns a training report (examples seen, steps, loss curve...).
+            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> FitReport:
+        """Train under ``budget``; returns the training report (examples seen, steps, loss curve...).
 
         Before spending most of the time, call ``on_forecast`` once with the training time forecast from a
         measured start (first steps, a sample) and the setting in words; its own time is not training time.

@@ -19,6 +19,7 @@ from sklearn.dummy import DummyClassifier
 
 from harness.config.schema import MAX_SEED, Budget, Integer, ModelSpec, Strict
 from harness.data.loading import Split
+from harness.models.base import FitReport
 from harness.store.results import TrainingForecast
 
 CONFIG_FILE = "majority_config.json"
@@ -81,22 +82,22 @@ class MajorityClassifier:
         self.dummy.fit(np.zeros((len(labels), 1)), labels)
 
     def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True,
-            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> dict:
+            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> FitReport:
         # Counting classes takes no time worth forecasting: no forecast is made.
         start = time.perf_counter()
         self._fit(np.asarray(train.labels), budget.seed)
         seconds = time.perf_counter() - start
-        return {
-            "forecast": None,
-            "examples_seen": len(train),
-            "unique_examples": len(train),
-            "epochs_completed": 1.0,
-            "optimizer_steps": 0,
-            "train_seconds": seconds,
-            "samples_per_second": len(train) / seconds if seconds > 0 else None,
-            "loss_curve": [],
-            "stopped_by": "converged",
-        }
+        return FitReport(
+            forecast=None,
+            examples_seen=len(train),
+            unique_examples=len(train),
+            epochs_completed=1.0,
+            optimizer_steps=0,
+            train_seconds=seconds,
+            samples_per_second=len(train) / seconds if seconds > 0 else None,
+            loss_curve=[],
+            stopped_by="converged",
+        )
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         assert self.dummy is not None, "fit or load the model first"

@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from harness.config.schema import MAX_ROWS, Budget, FiniteFloat, Flag, Integer, ModelSpec, Strict
 from harness.data.loading import Split
+from harness.models.base import FitReport
 from harness.store.results import TrainingForecast
 
 CONFIG_FILE = "tfidf_config.json"
@@ -119,7 +120,7 @@ class TfidfLogReg:
         )
 
     def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True,
-            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> dict:
+            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> FitReport:
         # A linear model has no epochs or steps: the shared budget it honours is the train examples and seed.
         start = time.perf_counter()
         forecast = self._forecast(train, budget.seed) if on_forecast is not None else None
@@ -130,17 +131,17 @@ class TfidfLogReg:
         self.pipeline = self._build(budget.seed)
         self.pipeline.fit(train.texts, train.labels)
         seconds = time.perf_counter() - start
-        return {
-            "forecast": forecast.model_dump() if forecast else None,
-            "examples_seen": len(train),
-            "unique_examples": len(train),
-            "epochs_completed": 1.0,
-            "optimizer_steps": int(np.max(self.pipeline.named_steps["logreg"].n_iter_)),
-            "train_seconds": seconds,
-            "samples_per_second": len(train) / seconds if seconds > 0 else None,
-            "loss_curve": [],
-            "stopped_by": "converged",
-        }
+        return FitReport(
+            forecast=forecast,
+            examples_seen=len(train),
+            unique_examples=len(train),
+            epochs_completed=1.0,
+            optimizer_steps=int(np.max(self.pipeline.named_steps["logreg"].n_iter_)),
+            train_seconds=seconds,
+            samples_per_second=len(train) / seconds if seconds > 0 else None,
+            loss_curve=[],
+            stopped_by="converged",
+        )
 
     def _forecast(self, train: Split, seed: int) -> TrainingForecast | None:
         """Fit on a random 5% of the rows (at least FORECAST_MIN_ROWS) and scale by rows.

@@ -11,8 +11,9 @@ What makes the loop fast without changing what it computes:
   example is scored exactly once in a multi-process run.
 
 This module is the family's model (load, train, checkpoint, predict, save); its parts live beside it:
-``batching`` (how examples become batches), ``precision`` (threads and precision, decided by measuring),
-``replay`` (batch-1 CUDA graphs) and ``cache`` (where reusable work is kept).
+``training`` (the loop's steps, its state and report), ``batching`` (how examples become batches),
+``precision`` (threads and precision, decided by measuring), ``replay`` (batch-1 CUDA graphs) and ``cache``
+(where reusable work is kept).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import contextlib
 import hashlib
 import importlib.util
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -31,20 +31,15 @@ import numpy as np
 import torch
 
 from harness.config.schema import Budget, ModelSpec
-from harness.core.errors import ModelRunError, TrainingDiverged
+from harness.core.errors import ModelRunError
 from harness.data.loading import Split, hub_reachable
-from harness.metrics.cost import MFU_CONVENTION
 from harness.models import cache as tokens_cache
 from harness.models import safe_state
 from harness.models.batching import (
     EVAL_CHUNK,
     Batches,
-    BatchStream,
-    HostBatch,
     ListSet,
     TokenIds,
-    build_host_batch,
-    length_bucketed_batches,
     pad_collate,
     padded_width,
     sorted_batches,
@@ -52,14 +47,22 @@ from harness.models.batching import (
     tokenized_chunks,
 )
 from harness.models.cache import cache_root
-from harness.models.forecast import StepForecaster, remaining_batch_tokens
 from harness.models.positions import position_limit
 from harness.models.precision import configure_threads, inference_precision, resolve_precision
 from harness.models.replay import ReplayedForward
+from harness.models.training import (
+    TrainingData,
+    TrainingLoop,
+    TrainingState,
+    TransformerFitReport,
+    make_adamw,
+    optimizer_groups,
+    planned_steps,
+    set_deepspeed_batch,
+    setting_in_words,
+)
 from harness.store.results import TrainingForecast
 
-# A cross-entropy loss above this means the true class got probability < e^-50: the run has diverged.
-EXPLODED_LOSS = 50.0
 CHECKPOINT_DIR = "checkpoint"
 INFERENCE_FILE = "harness_inference.json"
 
@@ -132,71 +135,6 @@ def _load_classifier(location: str, label_names: list[str], spec: ModelSpec, ext
 def non_embedding_parameters(model) -> int:
     """Parameters outside the embedding tables: the ones that cost ~6 FLOPs per token in training (MFU)."""
     return int(sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n))
-
-
-class DeviceTally:
-    """Loss sums and the first non-finite or exploded step, kept on the device and read every few steps.
-
-    Reading a device value makes the host wait for the device; doing it once per step keeps the GPU idle
-    while the host prepares the next step. Here a step only queues work; ``read`` fetches every pending
-    loss point and the divergence record in one transfer.
-    """
-
-    def __init__(self, device):
-        self.device = device
-        self.window = torch.zeros((), dtype=torch.float32, device=device)
-        self.window_count = 0
-        self.points: list[tuple[int, int, torch.Tensor]] = []
-        self.first_bad_step = torch.full((), -1.0, dtype=torch.float32, device=device)
-        self.first_bad_loss = torch.zeros((), dtype=torch.float32, device=device)
-
-    def add(self, loss: torch.Tensor, step: int) -> None:
-        loss = loss.detach().float()
-        self.window += loss
-        self.window_count += 1
-        bad = ~torch.isfinite(loss) | (loss > EXPLODED_LOSS)
-        new = bad & (self.first_bad_step < 0)
-        self.first_bad_step = torch.where(new, float(step), self.first_bad_step)
-        self.first_bad_loss = torch.where(new, loss, self.first_bad_loss)
-
-    def close_window(self, step: int, examples: int) -> None:
-        """A loss-curve point: the mean loss since the last point (still on the device)."""
-        self.points.append((step, examples, self.window / max(1, self.window_count)))
-        self.window = torch.zeros((), dtype=torch.float32, device=self.device)
-        self.window_count = 0
-
-    def read(self, accelerator) -> tuple[list[dict], tuple[int, float] | None]:
-        """Loss-curve points since the last read and the first bad (step, loss) of any process, if any."""
-        values = [p[2] for p in self.points] + [self.first_bad_loss, self.first_bad_step]
-        packed = torch.stack(values).unsqueeze(0)
-        if accelerator is not None and accelerator.num_processes > 1:
-            packed = accelerator.gather(packed)
-        rows = packed.cpu().tolist()
-        points = [{"step": step, "examples": examples, "loss": float(np.mean([r[i] for r in rows]))}
-                  for i, (step, examples, _) in enumerate(self.points)]
-        self.points = []
-        bad = [(int(r[-1]), r[-2]) for r in rows if r[-1] >= 0]
-        return points, (min(bad) if bad else None)
-
-    def window_state(self) -> tuple[float, int]:
-        return float(self.window), self.window_count
-
-    def restore_window(self, total: float, count: int) -> None:
-        self.window = torch.tensor(total, dtype=torch.float32, device=self.device)
-        self.window_count = count
-
-
-# Reading the loss from the device every step makes the host wait for the device; it is read this often.
-READ_EVERY_STEPS = 50
-
-
-def make_adamw(groups, learning_rate: float, device) -> torch.optim.Optimizer:
-    """AdamW in one fused kernel where this torch has it for the device (CUDA, and CPU since torch 2.4),
-    else the multi-tensor (foreach) form: both do the same update with far fewer launches than a loop."""
-    try:
-        return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.AdamW(groups, lr=learning_rate, foreach=True)
 
 
 def save_random_states(directory: Path, rank: int) -> None:
@@ -406,7 +344,7 @@ class TransformerClassifier:
         return self.precision
 
     def fit(self, train: Split, budget: Budget, workdir: Path, show_progress: bool = True,
-            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> dict:
+            on_forecast: Callable[[TrainingForecast, str], None] | None = None) -> TransformerFitReport:
         """Train under ``budget``; resumable from ``workdir``'s checkpoint; returns the training report.
 
         Nothing here depends on timing or on a resume: the examples, their order (fixed by the seed and the
@@ -414,10 +352,45 @@ class TransformerClassifier:
         hears, once, the training time forecast from the first steps, with the precision and threads in words;
         the time it takes (a question on a terminal) is not counted as training.
         """
+        # prepare: threads, the tokenised split and its steps, the precision, then model, optimizer and scheduler
+        threads, world = self._start_fit(budget)
+        data = self._training_data(train, budget)
+        checkpoint = Path(workdir) / CHECKPOINT_DIR
+        saved = self._read_checkpoint(checkpoint, budget)
+        resumed_from_step = saved.step if saved else None
+        clock_start = time.perf_counter() - (saved.train_seconds if saved else 0.0)
+        precision = self._choose_precision(budget, data, world, threads, saved)
+        accelerator, optimizer, scheduler = self._prepare(budget, data, world, precision)
+        # resume: the saved state with every weight and random state restored, or a fresh one
+        state = self._resume(accelerator, checkpoint, saved, precision)
+        cuda = accelerator.device.type == "cuda"
+        warmup_seconds = self._warm_up(self.model, accelerator, data.lengths, budget) if cuda else 0.0
+        loop = TrainingLoop(accelerator, self.model, optimizer, scheduler, data=data, budget=budget, state=state,
+                            clock_start=clock_start, setting=setting_in_words(precision, threads, accelerator.device),
+                            progress=self._progress_bar(data, state, accelerator, show_progress),
+                            on_forecast=on_forecast)
+        # train: for each epoch, for each batch, a step; now and then a checkpoint
+        while not loop.done:
+            for position, host, batch in loop.epoch_batches():
+                if not loop.train_batch(position, host, batch):
+                    continue  # gradients accumulate until the optimizer steps
+                loop.end_step(position)
+                if loop.done:
+                    break
+                if loop.checkpoint_due(self.checkpoint_every_s):
+                    self._checkpoint(accelerator, checkpoint, loop.state_to_save(), budget)
+                    loop.checkpoint_saved()
+            else:
+                state.next_epoch()
+        # finish: the full weights gathered, the checkpoint removed, the report
+        seconds = loop.close()
+        self._finish(accelerator, checkpoint)
+        return loop.report(seconds, warmup_seconds=warmup_seconds, resumed_from_step=resumed_from_step,
+                           threads=threads, mfu=self._mfu(state.real_tokens, seconds))
+
+    def _start_fit(self, budget: Budget) -> tuple[dict, int]:
+        """Threads set for this machine, any inference copy of the old weights dropped; (threads, processes)."""
         from accelerate.state import PartialState
-        from accelerate.utils import set_seed
-        from tqdm.auto import tqdm
-        from transformers import get_linear_schedule_with_warmup
 
         threads = configure_threads()
         self._cast = self._replay = None  # an inference copy of the weights before this training is stale
@@ -434,206 +407,80 @@ class TransformerClassifier:
         world = PartialState(cpu=not torch.cuda.is_available()).num_processes
         if budget.batch_size % world:
             raise ModelRunError(f"batch_size {budget.batch_size} is not divisible by {world} processes")
+        return threads, world
 
-        tokenize_start = time.perf_counter()
-        table = self.tokenize(train.texts, budget.max_length, train.labels)
-        tokenize_seconds = time.perf_counter() - tokenize_start
-        ids = TokenIds(table)
-        lengths = ids.lengths
+    def _training_data(self, train: Split, budget: Budget) -> TrainingData:
+        """The train split tokenised (cached on disk) and the optimizer steps it makes under the budget."""
+        start = time.perf_counter()
+        ids = TokenIds(self.tokenize(train.texts, budget.max_length, train.labels))
+        return TrainingData(ids=ids, tokenize_seconds=time.perf_counter() - start,
+                            total_steps=planned_steps(len(ids), budget), pad_id=self.tokenizer.pad_token_id,
+                            mask_4d=takes_4d_mask(self._unwrapped().config))
 
-        batches_per_epoch = math.ceil(len(ids) / budget.batch_size)
-        g = budget.gradient_accumulation_steps
-        steps_per_epoch = max(1, batches_per_epoch // g)
-        total_steps = budget.max_steps or max(1, math.ceil(budget.epochs * steps_per_epoch))
+    def _choose_precision(self, budget: Budget, data: TrainingData, world: int, threads: dict,
+                          saved: TrainingState | None) -> dict:
+        """The precision this run trains in, and why: a resumed run keeps the one it started with (deciding
+        again could pick another); otherwise the main process decides (a CPU probes once) and tells the rest."""
+        from accelerate.state import PartialState
 
-        checkpoint = Path(workdir) / CHECKPOINT_DIR
-        saved = self._read_checkpoint(checkpoint, budget)
-        clock_start = time.perf_counter() - (saved["train_seconds"] if saved else 0.0)
         if saved:
-            # A resumed run keeps the precision it started with: deciding again could pick another one.
-            precision = {**saved["precision"], "resumed": True}
-        else:
-            typical = padded_width(int(np.median(lengths)) if len(lengths) else 1, budget.max_length)
-            state_now = PartialState()
-            # Every process must train in the same precision: the main process decides (and probes, once).
-            precision = None
-            if state_now.is_main_process:
-                precision = resolve_precision(budget.precision, self.model, budget.batch_size // world, typical,
-                                              threads["intra_op"])
-            if world > 1:
-                from accelerate.utils import broadcast_object_list
+            return {**saved.precision, "resumed": True}
+        lengths = data.lengths
+        typical = padded_width(int(np.median(lengths)) if len(lengths) else 1, budget.max_length)
+        precision = None
+        if PartialState().is_main_process:
+            precision = resolve_precision(budget.precision, self.model, budget.batch_size // world, typical,
+                                          threads["intra_op"])
+        if world > 1:
+            from accelerate.utils import broadcast_object_list
 
-                precision = broadcast_object_list([precision], from_process=0)[0]
+            precision = broadcast_object_list([precision], from_process=0)[0]
+        return precision
+
+    def _prepare(self, budget: Budget, data: TrainingData, world: int, precision: dict):
+        """The accelerator in the chosen precision, the run's seed, a fresh head, AdamW on a linear schedule
+        with warm-up, all prepared; returns (accelerator, optimizer, scheduler), the model in ``self.model``."""
+        from accelerate.utils import set_seed
+        from transformers import get_linear_schedule_with_warmup
+
         accelerator = self._make_accelerator(budget, precision["resolved"])
-        rank = accelerator.process_index
         set_seed(budget.seed)
         # Fresh random head with the run's seed: seeds differ in initialisation as well as data order.
         self._reset_head(budget.seed)
+        optimizer = make_adamw(optimizer_groups(self.model, budget.weight_decay), budget.learning_rate,
+                               accelerator.device)
+        steps = data.total_steps
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(budget.warmup_ratio * steps), steps)
+        set_deepspeed_batch(accelerator, budget, world)
+        self.model, optimizer, scheduler = accelerator.prepare(self.model, optimizer, scheduler)
+        return accelerator, optimizer, scheduler
 
-        model = self.model
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        groups = [
-            {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": budget.weight_decay},
-            {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = make_adamw(groups, budget.learning_rate, accelerator.device)
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(budget.warmup_ratio * total_steps), total_steps
-        )
-        if accelerator.state.deepspeed_plugin is not None:
-            # There is no DataLoader for Accelerate to read the micro-batch from (DeepSpeed's "auto" would raise
-            # at prepare): each process's share of the budget's global batch is the micro-batch.
-            config = accelerator.state.deepspeed_plugin.deepspeed_config
-            config["train_micro_batch_size_per_gpu"] = budget.batch_size // world
-            config["gradient_accumulation_steps"] = budget.gradient_accumulation_steps
-            config["train_batch_size"] = budget.batch_size * budget.gradient_accumulation_steps
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-        self.model = model
-        pad_id = self.tokenizer.pad_token_id
-        tally = DeviceTally(accelerator.device)
-        mask_4d = takes_4d_mask(self._unwrapped().config)
+    def _resume(self, accelerator, checkpoint: Path, saved: TrainingState | None, precision: dict) -> TrainingState:
+        """A fresh state, or the saved one with model, optimizer, scheduler and every random state restored."""
+        if saved is None:
+            return TrainingState(precision=precision)
+        # _read_checkpoint opened every file of it under the restricted unpickler; Accelerate loads them so too.
+        accelerator.load_state(str(checkpoint), load_kwargs={"weights_only": True})
+        saved.precision = precision
+        restore_random_states(checkpoint, accelerator.process_index)
+        return saved
 
-        state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "examples": 0, "real_tokens": 0, "padded_tokens": 0,
-                 "loss_curve": [], "train_seconds": 0.0, "window_sum": 0.0, "window_count": 0,
-                 "precision": precision}
-        resumed = None
-        if saved:
-            # _read_checkpoint opened every file of it under the restricted unpickler; Accelerate loads them so too.
-            accelerator.load_state(str(checkpoint), load_kwargs={"weights_only": True})
-            state.update(saved)
-            state["precision"] = precision
-            tally.restore_window(state["window_sum"], state["window_count"])
-            restore_random_states(checkpoint, rank)
-            resumed = state["step"]
-        warmup_seconds = self._warm_up(model, accelerator, lengths, budget) if accelerator.device.type == "cuda" else 0.0
+    def _progress_bar(self, data: TrainingData, state: TrainingState, accelerator, show: bool):
+        from tqdm.auto import tqdm
 
-        forecaster = StepForecaster(total_steps, state["step"],
-                                    sync=torch.cuda.synchronize if accelerator.device.type == "cuda" else None)
-        setting = (f"{precision['resolved']}, {threads['intra_op']} thread(s): {precision['reason']}"
-                   if accelerator.device.type == "cpu" else f"{precision['resolved']}: {precision['reason']}")
-        forecast = None
+        return tqdm(total=data.total_steps, initial=state.step, desc=f"train {self.spec.name if self.spec else ''}",
+                    disable=not show or not accelerator.is_main_process, unit="step", leave=False)
 
-        def batch_tokens(rows: list[int]) -> int:
-            # A batch's padded tokens as the forecast counts them: the whole batch, all processes together.
-            return padded_width(int(lengths[rows].max()), budget.max_length) * len(rows)
-
-        log_every = max(1, total_steps // 100)
-        stopped_by = "steps" if budget.max_steps else "epochs"
-        progress = tqdm(total=total_steps, initial=state["step"], desc=f"train {self.spec.name if self.spec else ''}",
-                        disable=not show_progress or not accelerator.is_main_process, unit="step", leave=False)
-
-        def read() -> None:
-            points, bad = tally.read(accelerator)
-            state["loss_curve"].extend(points)
-            if points:
-                progress.set_postfix(loss=f"{points[-1]['loss']:.4f}")
-            if bad is not None:
-                step, value = bad
-                raise TrainingDiverged(
-                    f"loss became {value:.4g} at step {step}; stopped instead of training on garbage "
-                    f"(lower learning_rate, currently {budget.learning_rate}); noticed at step {state['step']}, "
-                    f"the loss is read every {READ_EVERY_STEPS} steps"
-                )
-
-        model.train()
-        last_checkpoint = time.perf_counter()
-        done = state["step"] >= total_steps
-        while not done:
-            order = length_bucketed_batches(lengths, budget.batch_size, seed=budget.seed + state["epoch"])
-
-            def make(position: int, order=order) -> HostBatch:
-                return build_host_batch(ids, order[position], order, world, rank, pad_id, budget.max_length, mask_4d)
-
-            for position, host, batch in BatchStream(make, len(order), state["batch_in_epoch"], accelerator.device):
-                sync = (position + 1) % g == 0 or position + 1 == len(order)
-                with contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model):
-                    loss = model(**batch).loss
-                    accelerator.backward(loss / g if g > 1 else loss)
-                if sync:
-                    accelerator.clip_grad_norm_(model.parameters(), budget.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                tally.add(loss, state["step"] + 1)
-                if not forecaster.done:  # counted only until the forecast is made
-                    forecaster.add_tokens(batch_tokens(order[position]))
-                state["examples"] += host.examples
-                state["real_tokens"] += host.real_tokens
-                state["padded_tokens"] += host.padded_tokens
-                state["batch_in_epoch"] = position + 1
-                if not sync:
-                    continue
-                state["step"] += 1
-                progress.update(1)
-                if state["step"] % log_every == 0 or state["step"] == total_steps:
-                    tally.close_window(state["step"], state["examples"])
-                if state["step"] % READ_EVERY_STEPS == 0:
-                    read()
-                elapsed = time.perf_counter() - clock_start
-                made = forecaster.step_done(
-                    state["step"], lambda start=clock_start: time.perf_counter() - start,
-                    lambda p=position, o=order: remaining_batch_tokens(
-                        np.array([batch_tokens(b) for b in o]), p + 1, (total_steps - state["step"]) * g),
-                )
-                if made is not None:
-                    forecast = made
-                    if on_forecast is not None and accelerator.is_main_process:
-                        asked = time.perf_counter()
-                        progress.clear()
-                        on_forecast(forecast, setting)
-                        progress.refresh()
-                        clock_start += time.perf_counter() - asked  # a question's wait is not training time
-                if state["step"] >= total_steps:
-                    done = True
-                elif budget.max_seconds and elapsed >= budget.max_seconds:
-                    done, stopped_by = True, "max_seconds"
-                if done:
-                    break
-                if time.perf_counter() - last_checkpoint >= self.checkpoint_every_s:
-                    read()
-                    state["train_seconds"] = elapsed
-                    state["window_sum"], state["window_count"] = tally.window_state()
-                    self._checkpoint(accelerator, checkpoint, state, budget)
-                    last_checkpoint = time.perf_counter()
-            else:
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
-        read()
-        progress.close()
-        accelerator.wait_for_everyone()
-        seconds = time.perf_counter() - clock_start
+    def _finish(self, accelerator, checkpoint: Path) -> None:
+        """The full weights gathered where they are sharded, the finished run's checkpoint removed, eval mode."""
         # Every process takes part in gathering the full weights (FSDP and ZeRO-3 shard them); the main process
         # keeps them for save(), which only it calls.
-        self._full_state_dict = accelerator.get_state_dict(model) if accelerator.num_processes > 1 else None
+        self._full_state_dict = accelerator.get_state_dict(self.model) if accelerator.num_processes > 1 else None
         if accelerator.is_main_process and checkpoint.exists():
             import shutil
 
             shutil.rmtree(checkpoint, ignore_errors=True)
-        model.eval()
-        return {
-            "examples_seen": state["examples"],
-            "unique_examples": len(ids),
-            "optimizer_steps": state["step"],
-            "epochs_completed": state["examples"] / len(ids),
-            "train_seconds": seconds,
-            "tokenize_seconds": tokenize_seconds,
-            "warmup_seconds": warmup_seconds,
-            "samples_per_second": state["examples"] / seconds if seconds else None,
-            "real_tokens": state["real_tokens"],
-            "padded_tokens": state["padded_tokens"],
-            "padding_fraction": 1 - state["real_tokens"] / max(1, state["padded_tokens"]),
-            "tokens_per_second": state["real_tokens"] / seconds if seconds else None,
-            "mfu": self._mfu(state["real_tokens"], seconds),
-            "mfu_convention": MFU_CONVENTION,
-            "loss_curve": state["loss_curve"],
-            "loss_read_every_steps": READ_EVERY_STEPS,
-            "stopped_by": stopped_by,
-            "resumed_from_step": resumed,
-            "precision": precision,
-            "threads": threads,
-            "forecast": forecast.model_dump() if forecast else None,
-            "processes": accelerator.num_processes,
-        }
+        self.model.eval()
 
     def _warm_up(self, model, accelerator, lengths: np.ndarray, budget: Budget) -> float:
         """Run forward + backward once at every padded width the data will use, widest first, before the clock
@@ -671,7 +518,7 @@ class TransformerClassifier:
                     if module.bias is not None:
                         module.bias.zero_()
 
-    def _checkpoint(self, accelerator, directory: Path, state: dict, budget: Budget) -> None:
+    def _checkpoint(self, accelerator, directory: Path, state: TrainingState, budget: Budget) -> None:
         """Model, optimizer, scheduler, grad scaler, every random state and our counters, so a killed run
         resumes exactly where it stopped."""
         tmp = directory.with_name(directory.name + ".tmp")
@@ -681,7 +528,7 @@ class TransformerClassifier:
         if accelerator.is_main_process:
             # The marker is written last and atomically: a folder holding it is a whole checkpoint.
             marker = tmp / "harness_state.json"
-            marker.with_suffix(".json.part").write_text(json.dumps({**state, "budget": budget.model_dump()}))
+            marker.with_suffix(".json.part").write_text(json.dumps(state.to_marker(budget)))
             os.replace(marker.with_suffix(".json.part"), marker)
             import shutil
 
@@ -692,7 +539,7 @@ class TransformerClassifier:
         accelerator.wait_for_everyone()
 
     @staticmethod
-    def _read_checkpoint(directory: Path, budget: Budget) -> dict | None:
+    def _read_checkpoint(directory: Path, budget: Budget) -> TrainingState | None:
         """This run's saved state, or None when there is none or it belongs to another budget."""
         marker = directory / "harness_state.json"
         pending = directory.with_name(directory.name + ".tmp")
@@ -719,7 +566,7 @@ class TransformerClassifier:
             logging.getLogger("harness").warning(
                 f"  checkpoint {directory} not resumed: {untrusted} does not load as plain data; training starts over")
             return None
-        return saved
+        return TrainingState.from_marker(saved)
 
     def _mfu(self, real_tokens: int, seconds: float) -> float | None:
         from harness.metrics.cost import mfu_peak_flops, model_flops_utilization

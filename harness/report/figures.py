@@ -85,6 +85,22 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     quality = [p["quality"] for p in points]
     front = pareto_front(latency, quality)
     names = [figure_text(p["model"]) for p in points]
+    _draw_models(ax, points, names, colors, sizes)
+    _link_variants(ax, points, colors)
+    _draw_front(ax, latency, quality, front)
+    _latency_axes(ax, latency, quality_label)
+    lows = [p.get("low", math.nan) for p in points]
+    highs = [p.get("high", math.nan) for p in points]
+    _pad(ax, [v for v in [*quality, *lows, *highs] if math.isfinite(v)])
+    _model_legend(ax, points, names, colors, with_front=len(front) > 1)
+    _memory_legend(ax, top)
+    _settle(fig, [ax])
+    _label_points(ax, names, latency, quality, sizes)
+    return fig
+
+
+def _draw_models(ax, points: list[dict], names: list[str], colors: dict[str, tuple], sizes: list[float]) -> None:
+    """One marker per model (``names`` as drawn), its area by memory, and its interval as an error bar above it."""
     for p, name, size in zip(points, names, sizes, strict=True):
         ax.scatter(
             p["latency_ms"],
@@ -111,12 +127,19 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
                 capthick=1.2,
                 zorder=4,
             )
-    # A deployment variant (``parent``: its model) is linked to its model's point by a dotted line.
+
+
+def _link_variants(ax, points: list[dict], colors: dict[str, tuple]) -> None:
+    """A deployment variant (``parent``: its model) is linked to its model's point by a dotted line."""
     where = {p["model"]: (p["latency_ms"], p["quality"]) for p in points}
     for p in points:
         if p.get("parent") in where:
             (x0, y0), x1, y1 = where[p["parent"]], p["latency_ms"], p["quality"]
             ax.plot([x0, x1], [y0, y1], ":", color=colors[p["parent"]], linewidth=1.2, zorder=2)
+
+
+def _draw_front(ax, latency: list[float], quality: list[float], front: list[int]) -> None:
+    """The Pareto front as a dashed staircase (when it holds two models or more) and a star on each of its models."""
     if len(front) > 1:
         fx = [latency[i] for i in front]
         fy = [quality[i] for i in front]
@@ -125,6 +148,10 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
         )
     for i in front:
         ax.scatter(latency[i], quality[i], marker="*", s=70, color="black", zorder=5)
+
+
+def _latency_axes(ax, latency: list[float], quality_label: str) -> None:
+    """Latency on a log scale when it spans more than a factor of 8; the labels, title and grid."""
     log_x = max(latency) / min(latency) > 8
     if log_x:
         ax.set_xscale("log")
@@ -139,10 +166,10 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
         f"{quality_label} against latency\n(marker area ∝ peak inference memory; ★ on the Pareto front)"
     )
     ax.grid(alpha=0.3)
-    lows = [p.get("low", math.nan) for p in points]
-    highs = [p.get("high", math.nan) for p in points]
-    _pad(ax, [v for v in [*quality, *lows, *highs] if math.isfinite(v)])
-    # Legend markers of one fixed size: the model legend names colours, the second one reads sizes.
+
+
+def _model_legend(ax, points: list[dict], names: list[str], colors: dict[str, tuple], with_front: bool) -> None:
+    """The models' colours (markers of one fixed size), outside the axes at the top right."""
     handles = [
         Line2D(
             [],
@@ -156,7 +183,7 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
         for p in points
     ]
     labels = list(names)
-    if len(front) > 1:
+    if with_front:
         handles.append(Line2D([], [], linestyle="--", color="0.2"))
         labels.append("Pareto front")
     first = ax.legend(
@@ -166,34 +193,36 @@ def quality_vs_latency(points: list[dict], quality_label: str = "macro-F1") -> F
     # add_artist clips it to the axes, which keeps it out of the layout (and so out of the figure), though it
     # lies outside the axes.
     first.set_clip_on(False)
+
+
+def _memory_legend(ax, top: float) -> None:
+    """How marker area reads as memory: the largest model's memory and a quarter of it, bottom right outside."""
     references = sorted({round(x) for x in (top, top / 4) if x >= 1}, reverse=True)
-    if references:
-        size_handles = [
-            Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="",
-                markersize=math.sqrt(_memory_area(m, top)),
-                markerfacecolor="0.85",
-                markeredgecolor="black",
-            )
-            for m in references
-        ]
-        ax.legend(
-            size_handles,
-            [f"{m:,.0f} MiB" for m in references],
-            loc="lower left",
-            bbox_to_anchor=(1.02, 0.0),
-            fontsize=8,
-            labelspacing=2.2,
-            borderpad=1.2,
-            handletextpad=1.8,
-            title="inference memory",
+    if not references:
+        return
+    size_handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markersize=math.sqrt(_memory_area(m, top)),
+            markerfacecolor="0.85",
+            markeredgecolor="black",
         )
-    _settle(fig, [ax])
-    _label_points(ax, names, latency, quality, sizes)
-    return fig
+        for m in references
+    ]
+    ax.legend(
+        size_handles,
+        [f"{m:,.0f} MiB" for m in references],
+        loc="lower left",
+        bbox_to_anchor=(1.02, 0.0),
+        fontsize=8,
+        labelspacing=2.2,
+        borderpad=1.2,
+        handletextpad=1.8,
+        title="inference memory",
+    )
 
 
 def _memory_area(memory_mib: float, top: float) -> float:
@@ -253,19 +282,45 @@ def _label_points(
     """Write each name (already through figure_text) beside its marker, inside the axes, where its measured box
     covers no other name.
 
-    Candidates are tried nearest first. Each is scored by what it covers: other names (never, while a free
-    place exists), error bars, markers and the front line; a name nearer another marker than its own, and a
-    leader line through a name, another leader, a marker or an error bar, count against it too. The first free
-    candidate is taken, else the least covering one. A name moved off its marker keeps a thin line back to it.
+    Names are placed from the highest marker down (``_LabelLayout`` chooses each box). A name moved off its
+    marker keeps a thin line back to it.
     """
     fig = ax.get_figure()
     renderer = fig.canvas.get_renderer()
     px = fig.dpi / 72.0
-    frame = ax.get_window_extent()
     centers = ax.transData.transform(np.c_[xs, ys])
     radii = [math.sqrt(s) / 2 * px for s in sizes]
-    # Obstacles in display pixels with a weight: covering a marker or an interval hides data.
-    obstacles: list[tuple[tuple[float, float, float, float], float]] = []
+    layout = _LabelLayout(ax.get_window_extent(), centers, radii, _label_obstacles(ax, centers, radii, px), 3 * px)
+    for i in sorted(range(len(names)), key=lambda i: -ys[i]):
+        center, r = centers[i], radii[i]
+        text = ax.annotate(names[i], (xs[i], ys[i]), fontsize=fontsize, ha="left", va="bottom")
+        extent = text.get_window_extent(renderer)
+        text.remove()
+        box, leader = layout.place(i, extent.width + 2 * px, extent.height + 2 * px)
+        ax.annotate(
+            names[i],
+            (xs[i], ys[i]),
+            # The text sits 1 pt inside its measured box on every side (the white background's padding).
+            xytext=((box[0] - center[0] + px) / px, (box[1] - center[1] + px) / px),
+            textcoords="offset points",
+            fontsize=fontsize,
+            ha="left",
+            va="bottom",
+            zorder=6,
+            arrowprops=None
+            if leader is None
+            else {"arrowstyle": "-", "color": "0.45", "linewidth": 0.6, "shrinkA": 0, "shrinkB": r / px},
+            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+        )
+
+
+Box = tuple[float, float, float, float]
+
+
+def _label_obstacles(ax, centers: np.ndarray, radii: list[float], px: float) -> list[tuple[Box, float]]:
+    """What a name should not cover, as boxes in display pixels with a weight: the markers (in the order of
+    ``centers``, first), the front line, error-bar caps and error bars (covering one hides data)."""
+    obstacles: list[tuple[Box, float]] = []
     for (cx, cy), r in zip(centers, radii, strict=True):
         obstacles.append(((cx - r, cy - r, cx + r, cy + r), 1.0))
     for line in ax.get_lines():
@@ -285,73 +340,76 @@ def _label_points(
                 if len(segment):
                     (x0, y0), (x1, y1) = ax.transData.transform(np.asarray(segment)[[0, -1]])
                     obstacles.append(((min(x0, x1) - 2, min(y0, y1), max(x0, x1) + 2, max(y0, y1)), 20.0))
-    placed: list[tuple[float, float, float, float]] = []
-    leaders: list[tuple[np.ndarray, np.ndarray]] = []
-    gap = 3 * px
-    for i in sorted(range(len(names)), key=lambda i: -ys[i]):
-        center, r = centers[i], radii[i]
-        text = ax.annotate(names[i], (xs[i], ys[i]), fontsize=fontsize, ha="left", va="bottom")
-        extent = text.get_window_extent(renderer)
-        text.remove()
-        width, height = extent.width + 2 * px, extent.height + 2 * px
+    return obstacles
+
+
+class _LabelLayout:
+    """Chooses each name's box, one name after another, against the names and leader lines placed so far.
+
+    Candidates are tried nearest first. Each is scored by what it covers: other names (never, while a free
+    place exists), error bars, markers and the front line; a name nearer another marker than its own, and a
+    leader line through a name, another leader, a marker or an error bar, count against it too. The first free
+    candidate is taken, else the least covering one.
+    """
+
+    def __init__(self, frame, centers: np.ndarray, radii: list[float], obstacles: list[tuple[Box, float]],
+                 gap: float):
+        self.frame, self.centers, self.radii, self.obstacles, self.gap = frame, centers, radii, obstacles, gap
+        self.placed: list[Box] = []
+        self.leaders: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def place(self, i: int, width: float, height: float) -> tuple[Box, tuple[np.ndarray, np.ndarray] | None]:
+        """The box (and leader line, if it stands off) for marker ``i``'s name of this size; kept as placed."""
+        center, r, frame = self.centers[i], self.radii[i], self.frame
         best, best_score = None, math.inf
-        for k, (dx, dy) in enumerate(_label_candidates(r + gap, width, height)):
+        for k, (dx, dy) in enumerate(_label_candidates(r + self.gap, width, height)):
             box = (center[0] + dx, center[1] + dy, center[0] + dx + width, center[1] + dy + height)
             if box[0] < frame.x0 or box[2] > frame.x1 or box[1] < frame.y0 or box[3] > frame.y1:
                 continue
             attached = k < 4
             leader = None if attached else (center, np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]))
-            score = 1e6 * sum(_overlap(box, other) for other in placed)
-            score += sum(w * _overlap(box, o) for j, (o, w) in enumerate(obstacles) if j != i)
-            if leader is not None:
-                # A leader line through another name, or across another leader, is misread as that one's;
-                # one along an error bar or through a marker reads as part of it.
-                start = leader[0] + (r + gap) * (leader[1] - leader[0]) / max(
-                    1e-9, float(np.hypot(*(leader[1] - leader[0])))
-                )
-                score += 1e4 * sum(_crosses_box(start, leader[1], other) for other in placed)
-                score += 1e4 * sum(_segments_cross(*leader, *other) for other in leaders)
-                score += 1e3 * sum(
-                    _crosses_box(start, leader[1], o)
-                    for j, (o, w) in enumerate(obstacles)
-                    if j != i and w >= 1.0
-                )
-            # A name nearer another marker than its own is read as that one's.
-            own = _gap(box, center) - r
-            score += 1e3 * sum(
-                _gap(box, c) - rr < own
-                for j, (c, rr) in enumerate(zip(centers, radii, strict=True))
-                if j != i
-            )
-            score += k  # nearer candidates first among equals
+            score = self._score(i, box, leader) + k  # nearer candidates first among equals
             if score < best_score:
                 best, best_score = (box, leader), score
             if score == k:
                 break
         if best is None:
             # No candidate fits the axes (a name longer than the plot is wide): keep it inside, on the marker.
-            x0 = min(max(center[0] + r + gap, frame.x0), frame.x1 - width)
+            x0 = min(max(center[0] + r + self.gap, frame.x0), frame.x1 - width)
             y0 = min(max(center[1] - height / 2, frame.y0), frame.y1 - height)
             best = ((x0, y0, x0 + width, y0 + height), None)
         box, leader = best
-        placed.append(box)
+        self.placed.append(box)
         if leader is not None:
-            leaders.append(leader)
-        ax.annotate(
-            names[i],
-            (xs[i], ys[i]),
-            # The text sits 1 pt inside its measured box on every side (the white background's padding).
-            xytext=((box[0] - center[0] + px) / px, (box[1] - center[1] + px) / px),
-            textcoords="offset points",
-            fontsize=fontsize,
-            ha="left",
-            va="bottom",
-            zorder=6,
-            arrowprops=None
-            if leader is None
-            else {"arrowstyle": "-", "color": "0.45", "linewidth": 0.6, "shrinkA": 0, "shrinkB": r / px},
-            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+            self.leaders.append(leader)
+        return box, leader
+
+    def _score(self, i: int, box: Box, leader: tuple[np.ndarray, np.ndarray] | None) -> float:
+        """What a candidate box for marker ``i``'s name covers, weighted; 0 when it covers nothing."""
+        center, r, obstacles = self.centers[i], self.radii[i], self.obstacles
+        score = 1e6 * sum(_overlap(box, other) for other in self.placed)
+        score += sum(w * _overlap(box, o) for j, (o, w) in enumerate(obstacles) if j != i)
+        if leader is not None:
+            # A leader line through another name, or across another leader, is misread as that one's;
+            # one along an error bar or through a marker reads as part of it.
+            start = leader[0] + (r + self.gap) * (leader[1] - leader[0]) / max(
+                1e-9, float(np.hypot(*(leader[1] - leader[0])))
+            )
+            score += 1e4 * sum(_crosses_box(start, leader[1], other) for other in self.placed)
+            score += 1e4 * sum(_segments_cross(*leader, *other) for other in self.leaders)
+            score += 1e3 * sum(
+                _crosses_box(start, leader[1], o)
+                for j, (o, w) in enumerate(obstacles)
+                if j != i and w >= 1.0
+            )
+        # A name nearer another marker than its own is read as that one's.
+        own = _gap(box, center) - r
+        score += 1e3 * sum(
+            _gap(box, c) - rr < own
+            for j, (c, rr) in enumerate(zip(self.centers, self.radii, strict=True))
+            if j != i
         )
+        return score
 
 
 def _label_candidates(reach: float, width: float, height: float) -> list[tuple[float, float]]:

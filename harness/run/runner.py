@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,9 @@ from harness.core.errors import HarnessInputError, ModelRunError
 from harness.core.output import tell
 from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
 from harness.metrics import quality as M
-from harness.metrics.cost import device_info, measure_latency, stopwatch, track_memory
+from harness.metrics.cost import PhaseMemory, device_info, measure_latency, stopwatch, track_memory
 from harness.models import build_model, family_class, save_model, weights
+from harness.models.base import FitReport
 from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
 from harness.run.model_card import build_model_card
@@ -154,127 +156,31 @@ def run_job(job: Job) -> RunResult | None:
     store = ResultsStore(Path(job.settings.results_dir))
     run_dir = job.run_dir(store)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec, model_spec, settings = job.spec, job.model_spec, job.settings
+    settings = job.settings
     budget = job.run_budget()
-    partial: dict = {
-        "benchmark": spec.name,
-        "model": model_spec.name,
-        "seed": job.seed,
-        "family": model_spec.family,
-        "configuration": job.configuration,
-        "fingerprint": job.fingerprint,
-        "train_filter": job.train_filter,
-        "budget": budget,
-        "budget_overrides": dict(model_spec.budget_overrides),
-        "trust_remote_code": model_spec.trust_remote_code,
-    }
+    partial = _run_identity(job, budget)
     model_stage = False
     try:
-        fixed = job.configuration.train_sample == "fixed"
-        base_seed = job.configuration.budget.seed
-        data = load_benchmark_data(
-            spec,
-            Path(settings.data_dir) if settings.data_dir else None,
-            limit_train=job.configuration.limit_train,
-            limit_test=job.configuration.limit_test,
-            seed=base_seed if fixed else job.seed,
-            test_seed=base_seed,
-            train_filter=job.train_filter,
-            max_train=budget.train_examples,
-            max_test=budget.test_examples,
-            identity=job.configuration.data,
-        )
-        # The files this run read must be the ones its configuration was made from (raises DataChanged: the
-        # run fails alone, in one line, before any training).
-        check_data_identity(data.source, job.configuration.data, job.configuration.label)
-        sampled = bool(job.configuration.limit_train or budget.train_examples)
-        partial["data"] = DataInfo(**data.source, train_sample_seed=(base_seed if fixed else job.seed) if sampled else None)
+        data, partial["data"] = _load_data(job, budget)
         model_stage = True
-        if job.weights is not None and weights.identity(model_spec) != job.weights:
-            raise ModelRunError(
-                f"model '{model_spec.name}': the weights in {weights.local_folder(model_spec.source)} changed after "
-                "this command hashed them; rerun to run them as they are now"
-            )
-        model = build_model(job.loaded_spec(), data.label_names)
+        model = _build_model(job, data)
         partial["budget_fields_used"] = budget_fields_used(model)
-
-        with track_memory("train") as train_memory, stopwatch() as train_clock:
-            training = model.fit(data.train, budget, run_dir, show_progress=settings.show_progress,
-                                 on_forecast=lambda forecast, setting: announce(
-                                     model_spec.name, forecast, job.outlook, setting, show=settings.show_progress,
-                                     out=tell))
-        training = {**training, "wall_seconds": train_clock["seconds"]}
-
-        evaluation = data.eval
-
-        def predict_all(texts: list[str]) -> np.ndarray:
-            if getattr(model, "supports_distributed_eval", False):
-                return model.predict_proba(texts, batch_size=budget.eval_batch_size, distributed=True)
-            return model.predict_proba(texts, batch_size=budget.eval_batch_size)
-
-        # One untimed batch first, so the throughput below does not include first-call initialisation.
-        warmup_texts = evaluation.texts[: budget.eval_batch_size]
-        predict_all(warmup_texts)
-        with track_memory("inference") as inference_memory, stopwatch() as eval_clock:
-            probs = predict_all(evaluation.texts)
+        trained = _train(job, model, data, budget, run_dir)
+        scored = _predict_eval(model, data.eval, budget)
         if not is_main_process():
             # Every process trained and scored its shard; only the main one measures latency and writes.
             return None
-        sample = latency_texts(evaluation.texts, settings.latency_samples)
-        latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, settings.latency_warmup)
-        model_only = None
-        if hasattr(model, "model_only_callable"):
-            fn, inputs = model.model_only_callable(sample)
-            model_only = measure_latency(fn, inputs, settings.latency_warmup)
-
-        metrics = M.classification_metrics(evaluation.labels, probs, data.label_names)
-        groups = {
-            column: M.group_metrics(evaluation.labels, probs, values, data.label_names)
-            for column, values in evaluation.groups.items()
-            if column in spec.group_columns
-        }
-        store.write_predictions(
-            run_dir, evaluation.ids, evaluation.labels, probs, data.label_names,
-            {c: v for c, v in evaluation.groups.items() if c in spec.group_columns},
-        )
-        atomic_write_json(run_dir / "evaluation_metrics.json", M.exercise_metrics(metrics))
-
-        info = model.describe()
-        chosen = training.get("precision")
-        result = RunResult(
-            **partial,
-            status="completed",
-            precision=chosen.get("resolved") if isinstance(chosen, dict) else (chosen or info.get("precision")),
-            model_settings=model_settings(model_spec, info),
-            metrics=metrics,
-            group_metrics=groups,
-            training=training,
-            inference={
-                "eval_examples": len(evaluation),
-                "eval_seconds": eval_clock["seconds"],
-                "throughput_samples_per_s": len(evaluation) / eval_clock["seconds"],
-                "throughput_warmup_examples": len(warmup_texts),
-                "eval_batch_size": budget.eval_batch_size,
-                "latency_batch1_end_to_end": latency,
-                "latency_batch1_model_only": model_only,
-            },
-            memory={"train": train_memory.as_dict(), "inference": inference_memory.as_dict()},
-            model_info=info,
-            truncation=truncation_report(model, data, budget.max_length, spec.group_columns),
-            device=device_info(),
-            environment=environment(),
-        )
+        sample = latency_texts(data.eval.texts, settings.latency_samples)
+        result = _completed(job, partial, model, data, budget, trained, scored, sample, store, run_dir)
         model_dir = run_dir / "model"
         if settings.save_model:
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
-            save_model(model, model_dir, model_spec.family)
-            result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
+            _save_model(job, model, result, model_dir)
         # ONNX Runtime fp32 and int8 beside the PyTorch model (harness/run/variants.py); each fails alone.
-        result.deployment_variants = run_variants(job, model, run_dir, model_dir, evaluation, probs, data.label_names,
-                                                  sample, budget.eval_batch_size, store.write_predictions)
+        result.deployment_variants = run_variants(job, model, run_dir, model_dir, data.eval, scored.probs,
+                                                  data.label_names, sample, budget.eval_batch_size,
+                                                  store.write_predictions)
         if settings.save_model:
-            build_model_card(spec, model_spec, result).save(model_dir / "README.md")
+            build_model_card(job.spec, job.model_spec, result).save(model_dir / "README.md")
         write_result(run_dir / RESULT_FILE, result)
         if settings.log_with:
             _send_to_trackers(result, run_dir, settings.log_with)
@@ -292,3 +198,161 @@ def run_job(job: Job) -> RunResult | None:
             # caller with its cause, not turn into a traceback that hides it.
             raise ResultNotRecorded(result, write_error) from None
         return result
+
+
+def _run_identity(job: Job, budget: Budget) -> dict:
+    """What every result of this run holds, completed or failed: which run it is and under which budget."""
+    spec, model_spec = job.spec, job.model_spec
+    return {
+        "benchmark": spec.name,
+        "model": model_spec.name,
+        "seed": job.seed,
+        "family": model_spec.family,
+        "configuration": job.configuration,
+        "fingerprint": job.fingerprint,
+        "train_filter": job.train_filter,
+        "budget": budget,
+        "budget_overrides": dict(model_spec.budget_overrides),
+        "trust_remote_code": model_spec.trust_remote_code,
+    }
+
+
+def _load_data(job: Job, budget: Budget) -> tuple[BenchmarkData, DataInfo]:
+    """The run's train and evaluation rows, and what the result says of them. Train rows are drawn with the
+    run's seed, or the budget's for a fixed sample; the evaluation rows always with the budget's."""
+    fixed = job.configuration.train_sample == "fixed"
+    base_seed = job.configuration.budget.seed
+    data = load_benchmark_data(
+        job.spec,
+        Path(job.settings.data_dir) if job.settings.data_dir else None,
+        limit_train=job.configuration.limit_train,
+        limit_test=job.configuration.limit_test,
+        seed=base_seed if fixed else job.seed,
+        test_seed=base_seed,
+        train_filter=job.train_filter,
+        max_train=budget.train_examples,
+        max_test=budget.test_examples,
+        identity=job.configuration.data,
+    )
+    # The files this run read must be the ones its configuration was made from (raises DataChanged: the
+    # run fails alone, in one line, before any training).
+    check_data_identity(data.source, job.configuration.data, job.configuration.label)
+    sampled = bool(job.configuration.limit_train or budget.train_examples)
+    return data, DataInfo(**data.source, train_sample_seed=(base_seed if fixed else job.seed) if sampled else None)
+
+
+def _build_model(job: Job, data: BenchmarkData):
+    """A fresh model of the registry entry, from the very weights this command hashed into the run's identity."""
+    model_spec = job.model_spec
+    if job.weights is not None and weights.identity(model_spec) != job.weights:
+        raise ModelRunError(
+            f"model '{model_spec.name}': the weights in {weights.local_folder(model_spec.source)} changed after "
+            "this command hashed them; rerun to run them as they are now"
+        )
+    return build_model(job.loaded_spec(), data.label_names)
+
+
+@dataclass
+class _Trained:
+    """What training left: the family's report, the result's training block (with wall time), its memory."""
+
+    fitted: FitReport
+    training: dict
+    memory: PhaseMemory
+
+
+@dataclass
+class _Scored:
+    """The evaluation split's probabilities, how long they took, and the memory of that phase."""
+
+    probs: np.ndarray
+    seconds: float
+    warmup_examples: int
+    memory: PhaseMemory
+
+
+def _train(job: Job, model, data: BenchmarkData, budget: Budget, run_dir: Path) -> _Trained:
+    """Fit under the budget, its memory and wall time measured; the forecast is said as soon as it is made."""
+    name, show = job.model_spec.name, job.settings.show_progress
+    with track_memory("train") as memory, stopwatch() as clock:
+        fitted = model.fit(data.train, budget, run_dir, show_progress=show,
+                           on_forecast=lambda forecast, setting: announce(
+                               name, forecast, job.outlook, setting, show=show, out=tell))
+    return _Trained(fitted, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory)
+
+
+def _predict_eval(model, evaluation, budget: Budget) -> _Scored:
+    """Probabilities for every evaluation text (over every process where the family can), timed after one
+    untimed batch, so the throughput does not include first-call initialisation."""
+
+    def predict_all(texts: list[str]) -> np.ndarray:
+        if getattr(model, "supports_distributed_eval", False):
+            return model.predict_proba(texts, batch_size=budget.eval_batch_size, distributed=True)
+        return model.predict_proba(texts, batch_size=budget.eval_batch_size)
+
+    warmup_texts = evaluation.texts[: budget.eval_batch_size]
+    predict_all(warmup_texts)
+    with track_memory("inference") as memory, stopwatch() as clock:
+        probs = predict_all(evaluation.texts)
+    return _Scored(probs, clock["seconds"], len(warmup_texts), memory)
+
+
+def _latencies(model, sample: list[str], warmup: int) -> tuple[dict, dict | None]:
+    """Batch-1 latency on the fixed sample of texts: raw text in, and (where the family has it) model only."""
+    latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, warmup)
+    model_only = None
+    if hasattr(model, "model_only_callable"):
+        fn, inputs = model.model_only_callable(sample)
+        model_only = measure_latency(fn, inputs, warmup)
+    return latency, model_only
+
+
+def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budget, trained: _Trained,
+               scored: _Scored, sample: list[str], store: ResultsStore, run_dir: Path) -> RunResult:
+    """Latency measured on ``sample``, the predictions scored and written beside the result, and the completed
+    result."""
+    spec, evaluation = job.spec, data.eval
+    latency, model_only = _latencies(model, sample, job.settings.latency_warmup)
+    metrics = M.classification_metrics(evaluation.labels, scored.probs, data.label_names)
+    groups = {
+        column: M.group_metrics(evaluation.labels, scored.probs, values, data.label_names)
+        for column, values in evaluation.groups.items()
+        if column in spec.group_columns
+    }
+    store.write_predictions(
+        run_dir, evaluation.ids, evaluation.labels, scored.probs, data.label_names,
+        {c: v for c, v in evaluation.groups.items() if c in spec.group_columns},
+    )
+    atomic_write_json(run_dir / "evaluation_metrics.json", M.exercise_metrics(metrics))
+    info = model.describe()
+    return RunResult(
+        **partial,
+        status="completed",
+        precision=trained.fitted.resolved_precision or info.get("precision"),
+        model_settings=model_settings(job.model_spec, info),
+        metrics=metrics,
+        group_metrics=groups,
+        training=trained.training,
+        inference={
+            "eval_examples": len(evaluation),
+            "eval_seconds": scored.seconds,
+            "throughput_samples_per_s": len(evaluation) / scored.seconds,
+            "throughput_warmup_examples": scored.warmup_examples,
+            "eval_batch_size": budget.eval_batch_size,
+            "latency_batch1_end_to_end": latency,
+            "latency_batch1_model_only": model_only,
+        },
+        memory={"train": trained.memory.as_dict(), "inference": scored.memory.as_dict()},
+        model_info=info,
+        truncation=truncation_report(model, data, budget.max_length, spec.group_columns),
+        device=device_info(),
+        environment=environment(),
+    )
+
+
+def _save_model(job: Job, model, result: RunResult, model_dir: Path) -> None:
+    """The trained model (replacing an older one) and its size in the result."""
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    save_model(model, model_dir, job.model_spec.family)
+    result.model_info.size_on_disk_bytes = directory_bytes(model_dir)
