@@ -114,8 +114,10 @@ def test_the_schema_has_the_columns_as_optional_fields_and_the_docs_say_so():
 
 def test_results_written_before_the_columns_still_read():
     stored = sorted((FIXTURES / "store").rglob("result.json")) + sorted((ROOT / "results").rglob("result.json"))
-    assert len(stored) >= 10
-    for path in stored:
+    # The committed runs of tfidf-logreg and minilm-l6 (and the fixture store) predate the columns.
+    older = [p for p in stored if "/runs/tfidf-logreg/" in p.as_posix() or "/runs/minilm-l6/" in p.as_posix()]
+    assert len(older) >= 10
+    for path in older:
         result = read_result(path)
         if result.completed:
             assert result.metrics.mcc is None and "mcc" not in result.metrics.model_fields_set, path
