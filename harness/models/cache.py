@@ -8,11 +8,12 @@ check (cut short, changed, files missing, written by an older harness) is rebuil
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+from harness.data.loading import file_sha256
 
 CACHE_ENV = "TEXTCLF_BENCH_CACHE"
 MANIFEST = "harness_cache.json"
@@ -35,21 +36,13 @@ def cache_root() -> Path:
     return platformdirs.user_cache_path("textclf-bench", appauthor=False)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files(entry: Path) -> list[Path]:
     return sorted(p for p in entry.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
 def write_manifest(entry: Path, rows: int) -> None:
     """Record what ``entry`` holds (call before it is renamed into place)."""
-    files = {p.relative_to(entry).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)} for p in _files(entry)}
+    files = {p.relative_to(entry).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in _files(entry)}
     (entry / MANIFEST).write_text(json.dumps({"rows": rows, "files": files}, sort_keys=True) + "\n")
 
 
@@ -76,7 +69,7 @@ def entry_problem(entry: Path, rows: int) -> str | None:
             size = path.stat().st_size
             if size != expected.get("size"):
                 return f"{name} is {size} bytes, {expected.get('size')} were written"
-            if _sha256(path) != expected.get("sha256"):
+            if file_sha256(path) != expected.get("sha256"):
                 return f"{name} changed since it was written (SHA-256 differs)"
         except OSError as exc:
             return f"{name} cannot be read ({exc.strerror or exc})"
