@@ -248,6 +248,11 @@ class BenchmarkSpec(Strict):
     )
     budgets: Annotated[dict[str, Budget], BeforeValidator(_check_budget_names)]
     default_budget: Text = "quick"
+    main_metric: Text = Field(
+        "f1_macro",
+        description="the score that selects tuning trials and orders the leaderboard and suite ranks: a metric "
+        "column's name (accuracy, f1_macro, f1_weighted, roc_auc, mcc, balanced_accuracy, ...)",
+    )
     variants: list[Literal["pytorch", "onnx", "onnx-int8"]] = Field(
         default_factory=lambda: ["pytorch", "onnx", "onnx-int8"],
         description="how each transformer is also served and measured: pytorch (the run itself), onnx, onnx-int8",

@@ -219,3 +219,11 @@ def columns(view: str | None = None) -> list[MetricColumn]:
         raise ValueError(f"unknown view {view!r}")
     return [c for c in COLUMNS if getattr(c, view)]
 
+
+
+def column(name: str) -> MetricColumn:
+    """The catalogue's column called ``name``; a ValueError listing the names when there is none."""
+    for candidate in COLUMNS:
+        if candidate.name == name:
+            return candidate
+    raise ValueError(f"no metric column {name!r}; use one of {[c.name for c in COLUMNS]}")

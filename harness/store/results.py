@@ -55,8 +55,9 @@ def stable_hash(payload: Any, length: int = 16) -> str:
 
 
 # What of a benchmark YAML changes the numbers: everything but its words, its budget profiles (the budget
-# a configuration ran with is a field of its own) and the deployment variants measured beside each model.
-_NOT_DEFINITION = {"description", "budgets", "default_budget", "variants"}
+# a configuration ran with is a field of its own), the deployment variants measured beside each model and the
+# main metric (it orders the same numbers).
+_NOT_DEFINITION = {"description", "budgets", "default_budget", "variants", "main_metric"}
 
 
 def benchmark_definition(spec: BenchmarkSpec) -> dict:
