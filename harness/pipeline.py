@@ -165,6 +165,9 @@ def run(options: RunOptions, answer_file: Path | None = None) -> RunSummary:
         answer_file: where a "yes" to the time question is kept (a suite passes one for all its benchmarks;
             default: one for this call).
     """
+    from harness.run import running
+
+    running.command_id()  # this command's runs, inheriting it, are not named as each other's neighbours
     models = select_run_models(options)
     spec, spec_path = load_benchmark(default_benchmark(options), options.benchmarks_dir)
     budget_name = _budget_name(options, spec)
@@ -326,6 +329,8 @@ def _publish(options: RunOptions, store: ResultsStore, spec: BenchmarkSpec, conf
         try:
             summary.board = Leaderboard.from_store(store, spec, configuration.label)
             summary.leaderboard = report.publish(store, summary.board)
+            if summary.board.busy_warning:  # said even with --quiet: the cost columns of these rows mislead
+                log.warning(f"warning: {summary.board.busy_warning}")
             if not options.quiet:
                 say(f"leaderboard: {summary.leaderboard}")  # the command's result: on stdout
         except report.NothingToReport as exc:

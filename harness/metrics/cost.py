@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.metrics.machine import thread_share, usable_cores
+
 PERCENTILES = (50, 90, 95, 99)
 
 
@@ -361,7 +363,7 @@ def model_flops_utilization(
 def thread_info() -> dict:
     """Thread settings that change CPU timings: torch intra/inter-op, BLAS/OpenMP pools, usable cores."""
     info: dict = {
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": usable_cores(),
         "env": {
             k: os.environ[k]
             for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -392,6 +394,8 @@ def device_info() -> dict:
         "device": "cpu",
         "device_name": _cpu_name(),
         "threads": thread_info(),
+        # The run's share of the usable cores (harness.metrics.machine): all of them alone, a part beside others.
+        "thread_share": thread_share(),
     }
     torch = _torch_if_loaded()
     if torch is not None:

@@ -1,6 +1,7 @@
 """Precision and threads on this machine, decided by measuring, never by the CPU's flags alone.
 
-- threads: never more than the usable cores (``OMP_NUM_THREADS`` wins);
+- threads: the run's share of the usable cores (all of them for a run alone; ``OMP_NUM_THREADS`` wins when
+  lower), so the precision probe measures with the threads the run trains with;
 - training precision: the budget's explicit value, else an Accelerate launch's mixed precision, else ``auto``:
   bf16 on CUDA (fp16 without bf16), and on a CPU whichever of fp32 and bf16 autocast a short probe of training
   steps at the model's shapes measured faster (bf16 autocast was slower than fp32 on an AVX512-BF16 Xeon without
@@ -12,6 +13,7 @@ Probes are cached under the cache root, keyed by CPU model, torch version, model
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.metrics.machine import shared, thread_share, usable_cores
 from harness.models.cache import cache_root
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -49,25 +52,26 @@ def inference_precision(model, length: int = 128) -> str:
     return probe_cpu_inference_precision(model, 8, length, torch.get_num_threads())["choice"]
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), not the machine's count."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def configure_threads() -> dict:
-    """Intra-op threads: OMP_NUM_THREADS when set, else the usable cores; never more than the usable cores.
+    """Intra-op threads: OMP_NUM_THREADS when set, else the run's share of the usable cores (every usable core
+    for a run alone); never more than that share.
 
     Tokenisation (the fast tokenizer's own thread pool) runs before training and evaluation, never beside
     them, so its threads do not compete with these; the one batch-building thread (CUDA only) mostly waits.
     """
     cores = usable_cores()
+    share = thread_share()["threads"]
     env = os.environ.get("OMP_NUM_THREADS", "")
-    wanted = int(env) if env.strip().isdigit() and int(env) > 0 else cores
-    threads = max(1, min(wanted, cores))
+    wanted = int(env) if env.strip().isdigit() and int(env) > 0 else share
+    threads = max(1, min(wanted, share, cores))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    return {"intra_op": torch.get_num_threads(), "usable_cores": cores, "omp_num_threads": env or None,
-            "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM")}
+    if shared():
+        # Beside other runs the inter-op pool is cut to the share too; a run alone keeps torch's default.
+        with contextlib.suppress(RuntimeError):  # settable only before the first inter-op work
+            torch.set_num_interop_threads(threads)
+    return {"intra_op": torch.get_num_threads(), "usable_cores": cores, "share": share,
+            "omp_num_threads": env or None, "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM")}
 
 
 def _cpu_model() -> str:

@@ -23,7 +23,7 @@ from harness.config.schema import BenchmarkSpec, Budget
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
 from harness.metrics.columns import columns
-from harness.report import analysis, groups
+from harness.report import analysis, conditions, groups
 from harness.report.cells import budget_text
 from harness.report.records import get, result_record
 from harness.store.results import RESULT_FILE, Configuration, RunResult, benchmark_hash
@@ -178,6 +178,10 @@ class Leaderboard:
         self.group_tables = group_tables(runs, spec, files, order)
         self.transfer = transfer_tables(runs, spec, files)
         self.warnings = comparison_warnings(self.completed_results)
+        # Said apart too, so the command that wrote the board can repeat it on stderr.
+        self.busy_warning = conditions.busy_warning([r.result for row in rows for r in row.completed])
+        if self.busy_warning:
+            self.warnings.append(escape(self.busy_warning))
 
     @classmethod
     def from_store(
@@ -314,6 +318,9 @@ def comparison_warnings(results: list[RunResult]) -> list[str]:
     differing("train rows", lambda r: r.data.train_rows)
     differing("test rows", lambda r: r.data.eval_rows)
     differing("device", lambda r: get(r, "device", "device_name") or "?")
+    # Runs side by side had a part of the cores, a run alone all of them: their cost figures differ for it.
+    differing("threads per run", lambda r: str(r.device.thread_share.threads),
+              [r for r in results if r.device is not None and r.device.thread_share is not None])
     # TF-IDF has no training precision; among the transformers a mix (bf16 here, fp32 there) is worth a warning.
     differing("training precision", lambda r: r.precision or "?", [r for r in results if r.family == "transformer"])
     differing("harness version", lambda r: get(r, "environment", "harness_source_sha256") or "?")

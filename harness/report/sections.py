@@ -15,7 +15,7 @@ from harness.config.schema import BenchmarkSpec
 from harness.core.escape import escape
 from harness.metrics.columns import MetricColumn
 from harness.metrics.columns import columns as metric_columns
-from harness.report import groups
+from harness.report import conditions, groups
 from harness.report.board import Leaderboard, ModelRow
 from harness.report.cells import budget_text, count, fmt, interval, mean_std, p_value, pct
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table, document
@@ -139,6 +139,7 @@ def _row_notes(row: ModelRow) -> str:
     if row.failed:
         errors = {f"{r.result.error.type}: {r.result.error.message}" for r in row.failed if r.result.error}
         notes.append("failed: " + "; ".join(escape(e, 160) for e in sorted(errors)))
+    notes += conditions.row_notes([r.result for r in row.completed])
     return "; ".join(notes)
 
 
@@ -281,6 +282,7 @@ def _cost_caption(every: list) -> str:
         f"{k}={v}" for k, v in (("torch intra-op", threads.get("torch_intra_op")), ("usable cores", threads.get("usable_cores")))
         if v is not None
     )
+    shares = _share_text(every)
     return (
         f"Batch-1 latency over the same {get(latency, 'repetitions') or '?'} test texts for every model after "
         f"{get(latency, 'warmup') or '?'} untimed calls: end to end (raw text in, probabilities out, tokenisation "
@@ -292,7 +294,20 @@ def _cost_caption(every: list) -> str:
         "of a transformer, coefficients of a linear model. Peak RSS and CUDA memory are reset between training "
         "and inference; each model runs in its own process."
         + (f" Threads: {thread_text}." if thread_text else "")
+        + (f" Each run's thread share: {shares}." if shares else "")
     )
+
+
+def _share_text(results: list) -> str:
+    """The threads each run had of the usable cores ("1 of 2 usable cores (--parallel 2)"); runs stored before
+    thread shares were recorded say nothing."""
+    seen = []
+    for r in results:
+        share = r.device.thread_share if r.device is not None else None
+        if share is not None:
+            text = f"{share.threads} of {share.usable_cores} usable cores ({escape(share.given_by)})"
+            seen += [text] if text not in seen else []
+    return "; ".join(seen)
 
 
 def cost(board: Leaderboard) -> Section | None:

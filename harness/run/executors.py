@@ -13,9 +13,10 @@ the meeting point: every run is executed through :func:`execute_job`, which
 Executors:
 
 - :class:`LocalExecutor`: on this machine, ``parallel`` runs at once (default 1), or one run per entry of
-  ``devices`` at once with ``CUDA_VISIBLE_DEVICES`` set to it;
+  ``devices`` at once with ``CUDA_VISIBLE_DEVICES`` set to it; runs at once each get their share of the usable
+  cores (``harness.metrics.machine``), a run alone every core;
 - :class:`RayExecutor`: each run a Ray task with the CPUs/GPUs it needs, on the cluster at ``address`` (or
-  ``RAY_ADDRESS``), or on a local Ray instance started for the command. Workers on several machines must see the
+  ``RAY_ADDRESS``), or on a local Ray instance started for the command; a task's ``num_cpus`` are its threads. Workers on several machines must see the
   results store and the data at the same paths (a shared filesystem).
 """
 
@@ -36,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.core.errors import HarnessInputError
+from harness.metrics.machine import share_env, share_of_cores, usable_cores
+from harness.run import running
 from harness.run.forecast import RunDeclined
 from harness.run.job import Job
 from harness.run.runner import ResultNotRecorded, run_job
@@ -242,10 +245,21 @@ def execute_job(
     return Outcome("failed", f"{result.error.type}: {result.error.message}", took, notes=tuple(notes))
 
 
-def _execute_serialised(job_json: str, force: bool) -> dict:
+def _ray_task_env(asked_cpus: float) -> dict[str, str]:
+    """The task's CPUs as Ray assigned them (what it asked for where the runtime does not say) as its threads."""
+    cpus = asked_cpus
+    with contextlib.suppress(Exception):
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", asked_cpus)
+    threads = max(1, int(cpus))
+    return share_env(threads, None, f"Ray task num_cpus={threads}")
+
+
+def _execute_serialised(job_json: str, force: bool, cpus: float = 1.0) -> dict:
     """The Ray task: a job crosses as JSON and its outcome comes back as a plain dict."""
     try:
-        return asdict(execute_job(Job.model_validate_json(job_json), force=force))
+        return asdict(execute_job(Job.model_validate_json(job_json), force=force, env=_ray_task_env(cpus)))
     except HarnessInputError as exc:
         return asdict(Outcome("bad_input", str(exc)))
     except KeyboardInterrupt:
@@ -264,6 +278,14 @@ class LocalExecutor:
         self.devices = list(devices or [])
         self.slots = len(self.devices) or max(1, parallel)
 
+    def share(self) -> dict[str, str]:
+        """The environment of each run when several run at once: its share of the usable cores (on a CPU the
+        runs compete for them; beside a GPU each, a run's CPU work still does); nothing for one at a time."""
+        if self.slots == 1:
+            return {}
+        given_by = f"--devices {','.join(self.devices)}" if self.devices else f"--parallel {self.slots}"
+        return share_env(share_of_cores(self.slots), self.slots, given_by)
+
     def map(self, jobs: list[Job], execute: Execute) -> Iterator[tuple[Job, Outcome]]:
         """Yields each job with its outcome, in completion order (job order when one at a time)."""
         if self.slots == 1:
@@ -274,6 +296,7 @@ class LocalExecutor:
         free: queue.Queue = queue.Queue()
         for slot in self.devices or [None] * self.slots:
             free.put(slot)
+        share = self.share()
 
         # Set at Ctrl-C (seen by the main thread or by a run it stopped): no queued job starts after it.
         stopping = threading.Event()
@@ -283,7 +306,7 @@ class LocalExecutor:
             try:
                 if stopping.is_set():
                     raise KeyboardInterrupt
-                return execute(job, {"CUDA_VISIBLE_DEVICES": slot} if slot is not None else {})
+                return execute(job, {**share, **({"CUDA_VISIBLE_DEVICES": slot} if slot is not None else {})})
             except KeyboardInterrupt:
                 stopping.set()
                 raise
@@ -305,8 +328,11 @@ class LocalExecutor:
 class RayExecutor:
     """Each run a Ray task, on an existing cluster (``address`` or ``RAY_ADDRESS``) or a local instance.
 
-    A task asks for one CPU and ``gpus_per_run`` GPUs, so Ray places at most as many runs on a node as it has
-    devices for; the run itself still executes in its own process (``execute_job``) on that node.
+    A task asks for its CPUs and ``gpus_per_run`` GPUs, so Ray places at most as many runs on a node
+    as it has cores and devices for; the run itself still executes in its own process (``execute_job``) on that
+    node, with the task's CPUs as its threads. On a cluster (or an instance already started) a task asks for one
+    CPU; on a local instance for this command, ``parallel`` runs (default: one per usable core) each ask for
+    their share of the cores.
     """
 
     def __init__(self, address: str | None = None, parallel: int | None = None, gpus_per_run: float = 0.0,
@@ -326,17 +352,21 @@ class RayExecutor:
         import ray
 
         started_here = not ray.is_initialized()
+        # An instance someone else started (a cluster, or one already up) may have fewer CPUs than a share.
+        cpus = share_of_cores(self.parallel or usable_cores()) if started_here and not self.address else 1
         if started_here:
             options = {"include_dashboard": False, "log_to_driver": True}
             if self.address:
                 ray.init(address=self.address, **options)
             else:
                 # A local instance for this command: the workers import this same harness.
-                env = {"PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
-                ray.init(num_cpus=self.parallel or os.cpu_count(), runtime_env={"env_vars": env}, **options)
+                env = {"PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
+                       running.COMMAND_ENV: running.command_id()}
+                # Room for exactly ``parallel`` tasks of their share each (one per usable core by default).
+                ray.init(num_cpus=(self.parallel or usable_cores()) * cpus, runtime_env={"env_vars": env}, **options)
         try:
-            task = ray.remote(num_cpus=1, num_gpus=self.gpus_per_run)(_execute_serialised)
-            pending = {task.remote(job.model_dump_json(), self.force): job for job in jobs}
+            task = ray.remote(num_cpus=cpus, num_gpus=self.gpus_per_run)(_execute_serialised)
+            pending = {task.remote(job.model_dump_json(), self.force, cpus): job for job in jobs}
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)
                 job = pending.pop(ready)

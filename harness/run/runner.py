@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,10 @@ from harness.core.output import tell
 from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
 from harness.metrics import quality as M
 from harness.metrics.cost import PhaseMemory, device_info, measure_latency, stopwatch, track_memory
+from harness.metrics.machine import measure_load
 from harness.models import build_model, family_class, save_model, weights
 from harness.models.base import FitReport
+from harness.run import running
 from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
 from harness.run.model_card import build_model_card
@@ -30,6 +33,8 @@ from harness.run.variants import run_variants
 from harness.store.results import (
     RESULT_FILE,
     DataInfo,
+    MachineLoad,
+    OtherRun,
     RunError,
     RunResult,
     SplitTruncation,
@@ -160,11 +165,14 @@ def run_job(job: Job) -> RunResult | None:
     budget = job.run_budget()
     partial = _run_identity(job, budget)
     model_stage = False
+    entry = None
     try:
         data, partial["data"] = _load_data(job, budget)
         model_stage = True
         model = _build_model(job, data)
         partial["budget_fields_used"] = budget_fields_used(model)
+        # Seen by any other harness run on this machine from now until the result is written.
+        entry, began = running.register(f"{job.benchmark} {job.model} seed {job.seed}"), time.time()
         trained = _train(job, model, data, budget, run_dir)
         scored = _predict_eval(model, data.eval, budget)
         if not is_main_process():
@@ -179,6 +187,7 @@ def run_job(job: Job) -> RunResult | None:
         result.deployment_variants = run_variants(job, model, run_dir, model_dir, data.eval, scored.probs,
                                                   data.label_names, sample, budget.eval_batch_size,
                                                   store.write_predictions)
+        result.load.others = [OtherRun(**o) for o in running.others_between(began, time.time(), entry)]
         if settings.save_model:
             build_model_card(job.spec, job.model_spec, result).save(model_dir / "README.md")
         write_result(run_dir / RESULT_FILE, result)
@@ -198,6 +207,8 @@ def run_job(job: Job) -> RunResult | None:
             # caller with its cause, not turn into a traceback that hides it.
             raise ResultNotRecorded(result, write_error) from None
         return result
+    finally:
+        running.finish(entry)
 
 
 def _run_identity(job: Job, budget: Budget) -> dict:
@@ -259,6 +270,7 @@ class _Trained:
     fitted: FitReport
     training: dict
     memory: PhaseMemory
+    load: dict
 
 
 @dataclass
@@ -269,16 +281,17 @@ class _Scored:
     seconds: float
     warmup_examples: int
     memory: PhaseMemory
+    load: dict
 
 
 def _train(job: Job, model, data: BenchmarkData, budget: Budget, run_dir: Path) -> _Trained:
     """Fit under the budget, its memory and wall time measured; the forecast is said as soon as it is made."""
     name, show = job.model_spec.name, job.settings.show_progress
-    with track_memory("train") as memory, stopwatch() as clock:
+    with measure_load() as load, track_memory("train") as memory, stopwatch() as clock:
         fitted = model.fit(data.train, budget, run_dir, show_progress=show,
                            on_forecast=lambda forecast, setting: announce(
                                name, forecast, job.outlook, setting, show=show, out=tell))
-    return _Trained(fitted, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory)
+    return _Trained(fitted, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory, load)
 
 
 def _predict_eval(model, evaluation, budget: Budget) -> _Scored:
@@ -292,19 +305,21 @@ def _predict_eval(model, evaluation, budget: Budget) -> _Scored:
 
     warmup_texts = evaluation.texts[: budget.eval_batch_size]
     predict_all(warmup_texts)
-    with track_memory("inference") as memory, stopwatch() as clock:
+    with measure_load() as load, track_memory("inference") as memory, stopwatch() as clock:
         probs = predict_all(evaluation.texts)
-    return _Scored(probs, clock["seconds"], len(warmup_texts), memory)
+    return _Scored(probs, clock["seconds"], len(warmup_texts), memory, load)
 
 
-def _latencies(model, sample: list[str], warmup: int) -> tuple[dict, dict | None]:
-    """Batch-1 latency on the fixed sample of texts: raw text in, and (where the family has it) model only."""
-    latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, warmup)
-    model_only = None
-    if hasattr(model, "model_only_callable"):
-        fn, inputs = model.model_only_callable(sample)
-        model_only = measure_latency(fn, inputs, warmup)
-    return latency, model_only
+def _latencies(model, sample: list[str], warmup: int) -> tuple[dict, dict | None, dict]:
+    """Batch-1 latency on the fixed sample of texts: raw text in, and (where the family has it) model only;
+    then the machine's load over both."""
+    with measure_load() as load:
+        latency = measure_latency(lambda text: model.predict_proba([text], batch_size=1), sample, warmup)
+        model_only = None
+        if hasattr(model, "model_only_callable"):
+            fn, inputs = model.model_only_callable(sample)
+            model_only = measure_latency(fn, inputs, warmup)
+    return latency, model_only, load
 
 
 def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budget, trained: _Trained,
@@ -312,7 +327,7 @@ def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budg
     """Latency measured on ``sample``, the predictions scored and written beside the result, and the completed
     result."""
     spec, evaluation = job.spec, data.eval
-    latency, model_only = _latencies(model, sample, job.settings.latency_warmup)
+    latency, model_only, latency_load = _latencies(model, sample, job.settings.latency_warmup)
     metrics = M.classification_metrics(evaluation.labels, scored.probs, data.label_names)
     groups = {
         column: M.group_metrics(evaluation.labels, scored.probs, values, data.label_names)
@@ -346,6 +361,7 @@ def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budg
         model_info=info,
         truncation=truncation_report(model, data, budget.max_length, spec.group_columns),
         device=device_info(),
+        load=MachineLoad(windows={"training": trained.load, "throughput": scored.load, "latency": latency_load}),
         environment=environment(),
     )
 

@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C reaches every process of the terminal's group, this one included: the parent says what happened
     # and how to resume, so the child stops without a traceback. Imports sit inside for the same reason.
     try:
+        # Beside other runs of the command, this run's share of the cores, set before torch or any model
+        # library starts its thread pools (the environment already sizes those loaded later).
+        from harness.metrics.machine import apply_thread_share
+
+        apply_thread_share()
         from harness.core.errors import HarnessInputError
         from harness.run.forecast import RunDeclined
         from harness.run.job import Job

@@ -238,10 +238,49 @@ class ModelInfo(_Open):
     size_on_disk_bytes: int | None = None
 
 
+class ThreadShare(_Closed):
+    """The run's share of the usable cores (harness.metrics.machine): every one alone, a part beside others."""
+
+    threads: int
+    runs_at_once: int | None = Field(None, description="runs the command had going at once (None: a Ray task)")
+    usable_cores: int
+    given_by: str = Field(description='what set it: "one run at a time", "--parallel 2", "Ray task num_cpus=1"')
+
+
 class Device(_Open):
     device: str = "cpu"
     device_name: str = "?"
     threads: dict[str, Any] = Field(default_factory=dict)
+    thread_share: ThreadShare | None = Field(None, description="absent in runs stored before thread shares")
+
+
+class LoadWindow(_Closed):
+    """How busy the machine was during one timed window (harness.metrics.machine.measure_load)."""
+
+    wall_seconds: float
+    cpu_seconds: float = Field(description="this process's CPU time over the window, every thread")
+    cores_used: float | None = Field(None, description="CPU seconds per wall second")
+    load_before: float | None = Field(None, description="1-minute load average at the start (None: not available)")
+    load_after: float | None = None
+    usable_cores: int
+    threads: int
+    on_gpu: bool = False
+    busy: str | None = Field(None, description="why the window counts as measured on a busy machine, or None")
+
+
+class OtherRun(_Closed):
+    """Another harness run that trained on the same machine while this one ran (harness.run.running)."""
+
+    pid: int
+    host: str
+    run: str = Field(description="what it ran: benchmark, model and seed")
+
+
+class MachineLoad(_Closed):
+    """The machine while the run was measured: each timed window's load, and the other runs beside it."""
+
+    windows: dict[str, LoadWindow] = Field(default_factory=dict, description="training, throughput, latency")
+    others: list[OtherRun] = Field(default_factory=list)
 
 
 class DataInfo(_Open):
@@ -355,6 +394,7 @@ class RunResult(_Closed):
     model_info: ModelInfo | None = None
     truncation: Truncation | None = None
     device: Device | None = None
+    load: MachineLoad | None = Field(None, description="the machine's load while measured; absent in older runs")
     environment: Environment | None = None
     error: RunError | None = None
     deployment_variants: dict[str, DeploymentVariant] = Field(
