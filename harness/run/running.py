@@ -8,8 +8,8 @@ while the question here is "who else trained on this machine meanwhile", across 
 
 A finished run's file is kept a while (``KEEP_S``) with its end time, so a run that started and ended inside a
 long training is still seen by the training when it ends. Files whose process is gone are cleaned by whoever
-reads them: one that never recorded an end (its process was killed) is given the time it was found gone; files
-ended more than ``KEEP_S`` ago are removed. Only files of this host count: a cache on a shared disk is read by
+reads them: one that never recorded an end (its process was killed) is given its start as its end; files ended
+more than ``KEEP_S`` ago are removed. Only files of this host count: a cache on a shared disk is read by
 several machines, whose runs do not compete for these cores.
 """
 
@@ -108,7 +108,9 @@ def _settle(path: Path, entry: dict, now: float) -> dict | None:
     """The entry with an end where its process is gone without one; None once it is removed as stale."""
     with contextlib.suppress(OSError, ValueError, TypeError):
         if entry.get("ended") is None and not process_alive(entry["pid"]):
-            entry["ended"] = now  # killed: it ended at the latest now
+            # Killed without an end: it is known to have run only at its start (counting it until now would
+            # name a run that died before this one began).
+            entry["ended"] = entry.get("started") or now
             _write(path, entry)
         if entry.get("ended") is not None and now - float(entry["ended"]) > KEEP_S:
             path.unlink(missing_ok=True)
