@@ -81,6 +81,13 @@ def has_runs(results: Path, benchmark: str) -> bool:
 
 # Leaderboard columns that measure time or memory differ between any two runs; everything else must match.
 TIMING_COLUMN = re.compile(r"\bms\b|/s\b| s$|MiB|RSS")
+# What the machine was doing while a run was timed (harness.report.conditions): a fact of the moment, like timings.
+CONDITION_NOTE = re.compile(r"(; )?(seeds? [\d, ]+: )?(measured while the machine was busy: .*? not comparable"
+                            r"|(another run|other runs), .*?, trained at the same time)")
+
+
+def without_condition_notes(cell: str) -> str:
+    return CONDITION_NOTE.sub("", cell).removeprefix("; ")
 
 
 def masked_models_table(board: Path) -> list[dict[str, str]]:
@@ -93,5 +100,6 @@ def masked_models_table(board: Path) -> list[dict[str, str]]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip("|").split("|")]
-        rows.append({h: "<masked>" if TIMING_COLUMN.search(h) else c for h, c in zip(header, cells, strict=True)})
+        rows.append({h: "<masked>" if TIMING_COLUMN.search(h) else without_condition_notes(c) if h == "notes" else c
+                     for h, c in zip(header, cells, strict=True)})
     return rows

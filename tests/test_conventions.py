@@ -88,6 +88,9 @@ def test_a_failed_report_creates_nothing(tmp_path, store, capsys, where):
     assert not results.exists() or where != "absent"
 
 
+BUSY = "warning: measured while the machine was busy: "
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "default"}
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=env, capture_output=True,
@@ -102,8 +105,10 @@ def _run_args(results: Path) -> list[str]:
 def test_results_on_stdout_logs_and_warnings_on_stderr(tmp_path):
     results = tmp_path / "results"
     quiet = _cli(*_run_args(results), "--quiet")
-    # A clean quiet run: nothing on stderr (no warning of ours or of a library), nothing on stdout.
-    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    # A clean quiet run: nothing on stderr (no warning of ours or of a library), nothing on stdout; but for the
+    # warning that the machine was busy while it was timed, which a shared test machine may well be.
+    stderr = [line for line in quiet.stderr.splitlines() if not line.startswith(BUSY)]
+    assert (quiet.returncode, quiet.stdout, stderr) == (0, "", [])
     loud = _cli(*_run_args(results))
     assert loud.returncode == 0, loud.stderr
     # stdout holds the result alone; the log lines (a skipped run here) are on stderr.

@@ -303,9 +303,10 @@ def _share_text(results: list) -> str:
     thread shares were recorded say nothing."""
     seen = []
     for r in results:
-        share = r.device.thread_share if r.device is not None else None
+        share = get(r, "device", "thread_share")
         if share is not None:
-            text = f"{share.threads} of {share.usable_cores} usable cores ({escape(share.given_by)})"
+            text = (f"{get(share, 'threads')} of {get(share, 'usable_cores')} usable cores "
+                    f"({escape(str(get(share, 'given_by')))})")
             seen += [text] if text not in seen else []
     return "; ".join(seen)
 
