@@ -22,6 +22,7 @@ import pandas as pd
 from harness.config.schema import BenchmarkSpec, Budget
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
+from harness.metrics.columns import column as metric_column
 from harness.metrics.columns import columns
 from harness.report import analysis, groups
 from harness.report.cells import budget_text
@@ -128,6 +129,8 @@ class ModelRow:
     identical_seeds: bool = False
     stats: dict | None = None
     vs_best: dict | str | None = None
+    # What its predictions say of the model itself: classes it never predicts, a score no better than chance.
+    prediction_notes: list[str] = field(default_factory=list)
 
     @property
     def results(self):
@@ -178,6 +181,7 @@ class Leaderboard:
         self.group_tables = group_tables(runs, spec, files, order)
         self.transfer = transfer_tables(runs, spec, files)
         self.warnings = comparison_warnings(self.completed_results)
+        attach_prediction_notes(rows, spec)
 
     @classmethod
     def from_store(
@@ -326,3 +330,44 @@ def comparison_warnings(results: list[RunResult]) -> list[str]:
     if len({shared_budget(r) for r in results if r.family == "transformer"}) > 1:
         warnings.append("transformer rows trained under different budget values; compare with care")
     return warnings
+
+
+CHANCE_FAMILY = "majority"  # the registry's chance baselines (majority, stratified-chance)
+
+
+def _main_interval(row: ModelRow, metric: str) -> dict | None:
+    ci = get(row.stats, "ci", metric)
+    return ci if ci and np.isfinite(ci["low"]) else None
+
+
+def attach_prediction_notes(rows: list[ModelRow], spec: BenchmarkSpec) -> None:
+    """A note on each model whose predictions are degenerate: fewer classes than the benchmark has, or a main
+    metric whose interval reaches the best chance baseline of the board (the chance rows get none: by design)."""
+    metric = spec.main_metric
+    chance = [(row.model, value) for row in rows
+              if row.results and row.results[0].family == CHANCE_FAMILY and (value := row.mean(metric)) is not None]
+    best_chance = max(chance, key=lambda c: c[1]) if chance else None
+    for row in rows:
+        row.prediction_notes = []
+        if not row.predictions or row.results[0].family == CHANCE_FAMILY:
+            continue
+        used = [np.unique(p.predicted) for p in row.predictions]
+        fewest = min(used, key=len)
+        if len(fewest) < spec.num_labels:
+            counts = sorted({len(u) for u in used})
+            names = ", ".join(spec.label_names[k] for k in fewest)
+            said = "-".join(str(c) for c in (counts if len(counts) == 1 else [counts[0], counts[-1]]))
+            row.prediction_notes.append(
+                f"collapsed: predicts {said} of {spec.num_labels} classes (only {escape(names, 120)})")
+        ci = _main_interval(row, metric)
+        if best_chance is not None and ci is not None and ci["low"] <= best_chance[1]:
+            label, digits = metric_column(metric).label, metric_column(metric).digits
+            row.prediction_notes.append(
+                f"no better than chance: its {label} interval [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}] "
+                f"reaches {escape(best_chance[0])}'s {best_chance[1]:.{digits}f}")
+
+
+def model_rows(runs: RunSet, files: PredictionFiles) -> list[ModelRow]:
+    """Each model's row of the whole train split with its seeds' predictions (no statistics): what ``compare``
+    pairs between two configurations."""
+    return _model_rows(runs, files)

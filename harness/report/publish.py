@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
-from harness.report import groups, html, markdown, page, sections
+from harness.report import exports, groups, html, markdown, page, sections
 from harness.report.board import Leaderboard
 from harness.report.document import Figure
 from harness.report.error_sections import error_sections
@@ -26,7 +26,8 @@ from harness.store.results_store import ResultsStore, atomic_write_bytes, atomic
 
 PLOTS_DIR = groups.PLOTS_DIR
 ERRORS_FILE = sections.ERRORS_FILE
-LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", ERRORS_FILE)
+MODELS_FILE = "leaderboard_models.csv"  # one row per model, as the page shows it (leaderboard.csv: per seed)
+LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", MODELS_FILE, "leaderboard.json", ERRORS_FILE)
 PAGE_FILE = "leaderboard.html"
 # Pages link to pages: a link to a leaderboard's markdown becomes one to its HTML page.
 PAGE_LINKS = {"leaderboard.md": PAGE_FILE}
@@ -137,12 +138,9 @@ def group_figures(board: Leaderboard) -> dict[str, bytes]:
 
 def report_files(board: Leaderboard) -> ReportFiles:
     """Every file of the board's report, rendered in memory."""
-    frame = board.to_pandas()
-    payload = {
-        "benchmark": board.spec.name,
-        "configuration": board.configuration.model_dump(mode="json"),
-        "rows": json.loads(frame.to_json(orient="records")),
-    }
+    frame = exports.seed_frame(board)
+    records = exports.model_records(board)
+    payload = exports.payload(board, frame, records)
     pngs = group_figures(board)
     drawings = draw_figures(board)
     pngs.update({d.path: d.png for d in drawings if d.png is not None})
@@ -151,6 +149,7 @@ def report_files(board: Leaderboard) -> ReportFiles:
     texts = {
         "leaderboard.md": markdown.render(sections.leaderboard(board, shown)),
         "leaderboard.csv": frame.to_csv(index=False),
+        MODELS_FILE: exports.models_frame(records).to_csv(index=False),
         "leaderboard.json": json.dumps(payload, indent=2) + "\n",
         ERRORS_FILE: markdown.render(errors).rstrip() + "\n",
     }

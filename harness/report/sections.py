@@ -14,8 +14,9 @@ import numpy as np
 from harness.config.schema import BenchmarkSpec
 from harness.core.escape import escape
 from harness.metrics.columns import MetricColumn
+from harness.metrics.columns import column as metric_column
 from harness.metrics.columns import columns as metric_columns
-from harness.report import groups
+from harness.report import analysis, groups
 from harness.report.board import Leaderboard, ModelRow
 from harness.report.cells import budget_text, count, fmt, interval, mean_std, p_value, pct
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table, document
@@ -97,11 +98,24 @@ def header(board: Leaderboard) -> Section:
         *(f"**Note**: {escape(note)}" for note in _notes(results)),
         *(f"**Warning**: {warning}" for warning in board.warnings),
         f"**Harness**: {_harness_text(results)}",
+        tests_line(),
         "Sorted by macro-F1 (mean over seeds when several). Latency: batch 1, raw text in, probabilities out, "
         "after warm-up. Peak RSS: the model's own process during training.",
     ]
     blocks = [Paragraph(escape(spec.description.strip())), BulletList(items)]
     return Section(f"Leaderboard: {escape(spec.name)}", blocks, level=1)
+
+
+def tests_line() -> str:
+    """Which test each p of the page comes from: they test different things and can disagree."""
+    ranked = metric_column(analysis.RANK_METRIC).label
+    return (
+        f"**Tests**: _vs best_ and the paired-tests table's bootstrap p: paired bootstrap of the mean {ranked} "
+        "against the first row (every seed, same test examples); McNemar p: exact binomial test of accuracy (which "
+        "examples each model gets right) per seed pair; a deployment variant's p: McNemar against its own PyTorch "
+        "predictions. _Notes_ say when a model predicts fewer classes than the benchmark has, or scores within its "
+        "interval of a chance baseline."
+    )
 
 
 # ----- the models table ------------------------------------------------------------------------------------
@@ -128,7 +142,7 @@ def _vs_best_cell(row: ModelRow) -> str:
 
 
 def _row_notes(row: ModelRow) -> str:
-    notes = []
+    notes = list(row.prediction_notes)
     first = row.completed[0].result if row.completed else (row.failed[0].result if row.failed else None)
     if first and first.budget_overrides:
         notes.append("overrides: " + ", ".join(f"{k}={v}" for k, v in first.budget_overrides.items()))
