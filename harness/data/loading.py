@@ -480,6 +480,8 @@ def load_benchmark_data(
     source: dict = {"kind": kind}
     splits, dropped = _read_splits(spec, data_dir, source, identity)
     train, evaluation = splits["train"], splits[spec.eval_split]
+    # What a sample is drawn from, so a card or a report can say "300 of 8,544 rows".
+    source.update(train_split_rows=len(train), eval_split_rows=len(evaluation))
     if kind == embedded.KIND:
         source.update(data_dir=str(data_dir), note=_sample_note(spec, asked_dir, data_dir, train, evaluation))
     filters = train_filter if train_filter is not None else spec.train_filter

@@ -252,6 +252,8 @@ class DataInfo(_Open):
     dropped_empty_texts: dict[str, int] = Field(default_factory=dict)
     train_filter: dict[str, list[str]] | None = None
     train_sample_seed: int | None = None
+    train_split_rows: int | None = Field(None, description="rows of the train split read, before filter and sample")
+    eval_split_rows: int | None = Field(None, description="rows of the evaluation split read, before its sample")
 
 
 class SplitTruncation(_Closed):
