@@ -95,25 +95,16 @@ def _variants_text(result: RunResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -> ModelCard:
-    """A card for the model of a completed run: metadata for the hub, then a readable body."""
-    metrics = result.metrics
-    assert metrics is not None and result.data is not None and result.budget is not None
-    dataset_name = spec.dataset.hub_id if spec.dataset and spec.dataset.hub_id else spec.name
-    split = result.data.eval_split
-    revision = None
-    if spec.dataset and spec.dataset.hub_id:
-        revision = result.configuration.data.get("revision")
-    measured, whole_hub_split = measured_on(spec, result)
-    on_card = columns("hub")
-    # Results are claimed on the hub dataset only when they were measured on its whole evaluation split.
-    scores = [(c.hub, value) for c in on_card if (value := getattr(metrics, c.name)) is not None] if whole_hub_split else []
-    eval_results = [
+def _eval_results(spec: BenchmarkSpec, result: RunResult, dataset_name: str) -> list[EvalResult]:
+    """The model-index entries: every hub column of the catalogue the run scored."""
+    revision = result.configuration.data.get("revision") if spec.dataset and spec.dataset.hub_id else None
+    scores = [(c.hub, value) for c in columns("hub") if (value := getattr(result.metrics, c.name)) is not None]
+    return [
         EvalResult(
             task_type="text-classification",
             dataset_type=dataset_name,
             dataset_name=spec.name,
-            dataset_split=split,
+            dataset_split=result.data.eval_split,
             dataset_revision=revision,
             metric_type=hub.type,
             metric_name=hub.name,
@@ -122,6 +113,18 @@ def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -
         )
         for hub, value in scores
     ]
+
+
+def build_model_card(spec: BenchmarkSpec, model: ModelSpec, result: RunResult) -> ModelCard:
+    """A card for the model of a completed run: metadata for the hub, then a readable body."""
+    metrics = result.metrics
+    assert metrics is not None and result.data is not None and result.budget is not None
+    dataset_name = spec.dataset.hub_id if spec.dataset and spec.dataset.hub_id else spec.name
+    split = result.data.eval_split
+    measured, whole_hub_split = measured_on(spec, result)
+    on_card = columns("hub")
+    # Results are claimed on the hub dataset only when they were measured on its whole evaluation split.
+    eval_results = _eval_results(spec, result, dataset_name) if whole_hub_split else []
     family = family_class(model.family)
     data = ModelCardData(
         model_name=f"{model.name}-{spec.name}",
