@@ -99,6 +99,28 @@ def test_each_family_exports_and_both_variants_match_pytorch(trained, family):
     assert (int8_labels == pytorch.argmax(1)).mean() >= 0.95
 
 
+def test_a_model_trained_under_mixed_precision_exports_its_fp32_graph(trained, tmp_path):
+    """Accelerate's bf16 patches an autocast wrapper onto the model's forward; the export must not trace it.
+
+    (A minilm-l6 run whose CPU probe chose bf16 failed both variants with "ScalarType ComplexDouble is an
+    unexpected tensor scalar type" before the export traced the class's forward.)
+    """
+    import copy
+
+    from harness.config.schema import Budget
+
+    item = trained["bert"]
+    classifier = copy.deepcopy(item["classifier"])
+    plain = item["classifier"].predict_proba(FIXED_TEXTS[:40], batch_size=16)
+    accelerator = classifier._make_accelerator(Budget(), "bf16")
+    classifier.model = accelerator.prepare(classifier.model)
+    assert "forward" in vars(classifier._unwrapped())  # the autocast wrapper is there
+    export = ov.export_onnx(classifier, tmp_path)
+    served = ov.OnnxClassifier.load(tmp_path, "onnx", tokenizer=classifier.tokenizer)
+    assert export["bytes"] > 0
+    assert np.abs(served.predict_proba(FIXED_TEXTS[:40], batch_size=16) - plain).max() <= 1e-4
+
+
 def test_model_only_callable_runs_the_session(trained):
     served = ov.OnnxClassifier.load(trained["bert"]["dir"], "onnx")
     fn, feeds = served.model_only_callable(FIXED_TEXTS[:3])
