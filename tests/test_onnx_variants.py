@@ -204,6 +204,22 @@ def test_run_measures_variants_and_predict_serves_them(tiny_registry, tmp_path, 
     assert "no significant loss" in board
     card = (run_dir / "model" / "README.md").read_text()
     assert "## Deployment variants" in card and "model-int8.onnx" in card
+    # the page's quality-vs-cost charts: each variant a point of its own, linked to its model's
+    from harness.config.registry import load_benchmark
+    from harness.report.board import Leaderboard
+    from harness.report.page import quality_vs_cost
+    from harness.store.results_store import ResultsStore
+
+    board = Leaderboard.from_store(ResultsStore(tmp_path), load_benchmark("tiny_binary", BENCH_DIR)[0])
+    charts = {c["x_label"].split(" (")[0]: c for c in quality_vs_cost(board)}
+    latency = {v["variant"]: v for v in charts["batch-1 latency p50"]["variants"]}
+    assert set(latency) == {"onnx", "onnx-int8"} and {v["parent"] for v in latency.values()} == {"tiny-bert"}
+    for name, v in variants.items():
+        assert latency[name]["x"] == v["inference"]["latency_batch1_end_to_end"]["p50_ms"]
+        assert latency[name]["y"] == v["f1_macro"] and latency[name]["p_value"] == v["paired_test"]["p_value"]
+    throughput = {v["variant"]: v["x"] for v in charts["eval throughput"]["variants"]}
+    assert throughput == {n: v["inference"]["throughput_samples_per_s"] for n, v in variants.items()}
+    assert charts["training time"]["variants"] == []  # a variant is not trained: no point of its own there
     # predict --variant serves the ONNX file and gives the labels the run stored for that variant
     texts = pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist()
     for name in ("onnx", "onnx-int8"):
