@@ -18,7 +18,7 @@ import pytest
 
 from harness.config.registry import load_benchmark
 from harness.metrics import expected_max
-from harness.report import page, publish
+from harness.report import page, publish, sections, tuning
 from harness.report.board import Leaderboard
 from harness.store.results import TrialRecord, TuningRecord, read_result
 from harness.store.results_store import ResultsStore, write_result
@@ -226,6 +226,7 @@ def test_the_section_states_validation_selection_and_narrowed_spaces(settling):
     selected = {tuple(c.strip() for c in line.strip("|").split("|")[:6])
                 for line in text.splitlines() if line.startswith("| ") and " of 4 " in line}
     assert selected == {
+        # (markdown escapes the underscore)
         ("bold †", "1", "3", "learning\\_rate=4.5e-05, epochs=1", "0.9500", "4 of 4"),
         ("steady", "1", "1", "learning\\_rate=2.5e-05, epochs=2", "0.8300", "4 of 4"),
         ("weak", "1", "2", "learning\\_rate=3.5e-05, epochs=3", "0.6000", "4 of 4"),
@@ -305,3 +306,18 @@ def test_the_page_draws_the_curves_with_their_bands(settling, tmp_path):
     lines = [t for t in traces if t[0]]
     assert lines == [["bold †", "", 4], ["steady", "", 4], ["weak", "", 4]]
     assert sum(1 for t in traces if t[1] == "tonexty") == 3
+
+
+def test_the_leader_line_without_a_completed_trial_or_with_different_metrics():
+    record = TuningRecord(metric="f1_macro", direction="maximize", trials_planned=2, selected=None, space={},
+                          narrowed=False, sampler="RandomSampler(seed=1)", validation=VALIDATION,
+                          trials=[TrialRecord(number=k, params={}, validation_score=None, status="failed") for k in (0, 1)])
+    failed = tuning.ModelStudy("m", [tuning.SeedStudy(1, record, [], None)], None)
+    empty = tuning.ExpectedValidation([failed], 2, ["f1_macro"], "maximize", [VALIDATION], ["RandomSampler(seed=1)"], [])
+    assert sections._leader_line(empty) == "No trial completed: there is no curve to compare."
+    assert sections._selected_table(empty).rows == [["m", 1, "none", "n/a", "n/a", "0 of 2", "the benchmark's"]]
+    curve = expected_max.curve([0.5], 2)
+    mixed = tuning.ExpectedValidation([tuning.ModelStudy("a", [], curve), tuning.ModelStudy("b", [], curve)], 2,
+                                      ["accuracy", "f1_macro"], "maximize", [VALIDATION], ["s"], [])
+    assert sections._leader_line(mixed) == ("The models were tuned on different metrics (accuracy, f1\\_macro): "
+                                            "their curves are not ranked against each other.")

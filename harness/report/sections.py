@@ -261,6 +261,8 @@ def _space_text(space: dict) -> str:
 
 def _leader_line(ev: tuning.ExpectedValidation) -> str:
     """From which n the leader by expected best stops changing, or that it still changes at N."""
+    if not any(study.curve for study in ev.models):
+        return "No trial completed: there is no curve to compare."
     if not ev.comparable:
         return (f"The models were tuned on different metrics ({escape(', '.join(ev.metrics))}): their curves are "
                 "not ranked against each other.")
