@@ -24,7 +24,7 @@ from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
 from harness.metrics.columns import column as metric_column
 from harness.metrics.columns import columns
-from harness.report import analysis, groups
+from harness.report import analysis, groups, tuning
 from harness.report.cells import budget_text
 from harness.report.records import get, result_record
 from harness.store.results import RESULT_FILE, Configuration, RunResult, benchmark_hash
@@ -182,6 +182,8 @@ class Leaderboard:
         self.transfer = transfer_tables(runs, spec, files)
         self.warnings = comparison_warnings(self.completed_results)
         attach_prediction_notes(rows, spec)
+        # Every seed's study counts (not only the seeds ``results`` keeps when their predictions are identical).
+        self.expected_validation = tuning.expected_validation({row.model: [r.result for r in row.completed] for row in rows})
 
     @classmethod
     def from_store(

@@ -170,6 +170,26 @@ def group_charts(board: Leaderboard) -> dict[str, list[dict]]:
     return out
 
 
+def expected_validation(board: Leaderboard) -> list[dict]:
+    """Expected best validation score against the number of trials, each model's ± one std as a band."""
+    ev = board.expected_validation
+    if ev is None:
+        return []
+    n = list(range(1, ev.trials + 1))
+    series = [
+        {"name": s.shown, "x": n, "y": list(s.curve.expected),
+         "low": [m - d for m, d in zip(s.curve.expected, s.curve.std, strict=True)],
+         "high": [m + d for m, d in zip(s.curve.expected, s.curve.std, strict=True)]}
+        for s in ev.models if s.curve is not None
+    ]
+    if not series:
+        return []
+    best = "lowest" if ev.direction == "minimize" else "best"
+    return [{"kind": "lines", "title": f"Expected {best} validation {ev.metric_label} after n trials (band: ± one std)",
+             "x_label": "hyper-parameter trials n", "y_label": f"expected {best} validation {ev.metric_label}",
+             "series": series, "diagonal": False}]
+
+
 def charts(board: Leaderboard) -> dict[str, list[dict]]:
     """Every chart of the page by the path of the figure it stands for."""
     out = {
@@ -178,6 +198,7 @@ def charts(board: Leaderboard) -> dict[str, list[dict]]:
         f"{PLOTS}/confusion_matrices.png": confusion(board),
         f"{PLOTS}/reliability.png": reliability(board),
         **group_charts(board),
+        f"{PLOTS}/expected_validation.png": expected_validation(board),
     }
     return {path: found for path, found in out.items() if found}
 

@@ -125,6 +125,18 @@ def draw_figures(board: Leaderboard) -> list[Drawing]:
     ]
 
 
+def expected_validation_png(board: Leaderboard) -> bytes | None:
+    """The expected validation performance plot of a tuned board (None: no run was tuned)."""
+    from harness.report import figures as plots
+
+    ev = board.expected_validation
+    if ev is None:
+        return None
+    curves = {s.shown: (list(s.curve.expected), list(s.curve.std)) for s in ev.models if s.curve is not None}
+    fig = plots.expected_validation(curves, ev.metric_label, ev.trials, lower_is_better=ev.direction == "minimize")
+    return None if fig is None else plots.to_png(fig)
+
+
 def group_figures(board: Leaderboard) -> dict[str, bytes]:
     """The heatmaps of the per-group tables and transfer matrices, by path relative to the leaderboard."""
     out = {groups.per_group_figure(c): groups.per_group_png(board.spec.name, c, s) for c, s in board.group_tables.items()}
@@ -145,6 +157,10 @@ def report_files(board: Leaderboard) -> ReportFiles:
     drawings = draw_figures(board)
     pngs.update({d.path: d.png for d in drawings if d.png is not None})
     shown = [Figure(d.path, d.caption) for d in drawings if d.png is not None]
+    # Drawn inside its own section (not the gallery of plots), like the per-group heatmaps.
+    expected = expected_validation_png(board)
+    if expected is not None:
+        pngs[sections.EXPECTED_VALIDATION_FIGURE] = expected
     errors = error_sections(board.first_predictions(), board.eval_texts, board.spec.label_names, board.spec.name)
     texts = {
         "leaderboard.md": markdown.render(sections.leaderboard(board, shown)),
@@ -153,7 +169,7 @@ def report_files(board: Leaderboard) -> ReportFiles:
         "leaderboard.json": json.dumps(payload, indent=2) + "\n",
         ERRORS_FILE: markdown.render(errors).rstrip() + "\n",
     }
-    absent = [d.path for d in drawings if d.png is None]
+    absent = [d.path for d in drawings if d.png is None] + ([] if expected else [sections.EXPECTED_VALIDATION_FIGURE])
     page_text = render_page(board, shown, pngs)
     if page_text is not None:
         texts[PAGE_FILE] = page_text

@@ -16,13 +16,14 @@ from harness.core.escape import escape
 from harness.metrics.columns import MetricColumn
 from harness.metrics.columns import column as metric_column
 from harness.metrics.columns import columns as metric_columns
-from harness.report import analysis, groups
+from harness.report import analysis, groups, tuning
 from harness.report.board import Leaderboard, ModelRow
 from harness.report.cells import budget_text, count, fmt, interval, mean_std, p_value, pct
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table, document
 from harness.report.records import get
 
 ERRORS_FILE = "errors.md"
+EXPECTED_VALIDATION_FIGURE = f"{groups.PLOTS_DIR}/expected_validation.png"
 
 
 def leaderboard(board: Leaderboard, figures: list[Figure] | None, with_groups: bool = True) -> list[Section]:
@@ -31,7 +32,7 @@ def leaderboard(board: Leaderboard, figures: list[Figure] | None, with_groups: b
     group += [transfer(c, matrices) for c, matrices in board.transfer.items()]
     return document(
         [
-            header(board), models(board), settings(board), truncation(board), cost(board), deployment_variants(board),
+            header(board), models(board), settings(board), expected_validation(board, figures), truncation(board), cost(board), deployment_variants(board),
             per_class(board), per_class_detail(board), *(group if with_groups else []), paired_tests(board),
             plots(figures), error_analysis(figures), invalid_runs(board), other_configurations(board),
         ]
@@ -250,6 +251,114 @@ def truncation(board: Leaderboard) -> Section | None:
         f"{board.spec.eval_split} split."
     )
     return Section("Truncation", [Table(columns, rows)], caption=caption)
+
+
+# ----- expected validation performance ------------------------------------------------------------------------
+
+def _value_text(value) -> str:
+    """A trial's or a space's value as people read it (floats to 3 significant digits), not yet escaped."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}={_value_text(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, (list, tuple)):
+        return "one of (" + ", ".join(_value_text(v) for v in value) + ")"
+    return str(value)
+
+
+def _space_text(space: dict) -> str:
+    return escape("; ".join(f"{k}: {_value_text(v)}" for k, v in space.items()), 300) or "n/a"
+
+
+def _leader_line(ev: tuning.ExpectedValidation) -> str:
+    """From which n the leader by expected best stops changing, or that it still changes at N."""
+    if not any(study.curve for study in ev.models):
+        return "No trial completed: there is no curve to compare."
+    if not ev.comparable:
+        return (f"The models were tuned on different metrics ({escape(', '.join(ev.metrics))}): their curves are "
+                "not ranked against each other.")
+    what, trials, at = f"The leader by expected best validation {ev.metric_label}", ev.trials, ev.leader_at
+    settled = ev.settled_from()
+    if trials == 1:
+        return f"{what} after one trial is {at[0]} (one trial per model: no number of trials to compare)."
+    if settled == 1:
+        return f"{what} is {at[0]} at every n from 1 to {trials}: it does not change."
+    if settled < trials:
+        return (f"{what} stops changing at n = {settled}: {at[-1]} from n = {settled} to {trials} "
+                f"({at[settled - 2]} at n = {settled - 1}).")
+    return (f"{what} still changes at n = {trials}: {at[-1]} at n = {trials}, {at[-2]} at n = {trials - 1}; "
+            "more trials could change it.")
+
+
+def _digits(ev: tuning.ExpectedValidation) -> int:
+    try:
+        return metric_column(ev.metrics[0]).digits
+    except ValueError:
+        return 4
+
+
+def _expected_table(ev: tuning.ExpectedValidation) -> Table:
+    digits = _digits(ev)
+    rows = []
+    for n in range(1, ev.trials + 1):
+        cells = []
+        for study in ev.models:
+            cells.append("n/a" if study.curve is None else
+                         "{:.{d}f} ± {:.{d}f}".format(*study.curve.at(n), d=digits))
+        rows.append([n, *cells, ev.leader_at[n - 1] if ev.comparable else "n/a"])
+    columns = ["trials n", *(s.shown for s in ev.models), "leader"]
+    notes = (f"Expected best validation {ev.metric_label} after n trials ± its standard deviation"
+             + (f"; {tuning.NARROWED}: the model's entry narrowed the benchmark's search space (its space is below)."
+                if any(s.narrowed for s in ev.models) else "."))
+    return Table(columns, rows, align=["right", *["left"] * (len(columns) - 1)], notes=notes)
+
+
+def _selected_table(ev: tuning.ExpectedValidation) -> Table:
+    digits = _digits(ev)
+    rows = []
+    for study in ev.models:
+        for seed in study.seeds:
+            trial, record = seed.selected, seed.record
+            values = escape(", ".join(f"{k}={_value_text(v)}" for k, v in trial.params.items())) if trial else ""
+            rows.append([
+                study.shown, seed.seed, "none" if trial is None else trial.number, values or "n/a",
+                fmt(trial.validation_score if trial else None, digits),
+                f"{len(seed.scores)} of {record.trials_planned}",
+                f"narrowed: {_space_text(record.space)}" if record.narrowed else "the benchmark's",
+            ])
+    columns = ["model", "seed", "selected trial", "its values", f"validation {ev.metric_label}",
+               "trials completed", "search space"]
+    return Table(columns, rows, notes="The selected trial of each model and seed is the run the tables above score on test.")
+
+
+def expected_validation(board: Leaderboard, figures: list[Figure] | None) -> Section | None:
+    """Expected best validation score after n = 1..N trials per model (Dodge et al., 2019), its plot, the leader
+    line and each model and seed's selected trial. None when no run was tuned, so untuned leaderboards are unchanged."""
+    ev = board.expected_validation
+    if ev is None:
+        return None
+    shared = next((s.record.space for m in ev.models for s in m.seeds if not s.record.narrowed), None)
+    items = [
+        f"**Validation set**: {'; '.join(escape(v) for v in ev.validation)}; trials are scored on it only, never on "
+        f"the {escape(board.spec.eval_split)} split",
+        f"**Budget**: {ev.trials} trial(s) per model and seed; sampler {'; '.join(escape(s) for s in ev.samplers)}; "
+        f"selected on validation {ev.metric_label} ({'higher' if ev.direction == 'maximize' else 'lower'} is better)",
+        *([f"**Search space**: {_space_text(shared)}"] if shared is not None else []),
+    ]
+    caption = (
+        "Each model and seed ran the same number of trials of the same search, each trial scored on the validation "
+        "set. After n trials: the expected best validation score of n trials drawn with replacement from a seed's "
+        "completed trials, by the formula of Dodge et al., _Show Your Work_ (EMNLP 2019), averaged over the "
+        "seeds; ± is the standard deviation of that best (the seeds' spread included). Where two models' curves "
+        "cross, which one wins depends on the number of trials."
+    )
+    blocks = [BulletList(items), Paragraph(_leader_line(ev)), _expected_table(ev)]
+    if figures is not None:
+        blocks.append(Figure(EXPECTED_VALIDATION_FIGURE, f"expected best validation {ev.metric_label} after n trials"))
+    blocks.append(_selected_table(ev))
+    return Section("Expected validation performance", blocks, caption=caption)
 
 
 # ----- cost --------------------------------------------------------------------------------------------------

@@ -328,6 +328,26 @@ class DeploymentVariant(_Closed):
         return f"{'loses' if points < 0 else 'gains'} {abs(points):.1f} points, p = {shown}"
 
 
+class TrialRecord(_Closed):
+    number: int
+    params: dict[str, Any]
+    validation_score: float | None
+    status: Literal["completed", "failed"]
+    train_seconds: float | None = None
+
+
+class TuningRecord(_Closed):
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    trials_planned: int
+    trials: list[TrialRecord]
+    selected: int | None  # the selected trial's number
+    space: dict[str, Any]
+    narrowed: bool  # the model entry narrowed the benchmark's space
+    sampler: str
+    validation: str  # one line, e.g. "a stratified 10% of train (200 rows), carved per seed"
+
+
 class RunResult(_Closed):
     """One (configuration, model, seed, train filter) run: what it was, how it scored, what it cost."""
 
@@ -362,6 +382,7 @@ class RunResult(_Closed):
     deployment_variants: dict[str, DeploymentVariant] = Field(
         default_factory=dict, description="the model served other ways (onnx, onnx-int8); empty for older runs"
     )
+    tuning: TuningRecord | None = None
 
     @model_validator(mode="after")
     def _status_consistent(self) -> RunResult:

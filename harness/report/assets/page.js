@@ -156,16 +156,35 @@
       xaxis: { type: "category" }, yaxis: { type: "category", autorange: c.reverse_y ? "reversed" : true, automargin: true },
       margin: { t: 40, r: 10, b: 60, l: 90 } } };
   }
+  // Plotly's own default colours (matplotlib's tab10), named so a series and its band share one.
+  var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf"];
+  function rgba(hex, alpha) {
+    var v = parseInt(hex.slice(1), 16);
+    return "rgba(" + (v >> 16) + "," + ((v >> 8) & 255) + "," + (v & 255) + "," + alpha + ")";
+  }
   function lines(c) {
-    var traces = c.series.map(function (s) {
-      return { type: "scatter", mode: "lines+markers", name: pt(s.name), x: s.x, y: s.y,
-        hovertemplate: pt(s.name) + ": confidence %{x:.3f}, accuracy %{y:.3f}<extra></extra>" };
+    var traces = [];
+    c.series.forEach(function (s, k) {
+      var color = COLORS[k % COLORS.length];
+      if (s.low && s.high) {
+        // A band (expected validation curves: ± one std): its upper edge, then its lower edge filled up to it.
+        traces.push({ type: "scatter", mode: "lines", x: s.x, y: s.high, line: { width: 0, color: color },
+          showlegend: false, hoverinfo: "skip" });
+        traces.push({ type: "scatter", mode: "lines", x: s.x, y: s.low, line: { width: 0, color: color },
+          fill: "tonexty", fillcolor: rgba(color, 0.15), showlegend: false, hoverinfo: "skip" });
+      }
+      var hover = c.diagonal ? ": confidence %{x:.3f}, accuracy %{y:.3f}" : ": n = %{x}, %{y:.4f}";
+      traces.push({ type: "scatter", mode: "lines+markers", name: pt(s.name), x: s.x, y: s.y, line: { color: color },
+        hovertemplate: pt(s.name) + hover + "<extra></extra>" });
     });
     if (c.diagonal) traces.push({ type: "scatter", mode: "lines", name: "perfect calibration", x: [0, 1], y: [0, 1],
       line: { color: "#999", dash: "dash" }, hoverinfo: "skip" });
-    return { data: traces, layout: { title: { text: pt(c.title), font: { size: 13 } },
-      xaxis: { title: { text: pt(c.x_label) }, range: [0, 1] }, yaxis: { title: { text: pt(c.y_label) }, range: [0, 1.02] },
-      margin: { t: 40, r: 10, b: 50, l: 60 } } };
+    var x = { title: { text: pt(c.x_label) } }, y = { title: { text: pt(c.y_label) } };
+    if (c.diagonal) { x.range = [0, 1]; y.range = [0, 1.02]; } else { x.dtick = 1; }
+    // "normal": the legend lists the models in the table's order (a filled trace would reverse it).
+    return { data: traces, layout: { title: { text: pt(c.title), font: { size: 13 } }, xaxis: x, yaxis: y,
+      legend: { traceorder: "normal" }, margin: { t: 40, r: 10, b: 50, l: 60 } } };
   }
   var KINDS = { scatter: scatter, heatmap: heatmap, lines: lines };
   function plotly() {
