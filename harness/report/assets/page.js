@@ -122,6 +122,25 @@
       x: front.map(function (p) { return p.x; }), y: front.map(function (p) { return p.y; }),
       line: { color: "#c0392b", dash: "dot", shape: c.lower_is_better ? "hv" : "vh" }
     }];
+    // Deployment variants: diamonds, each linked to its model's point by a dotted segment (null breaks the line).
+    var vs = (c.variants || []).filter(function (v) { return pts.some(function (p) { return p.name === v.parent; }); });
+    if (vs.length) {
+      var lx = [], ly = [];
+      vs.forEach(function (v) {
+        var m = pts.filter(function (p) { return p.name === v.parent; })[0];
+        lx.push(m.x, v.x, null); ly.push(m.y, v.y, null);
+      });
+      traces.push({ type: "scatter", mode: "lines", name: "variant of", hoverinfo: "skip", showlegend: false,
+        x: lx, y: ly, line: { color: "#888", dash: "dot", width: 1 } });
+      traces.push({ type: "scatter", mode: "markers+text", name: "deployment variants",
+        x: vs.map(function (v) { return v.x; }), y: vs.map(function (v) { return v.y; }),
+        text: vs.map(function (v) { return pt(v.variant); }), textposition: "bottom center", hoverinfo: "text",
+        hovertext: vs.map(function (v) {
+          return "<b>" + pt(v.name) + "</b><br>macro-F1 " + fmt(v.y, 4) + "<br>accuracy " + fmt(v.accuracy, 4) +
+            (v.p_value !== null && v.p_value !== undefined ? "<br>McNemar p vs its PyTorch model " + fmt(v.p_value, 3) : "");
+        }),
+        marker: { size: 9, symbol: "diamond", color: "#8e6cc7" } });
+    }
     return { data: traces, layout: { title: { text: pt(c.title), font: { size: 13 } }, showlegend: true,
       xaxis: { title: { text: pt(c.x_label) }, type: c.log_x ? "log" : "linear" },
       yaxis: { title: { text: pt(c.y_label) } }, margin: { t: 40, r: 10, b: 50, l: 60 },
