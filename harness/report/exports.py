@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from harness.metrics.columns import column, columns
 from harness.report import analysis
-from harness.report.board import Leaderboard, ModelRow
+from harness.report.board import Leaderboard, ModelRow, tested_column
 from harness.report.records import get
 from harness.store.results import Configuration
 
@@ -67,7 +67,7 @@ def _paired_fields(row: ModelRow) -> dict:
         "vs_best": _verdict(row),
         "tied": bool(versus["tied"]) if versus else None,
         "vs_best_test": "paired bootstrap" if versus else None,
-        "vs_best_metric": analysis.RANK_METRIC if versus else None,
+        "vs_best_metric": versus.get("metric", analysis.RANK_METRIC) if versus else None,
         "vs_best_diff": _finite(boot.get("diff")),
         "vs_best_low": _finite(boot.get("low")),
         "vs_best_high": _finite(boot.get("high")),
@@ -101,7 +101,7 @@ def model_record(rank: int, row: ModelRow) -> dict:
     for name in _interval_columns():
         ci = get(row.stats, "ci", name) or {}
         record[f"{name}_low"], record[f"{name}_high"] = _finite(ci.get("low")), _finite(ci.get("high"))
-    record["interval_resamples"] = get(row.stats, "ci", analysis.RANK_METRIC, "n_boot")
+    record["interval_resamples"] = next((ci.get("n_boot") for ci in (get(row.stats, "ci") or {}).values()), None)
     record["ece"], record["ece_std"] = _mean_std(get(row.stats, "ece") or [])
     record["brier"], record["brier_std"] = _mean_std(get(row.stats, "brier") or [])
     record.update(_paired_fields(row))
@@ -180,12 +180,13 @@ def models_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(flat)
 
 
-def tests_explained() -> dict:
+def tests_explained(board: Leaderboard) -> dict:
     """Which test each p of the exports comes from (the page's "Tests" line)."""
+    tested = tested_column(board.main).name
     return {
         "interval": "95% percentile bootstrap over test examples of the mean over seeds (every seed kept on each "
         "resample); per seed rows: that seed's own interval from the same resamples",
-        "vs_best": f"paired bootstrap of the mean {analysis.RANK_METRIC} against the best row, every seed of both "
+        "vs_best": f"paired bootstrap of the mean {tested} against the best row, every seed of both "
         "models on the same resamples; two-sided p",
         "tied": f"vs_best_p >= {analysis.TIE_ALPHA}",
         "mcnemar": "McNemar's exact binomial test of accuracy (which examples each model gets right), per seed pair "
@@ -200,7 +201,7 @@ def payload(board: Leaderboard, frame: pd.DataFrame, records: list[dict]) -> dic
         "benchmark": board.spec.name,
         "main_metric": board.spec.main_metric,
         "configuration": board.configuration.model_dump(mode="json"),
-        "tests": tests_explained(),
+        "tests": tests_explained(board),
         "tie_alpha": analysis.TIE_ALPHA,
         "resamples": board.n_boot,
         "models": json.loads(json.dumps(records, allow_nan=False, default=_json_default)),

@@ -17,7 +17,7 @@ from harness.metrics.columns import MetricColumn
 from harness.metrics.columns import column as metric_column
 from harness.metrics.columns import columns as metric_columns
 from harness.report import analysis, groups, tuning
-from harness.report.board import Leaderboard, ModelRow
+from harness.report.board import Leaderboard, ModelRow, tested_column
 from harness.report.cells import budget_text, count, fmt, interval, mean_std, p_value, pct
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table, document
 from harness.report.records import get
@@ -87,6 +87,32 @@ def _notes(results) -> list[str]:
     return notes
 
 
+def _ranked_by(board: Leaderboard) -> str:
+    """The main metric as the header names it ("accuracy, the benchmark's main metric (...)"), with its direction
+    when lower is better."""
+    main = board.main
+    said = escape(main.label) if board.spec.main_metric == "f1_macro" else f"{escape(main.label)}, the benchmark's main metric"
+    when = "mean over seeds when several" if main.higher_is_better else "lower is better; mean over seeds when several"
+    return f"{said} ({when})"
+
+
+def _leakage_items(board: Leaderboard) -> list[str]:
+    """One line per distinct leakage count the runs recorded (none for runs written before it was measured)."""
+    found = {r.data.leakage.model_dump_json(): r.data.leakage for r in board.completed_results if r.data.leakage}
+    items = []
+    for leak in found.values():
+        text = (f"**Leakage**: {leak.in_train:,} of {leak.eval_texts:,} {escape(board.spec.eval_split)} texts also "
+                "occur in the train split (exact after Unicode NFKC, whitespace and case normalisation)")
+        for column, counts in leak.by_group.items():
+            text += f"; per {escape(column)}: " + ", ".join(f"{escape(v)} {n:,}" for v, n in counts.items())
+        if leak.dropped_from_train:
+            text += f"; the {leak.dropped_from_train:,} train row(s) holding them were removed (dedupe: drop_from_train)"
+        elif leak.in_train:
+            text += f"; kept in train ({leak.train_rows_matching:,} row(s); dedupe: drop_from_train removes them)"
+        items.append(text)
+    return items
+
+
 def header(board: Leaderboard) -> Section:
     """The title, the benchmark's description and what every row shares (configuration, data, device, harness)."""
     spec, configuration, results = board.spec, board.configuration, board.completed_results
@@ -98,18 +124,19 @@ def header(board: Leaderboard) -> Section:
         f"**Device**: {', '.join(devices) or 'n/a'} (latency and throughput are only comparable on the same device)",
         *(f"**Note**: {escape(note)}" for note in _notes(results)),
         *(f"**Warning**: {warning}" for warning in board.warnings),
+        *_leakage_items(board),
         f"**Harness**: {_harness_text(results)}",
-        tests_line(),
-        "Sorted by macro-F1 (mean over seeds when several). Latency: batch 1, raw text in, probabilities out, "
-        "after warm-up. Peak RSS: the model's own process during training.",
+        tests_line(board),
+        f"Sorted by {_ranked_by(board)}. Latency: batch 1, raw text in, probabilities out, after warm-up. Peak RSS: "
+        "the model's own process during training.",
     ]
     blocks = [Paragraph(escape(spec.description.strip())), BulletList(items)]
     return Section(f"Leaderboard: {escape(spec.name)}", blocks, level=1)
 
 
-def tests_line() -> str:
+def tests_line(board: Leaderboard) -> str:
     """Which test each p of the page comes from: they test different things and can disagree."""
-    ranked = metric_column(analysis.RANK_METRIC).label
+    ranked = tested_column(board.main).label
     return (
         f"**Tests**: _vs best_ and the paired-tests table's bootstrap p: paired bootstrap of the mean {ranked} "
         "against the first row (every seed, same test examples); McNemar p: exact binomial test of accuracy (which "
@@ -125,7 +152,7 @@ def tests_line() -> str:
 def _quality_cell(row: ModelRow, column: MetricColumn) -> str:
     """Mean ± std over seeds, then the bootstrap interval when the catalogue's column has one."""
     digits = column.digits
-    text = mean_std([getattr(r.metrics, column.name) for r in row.results], digits)
+    text = mean_std([row.score(r, column.name) for r in row.results], digits)
     ci = get(row.stats, "ci", column.name)
     if ci and math.isfinite(ci["low"]):
         text += f" [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
@@ -164,10 +191,10 @@ def _status(row: ModelRow) -> str:
     return status
 
 
-def _models_row(rank: int, row: ModelRow) -> list:
+def _models_row(rank: int, row: ModelRow, columns: list[MetricColumn]) -> list:
     results = row.results
     peak = max((get(r, "memory", "train", "rss_peak_bytes") or 0 for r in results), default=0)
-    quality = [_quality_cell(row, column) if results else "n/a" for column in metric_columns("table")]
+    quality = [_quality_cell(row, column) if results else "n/a" for column in columns]
     return [
         rank if row.completed else "-", row.model, _status(row), *quality, _vs_best_cell(row),
         mean_std(get(row.stats, "ece") or [], 3),
@@ -185,22 +212,33 @@ def _models_row(rank: int, row: ModelRow) -> list:
 
 def models(board: Leaderboard) -> Section:
     """Every model ranked: quality with intervals, the test against the best, calibration, cost and notes."""
+    shown = board.table_columns
     columns = [
-        "rank", "model", "status", *(column.label for column in metric_columns("table")), "vs best", "ECE", "Brier", "train s",
+        "rank", "model", "status", *(escape(column.label) for column in shown), "vs best", "ECE", "Brier", "train s",
         "train samples/s", "p50 ms (b=1)", "p95 ms (b=1)", "eval samples/s", "peak RSS MiB", "params", "notes",
     ]  # fmt: skip
     notes = (
         "Quality cells: mean ± std over seeds, then [95% bootstrap CI of that mean over test examples "
         f"({board.n_boot:,} resamples; every seed kept on each resample)]; the std is the seed-to-seed spread. "
         "A model whose seeds gave identical predictions is shown as one run. _vs best_: paired bootstrap of mean "
-        "macro-F1 against the first row over every seed; _tied_ when p >= 0.05. ECE: top-label expected "
+        f"{_tested_text(board)} against the first row over every seed; _tied_ when p >= 0.05. ECE: top-label expected "
         "calibration error (15 bins); Brier: multi-class (0 best, 2 worst)."
+        + (" Extra metrics (from evaluate modules, on the stored predictions): "
+           + ", ".join(escape(c.label) for c in board.extra) + "; no interval." if board.extra else "")
     )
-    rows = [_models_row(rank, row) for rank, row in enumerate(board.rows, 1)]
-    quality = len(metric_columns("table")) + 1
+    rows = [_models_row(rank, row, shown) for rank, row in enumerate(board.rows, 1)]
+    quality = len(shown) + 1
     groups = ["", "", "", *["quality"] * quality, "calibration", "calibration", *["cost"] * (len(columns) - quality - 6), ""]
     marks = [_mark(row) for row in board.rows]
     return Section("Models", [Table(columns, rows, notes=notes, groups=groups, marks=marks)])
+
+
+def _tested_text(board: Leaderboard) -> str:
+    """The metric of the paired test, and why when it is not the main one."""
+    tested = tested_column(board.main)
+    if tested is board.main:
+        return escape(tested.label)
+    return f"{escape(tested.label)} ({escape(board.main.label)}, the main metric, has no interval function)"
 
 
 def _mark(row: ModelRow) -> str | None:
@@ -620,19 +658,20 @@ def _paired_row(row: ModelRow) -> list:
 
 
 def paired_tests(board: Leaderboard) -> Section | None:
-    """Each model against the best: paired bootstrap of the mean macro-F1, McNemar per seed pair."""
+    """Each model against the best: paired bootstrap of the mean main metric (else macro-F1), McNemar per seed pair."""
     shown = [row for row in board.rows[1:] if isinstance(row.vs_best, dict)]
     if not shown:
         return None
     seeds = len(board.rows[0].predictions)
     caption = (
         f"Paired bootstrap ({board.n_boot:,} resamples of the same test examples, every seed of both models on each "
-        "resample) of the difference in mean macro-F1; the smallest p it can show is about "
+        f"resample) of the difference in mean {_tested_text(board)}; the smallest p it can show is about "
         f"{1 / (1 + board.n_boot):.0e}. McNemar: exact binomial test of the error rates for each seed pair (the i-th "
         f"seed of each model; the best model has {seeds} seed(s)), as 'only it right / only best right'. "
         "_tied_: bootstrap p >= 0.05, the data cannot separate it from the best model."
     )
-    columns = ["model", "Δ macro-F1 vs best [95% CI]", "p (paired bootstrap)", "McNemar b/c per seed pair",
+    columns = ["model", f"Δ {escape(tested_column(board.main).label)} vs best [95% CI]", "p (paired bootstrap)",
+               "McNemar b/c per seed pair",
                "p (McNemar, exact) per seed pair", "verdict", "examples"]
     table = Table(columns, [_paired_row(row) for row in shown])
     return Section("Paired tests against the best model (every seed)", [table], caption=caption)
