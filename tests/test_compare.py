@@ -93,7 +93,7 @@ def test_fail_on_regression_exits_1_only_when_a_model_is_significantly_worse(sto
     assert code == 0 and "significant drop within --min-drop" in out
     # Another metric with an interval is accepted; one without is refused in one line.
     assert _compare(capsys, stores["a"], stores["b"], "--metric", "accuracy", "--fail-on-regression")[0] == 1
-    code, _, err = _compare(capsys, stores["a"], stores["b"], "--metric", "f1_weighted")
+    code, _, err = _compare(capsys, stores["a"], stores["b"], "--metric", "precision_macro")
     assert code == 2 and err.count("\n") == 1 and "has no paired bootstrap" in err
 
 

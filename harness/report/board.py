@@ -23,7 +23,6 @@ from harness.config.schema import BenchmarkSpec, Budget
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
 from harness.metrics.columns import MetricColumn, columns
-from harness.metrics.columns import column as metric_column
 from harness.metrics.extra import evaluate_column
 from harness.report import analysis, groups, tuning
 from harness.report.cells import budget_text
@@ -212,7 +211,7 @@ class Leaderboard:
         self.group_tables = group_tables(runs, spec, files, order)
         self.transfer = transfer_tables(runs, spec, files)
         self.warnings = comparison_warnings(self.completed_results)
-        attach_prediction_notes(rows, spec)
+        attach_prediction_notes(rows, spec, self.main)
         # Every seed's study counts (not only the seeds ``results`` keeps when their predictions are identical).
         self.expected_validation = tuning.expected_validation({row.model: [r.result for r in row.completed] for row in rows})
 
@@ -402,13 +401,16 @@ def _main_interval(row: ModelRow, metric: str) -> dict | None:
     return ci if ci and np.isfinite(ci["low"]) else None
 
 
-def attach_prediction_notes(rows: list[ModelRow], spec: BenchmarkSpec) -> None:
+def attach_prediction_notes(rows: list[ModelRow], spec: BenchmarkSpec, main: MetricColumn) -> None:
     """A note on each model whose predictions are degenerate: fewer classes than the benchmark has, or a main
-    metric whose interval reaches the best chance baseline of the board (the chance rows get none: by design)."""
-    metric = spec.main_metric
+    metric whose interval reaches the best chance baseline of the board (the chance rows get none: by design).
+
+    The interval is the tested column's (the main metric, or macro-F1 when the main metric has no interval)."""
+    tested = tested_column(main)
+    metric, higher = tested.name, tested.higher_is_better
     chance = [(row.model, value) for row in rows
               if row.results and row.results[0].family == CHANCE_FAMILY and (value := row.mean(metric)) is not None]
-    best_chance = max(chance, key=lambda c: c[1]) if chance else None
+    best_chance = (max if higher else min)(chance, key=lambda c: c[1]) if chance else None
     for row in rows:
         row.prediction_notes = []
         if not row.predictions or row.results[0].family == CHANCE_FAMILY:
@@ -422,14 +424,17 @@ def attach_prediction_notes(rows: list[ModelRow], spec: BenchmarkSpec) -> None:
             row.prediction_notes.append(
                 f"collapsed: predicts {said} of {spec.num_labels} classes (only {escape(names, 120)})")
         ci = _main_interval(row, metric)
-        if best_chance is not None and ci is not None and ci["low"] <= best_chance[1]:
-            label, digits = metric_column(metric).label, metric_column(metric).digits
+        if best_chance is not None and ci is not None and (
+            ci["low"] <= best_chance[1] if higher else ci["high"] >= best_chance[1]
+        ):
+            label, digits = tested.label, tested.digits
             row.prediction_notes.append(
                 f"no better than chance: its {label} interval [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}] "
                 f"reaches {escape(best_chance[0])}'s {best_chance[1]:.{digits}f}")
 
 
-def model_rows(runs: RunSet, files: PredictionFiles) -> list[ModelRow]:
+def model_rows(runs: RunSet, files: PredictionFiles, spec: BenchmarkSpec) -> list[ModelRow]:
     """Each model's row of the whole train split with its seeds' predictions (no statistics): what ``compare``
     pairs between two configurations."""
-    return _model_rows(runs, files)
+    extra = extra_columns(spec)
+    return _model_rows(runs, files, extra, main_column(spec, extra))

@@ -92,7 +92,7 @@ def read_side(given: str, store: ResultsStore, spec: BenchmarkSpec, label: str |
             f"choose one of {known}" if known else "pass a results folder or a configuration label that holds runs",
         )
     runs = RunSet.read(store, spec.name, configuration.label, spec.label_names)
-    rows = {row.model: row for row in model_rows(runs, PredictionFiles(spec.num_labels)) if row.predictions}
+    rows = {row.model: row for row in model_rows(runs, PredictionFiles(spec.num_labels), spec) if row.predictions}
     return Side(given, store, configuration, rows)
 
 

@@ -15,8 +15,7 @@ from harness.config.schema import BenchmarkSpec
 from harness.core.escape import escape
 from harness.metrics.columns import MetricColumn
 from harness.metrics.columns import column as metric_column
-from harness.metrics.columns import columns as metric_columns
-from harness.report import analysis, groups, tuning
+from harness.report import groups, tuning
 from harness.report.board import Leaderboard, ModelRow, tested_column
 from harness.report.cells import budget_text, count, fmt, interval, mean_std, p_value, pct
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table, document
