@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -480,8 +481,17 @@ def load_benchmark_data(
     source: dict = {"kind": kind}
     splits, dropped = _read_splits(spec, data_dir, source, identity)
     train, evaluation = splits["train"], splits[spec.eval_split]
+    # What a sample is drawn from, so a card or a report can say "300 of 8,544 rows".
+    source.update(train_split_rows=len(train), eval_split_rows=len(evaluation))
     if kind == embedded.KIND:
         source.update(data_dir=str(data_dir), note=_sample_note(spec, asked_dir, data_dir, train, evaluation))
+    # The evaluation sample first: the leakage counted is that of the texts actually scored.
+    eval_seed = test_seed if test_seed is not None else seed
+    if limit_test is not None:
+        evaluation = stratified_sample(evaluation, limit_test, eval_seed, "--limit-test")
+    elif max_test is not None:
+        evaluation = stratified_sample(evaluation, min(max_test, len(evaluation)), eval_seed, "test_examples")
+    train, source["leakage"] = _leakage(train, evaluation, spec)
     filters = train_filter if train_filter is not None else spec.train_filter
     train = _filter_train(train, filters)
     if limit_train is not None:
@@ -489,11 +499,6 @@ def load_benchmark_data(
     elif max_train is not None:
         train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
     _require_two_classes(train, spec, "--limit-train" if limit_train is not None else "--train-filter" if filters else None)
-    eval_seed = test_seed if test_seed is not None else seed
-    if limit_test is not None:
-        evaluation = stratified_sample(evaluation, limit_test, eval_seed, "--limit-test")
-    elif max_test is not None:
-        evaluation = stratified_sample(evaluation, min(max_test, len(evaluation)), eval_seed, "test_examples")
     source.update(
         dropped_empty_texts=dropped,
         train_filter=filters,
@@ -502,6 +507,37 @@ def load_benchmark_data(
         eval_split=spec.eval_split,
     )
     return BenchmarkData(train=train, eval=evaluation, label_names=list(spec.label_names), source=source)
+
+
+def normalized_text(text: str) -> str:
+    """A text as leakage compares it: Unicode NFKC, every run of whitespace one space (none at the ends), casefolded."""
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def _leakage(train: Split, evaluation: Split, spec: BenchmarkSpec) -> tuple[Split, dict]:
+    """The evaluation texts that also occur in the whole train split (before filters and sampling), counted overall
+    and per group value; with ``dedupe: drop_from_train`` the train split without the rows holding them."""
+    train_keys = [normalized_text(t) for t in train.texts]
+    eval_keys = [normalized_text(t) for t in evaluation.texts]
+    seen = set(train_keys) & set(eval_keys)
+    in_train = np.array([k in seen for k in eval_keys], dtype=bool)
+    matching = np.array([k in seen for k in train_keys], dtype=bool)
+    by_group = {
+        column: {str(v): int(in_train[values == v].sum()) for v in sorted(set(values.tolist()))}
+        for column in spec.group_columns
+        if (values := evaluation.groups.get(column)) is not None
+    }
+    record = {
+        "eval_texts": len(evaluation), "in_train": int(in_train.sum()), "by_group": by_group,
+        "train_rows_matching": int(matching.sum()), "dedupe": spec.dedupe, "dropped_from_train": 0,
+    }
+    if spec.dedupe == "drop_from_train" and matching.any():
+        if matching.all():
+            raise HarnessInputError(train.origin, "dedupe: drop_from_train removes every train row (all of them "
+                                    "occur in the evaluation split)", "check the splits, or set dedupe: keep")
+        record["dropped_from_train"] = int(matching.sum())
+        train = train.subset(np.flatnonzero(~matching))
+    return train, record
 
 
 def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict,
