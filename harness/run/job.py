@@ -89,8 +89,10 @@ class Job(BaseModel):
         if self.trial is not None:
             entry["trial"] = self.trial.model_dump()
         elif self.tuning is not None:
-            # The selection (which trial, its values, the space searched) makes the run; its scores follow from it.
-            entry["tuned"] = {"selected": self.tuning.selected, "params": self.tried, "space": self.tuning.space}
+            # The selection (which trial, its values, the space searched, which trials it chose among) makes the
+            # run: a failed trial that a rerun completes makes it again, with the study as it now is.
+            entry["tuned"] = {"selected": self.tuning.selected, "params": self.tried, "space": self.tuning.space,
+                              "completed": [t.number for t in self.tuning.trials if t.status == "completed"]}
         return run_fingerprint(self.configuration, entry, self.seed, self.train_filter)
 
     def loaded_spec(self) -> ModelSpec:
