@@ -1,8 +1,8 @@
 """Command line: parse arguments, hand over to the library. Nothing else lives here.
 
-``textclf-bench`` (and ``python run_benchmark.py``) has four subcommands, each with its own ``--help``:
+``textclf-bench`` (and ``python run_benchmark.py``) has five subcommands, each with its own ``--help``:
 ``run`` (the default when none is named, so ``python run_benchmark.py --models all`` works), ``report``,
-``list`` and ``predict``.
+``list``, ``predict`` and ``compare``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 from types import UnionType
 from typing import Literal, Union, get_args, get_origin
 
-from harness.config.options import RESULTS_HELP, RunOptions, default_results_dir
+from harness.config.options import RESULTS_HELP, CompareOptions, RunOptions, default_results_dir
 from harness.core.errors import HarnessInputError
 from harness.core.output import StderrHandler, say, stdout_closed
 from harness.core.version import __version__
 
 PROG = "textclf-bench"
-SUBCOMMANDS = ("run", "report", "list", "predict")
+SUBCOMMANDS = ("run", "report", "list", "predict", "compare")
 log = logging.getLogger("harness")
 # The run subcommand's flags that are not run options (RunOptions): its modes and its log level. The API has
 # functions of its own for the modes (load_leaderboard, ...) and leaves logging to the caller.
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one identical budget and write results/<benchmark>/leaderboard.md. Without a subcommand, 'run' is meant.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,report,list,predict}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,report,list,predict,compare}")
 
     run = sub.add_parser("run", help="train and evaluate models on a benchmark, then write its leaderboard",
                          description="Train and evaluate models on a benchmark under its shared budget; skip runs "
@@ -127,7 +127,34 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     predict.add_argument("--variant", choices=["pytorch", "onnx", "onnx-int8"], default="pytorch",
                          help="serve the PyTorch weights (default) or the run's ONNX Runtime file (fp32 or int8)")
+    _compare_parser(sub)
     return parser
+
+
+def _compare_parser(sub) -> None:
+    compare = sub.add_parser(
+        "compare", help="compare two configurations model by model on the same test examples (a regression gate)",
+        description="Compare B against A, model by model, on the test examples both scored: the paired bootstrap "
+        "of the main metric, McNemar of accuracy, cost ratios. Exit codes: 0 compared (no regression, or no "
+        "--fail-on-regression), 1 a regression with --fail-on-regression, 2 bad input (refused in one line).")
+    compare.add_argument("a", metavar="A", help="configuration label or prefix, or a results / benchmark / "
+                         "configuration folder")
+    compare.add_argument("b", metavar="B", help="the same, for the side compared against A")
+    for declared in CompareOptions.declared():
+        _add_option(compare, declared)
+    _common(compare)
+
+
+def _compare(args) -> int:
+    from harness.report import compare
+
+    names = [d.name for d in CompareOptions.declared()]
+    options = CompareOptions.validated({k: v for k, v in vars(args).items() if k in names})
+    report = compare.compare(args.a, args.b, options, args.benchmarks_dir)
+    if options.json_path is not None:
+        compare.write_json(report, options.json_path)
+    print(compare.render(report), end="")
+    return compare.exit_code(report, options)
 
 
 def _setup_logging(quiet: bool, verbose: bool = False) -> None:
@@ -311,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "compare":
+            return _compare(args)
         return _run(args)
     except HarnessInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -267,6 +267,11 @@ def _announce(options: RunOptions, spec: BenchmarkSpec, store: ResultsStore, dat
     _log(options, f"configuration {configuration.label} (results under {store.config_dir(spec.name, configuration.label)})")
     if data.source.get("note"):
         _log(options, f"NOTE: {data.source['note']}")
+    leak = data.source.get("leakage")
+    if leak and leak["in_train"]:
+        removed = f"; {leak['dropped_from_train']:,} train row(s) holding them removed (dedupe: drop_from_train)"
+        _log(options, f"leakage: {leak['in_train']:,} of {leak['eval_texts']:,} {spec.eval_split} texts also occur in "
+                      f"train" + (removed if leak["dropped_from_train"] else " (kept; dedupe: drop_from_train removes them)"))
     if (legacy := store.legacy_runs(spec.name)) is not None:
         _log(options, f"note: {legacy} holds runs of an older harness (no configurations); they are not read")
 

@@ -8,7 +8,8 @@ one runs. The summary reads each benchmark's :class:`~harness.report.board.Leade
 just run, once, ranks the models across them (:mod:`harness.report.ranks`) and writes
 ``<results>/suites/<suite>/summary.md`` with ``summary.csv``, ``summary.json`` and ``summary.png``:
 
-- per-benchmark macro-F1 of every model (the numbers of that benchmark's leaderboard) and its rank there;
+- per-benchmark score of every model on that benchmark's main metric (the numbers of its leaderboard, which the
+  Benchmarks table names) and its rank there;
 - the mean rank over benchmarks, with a 95% interval from a bootstrap over each benchmark's test examples
   (:func:`~harness.report.ranks.rank_resamples`), and the best and worst rank;
 - the mean cost: batch-1 p50 latency, training time and peak memory.
@@ -251,7 +252,8 @@ def _title(summary: SuiteSummary) -> Section:
 
 def _benchmark_row(outcome: BenchmarkOutcome, out_dir: Path) -> list[str]:
     if not outcome.ran:
-        return [escape(outcome.name), "", "", "", "", "", f"FAILED: {escape(outcome.error, 300)}", f"{outcome.seconds:.0f}"]
+        return [escape(outcome.name), "", "", "", "", "", "", f"FAILED: {escape(outcome.error, 300)}",
+                f"{outcome.seconds:.0f}"]
     board = outcome.board
     link = os.path.relpath(outcome.leaderboard, out_dir).replace(os.sep, "/") if outcome.leaderboard else None
     first = board.completed_results[0] if board.completed_results else None
@@ -259,15 +261,21 @@ def _benchmark_row(outcome: BenchmarkOutcome, out_dir: Path) -> list[str]:
     status = "ran" + (f", {len(outcome.failed_runs)} failed run(s)" if outcome.failed_runs else "")
     label = escape(board.configuration.label)
     return [
-        escape(outcome.name), str(board.spec.num_labels), f"{escape(board.spec.eval_split)}", rows,
+        escape(outcome.name), str(board.spec.num_labels), f"{escape(board.spec.eval_split)}", _ranked_by(board), rows,
         escape(board.configuration.describe()), f"[{label}]({link})" if link else label, status,
         f"{outcome.seconds:.0f}",
     ]  # fmt: skip
 
 
+def _ranked_by(board: Leaderboard) -> str:
+    """The benchmark's main metric, as the summary names it (its direction when lower is better)."""
+    main = board.main
+    return escape(main.label) + ("" if main.higher_is_better else " (lower is better)")
+
+
 def _benchmarks_table(summary: SuiteSummary, out_dir: Path) -> Table:
-    columns = ["benchmark", "classes", "scored on", "train / eval rows", "configuration", "leaderboard", "status",
-               "seconds"]
+    columns = ["benchmark", "classes", "scored on", "ranked by", "train / eval rows", "configuration", "leaderboard",
+               "status", "seconds"]
     return Table(columns, [_benchmark_row(o, out_dir) for o in summary.outcomes])
 
 
@@ -282,12 +290,14 @@ COST_CAPTION = (
 
 def _rank_caption(n_benchmarks: int) -> str:
     return (
-        f"Each cell: macro-F1 on that benchmark (its leaderboard's number: mean over seeds) and, in brackets, the "
-        f"model's rank there by macro-F1 (1 = best; ties share the mean of their places; a model that failed or did "
+        f"Each cell: the benchmark's main metric (the Benchmarks table's _ranked by_; its leaderboard's number: mean "
+        f"over seeds) and, in brackets, the model's rank there by it (1 = best; ties share the mean of their places; "
+        f"a model that failed or did "
         f"not run there takes the last places). Mean rank: the mean of those ranks over the {n_benchmarks} "
         f"benchmark(s) that ran; the table is sorted by it. 95% interval: percentile bootstrap over test examples "
         f"({N_BOOT:,} resamples): each resample redraws every benchmark's test set with replacement, the same draw "
-        f"for every model and seed, recomputes each macro-F1, the ranks and their mean. It covers the sampling of "
+        f"for every model and seed, recomputes each score, the ranks and their mean (a main metric without an "
+        f"interval function, such as an extra metric, keeps its score on every resample). It covers the sampling of "
         f"these test sets, not the choice of benchmarks; best–worst shows how far the rank moves between "
         f"benchmarks. Mean macro-F1: over the benchmarks the model completed (how many: the last column)."
     )
@@ -309,8 +319,9 @@ def _quality_table(table: pd.DataFrame, ran: list[BenchmarkOutcome]) -> Table:
             *(fmt(rec[f"mean_{column.name}"], column.digits) for column in metric_columns("suite")),
         ]
         for outcome in ran:
-            f1, place = rec[f"f1_macro[{outcome.name}]"], rec[f"rank[{outcome.name}]"]
-            cells.append(f"{'failed' if np.isnan(f1) else fmt(f1, 4)} ({rank(place)})")
+            score, place = rec[f"score[{outcome.name}]"], rec[f"rank[{outcome.name}]"]
+            digits = outcome.board.main.digits
+            cells.append(f"{'failed' if np.isnan(score) else fmt(score, digits)} ({rank(place)})")
         cells.append(f"{int(rec['benchmarks_completed'])}/{len(ran)}")
         rows.append(cells)
     columns = ["model", "mean rank [95% interval]", "best–worst", *(f"mean {column.label}" for column in metric_columns("suite")),
@@ -417,6 +428,7 @@ def _payload(summary: SuiteSummary) -> dict:
                 "benchmark": o.name,
                 "data_dir": str(o.data_dir) if o.data_dir else None,
                 "configuration": o.configuration,
+                "ranked_by": o.board.main.name if o.ran else None,
                 "status": "ran" if o.ran else "failed",
                 "error": o.error,
                 "failed_runs": o.failed_runs,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.config.schema import BenchmarkSpec, Budget, DatasetSource
+from harness.config.schema import BenchmarkSpec, Budget, DatasetSource, ExtraMetric
 from tests.conftest import ROOT
 
 
@@ -22,7 +22,7 @@ def rows(text: str) -> dict[str, str]:
     return {m[1]: m[2].strip() for m in re.finditer(r"^\| `(\w+)` \| ([^|]*)\|", text, flags=re.MULTILINE)}
 
 
-@pytest.mark.parametrize("schema", [BenchmarkSpec, DatasetSource, Budget], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("schema", [BenchmarkSpec, DatasetSource, Budget, ExtraMetric], ids=lambda s: s.__name__)
 def test_every_field_is_documented_with_its_default(schema):
     documented = rows(section("Adding a benchmark"))
     for name, field in schema.model_fields.items():

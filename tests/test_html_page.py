@@ -309,3 +309,42 @@ def test_a_screenshot_of_the_page_is_not_blank(driver, report_dir, tmp_path):
     assert driver.save_screenshot(str(shot))
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape[0] > 500 and pixels.std() > 20
+
+
+@pytest.fixture(scope="module")
+def variant_dir(tmp_path_factory) -> Path:
+    """The fixture store with an int8 deployment variant measured beside the first TF-IDF seed, reported."""
+    results = tmp_path_factory.mktemp("variant") / "results"
+    shutil.copytree(FIXTURES / "store", results)
+    store = ResultsStore(results)
+    config = store.configurations(BENCHMARK)[0]
+    path = next(store.config_dir(BENCHMARK, config.label).glob("runs/tfidf-logreg/seed-42")) / "result.json"
+    result = json.loads(path.read_text())
+    latency = {"p50_ms": 0.25, "p90_ms": 0.3, "p95_ms": 0.31, "p99_ms": 0.4, "mean_ms": 0.26, "std_ms": 0.02,
+               "min_ms": 0.2, "max_ms": 0.5, "repetitions": 20, "warmup": 2}
+    result["deployment_variants"] = {"onnx-int8": {
+        "status": "completed", "runtime": "onnxruntime int8", "file": "model-int8.onnx", "size_on_disk_bytes": 1000,
+        "accuracy": 0.5, "f1_macro": 0.45, "agreement_with_pytorch": 0.9, "max_probability_difference": 0.1,
+        "paired_test": {"b": 3, "c": 1, "statistic": 1.0, "p_value": 0.625, "method": "exact"},
+        "inference": {"eval_examples": 12, "eval_seconds": 0.01, "throughput_samples_per_s": 1234.0,
+                      "throughput_warmup_examples": 0, "eval_batch_size": 64, "latency_batch1_end_to_end": latency},
+    }}
+    path.write_text(json.dumps(result))
+    return _report(results, FIXTURES / "benchmarks", BENCHMARK)
+
+
+def test_a_deployment_variant_is_drawn_linked_to_its_model(driver, variant_dir):
+    _open(driver, variant_dir / "leaderboard.html")
+    driver.execute_script("window.drawAllCharts()")
+    assert driver.get_log("browser") == []
+    traces = driver.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('.js-plotly-plot'), function (d) {"
+        "  return d.data.filter(function (t) { return t.name === 'deployment variants' || t.name === 'variant of'; })"
+        "    .map(function (t) { return {name: t.name, x: t.x, y: t.y, text: t.text}; }); })"
+        ".filter(function (found) { return found.length; })")
+    assert len(traces) == 2  # the latency and the throughput charts; training time has no variant point
+    points = {tuple(t["x"]) for chart in traces for t in chart if t["name"] == "deployment variants"}
+    assert points == {(0.25,), (1234.0,)}
+    for chart in traces:
+        line = next(t for t in chart if t["name"] == "variant of")
+        assert line["x"][1] in (0.25, 1234.0) and line["x"][2] is None and line["y"][1] == 0.45

@@ -99,6 +99,28 @@ def test_each_family_exports_and_both_variants_match_pytorch(trained, family):
     assert (int8_labels == pytorch.argmax(1)).mean() >= 0.95
 
 
+def test_a_model_trained_under_mixed_precision_exports_its_fp32_graph(trained, tmp_path):
+    """Accelerate's bf16 patches an autocast wrapper onto the model's forward; the export must not trace it.
+
+    (A minilm-l6 run whose CPU probe chose bf16 failed both variants with "ScalarType ComplexDouble is an
+    unexpected tensor scalar type" before the export traced the class's forward.)
+    """
+    import copy
+
+    from harness.config.schema import Budget
+
+    item = trained["bert"]
+    classifier = copy.deepcopy(item["classifier"])
+    plain = item["classifier"].predict_proba(FIXED_TEXTS[:40], batch_size=16)
+    accelerator = classifier._make_accelerator(Budget(), "bf16")
+    classifier.model = accelerator.prepare(classifier.model)
+    assert "forward" in vars(classifier._unwrapped())  # the autocast wrapper is there
+    export = ov.export_onnx(classifier, tmp_path)
+    served = ov.OnnxClassifier.load(tmp_path, "onnx", tokenizer=classifier.tokenizer)
+    assert export["bytes"] > 0
+    assert np.abs(served.predict_proba(FIXED_TEXTS[:40], batch_size=16) - plain).max() <= 1e-4
+
+
 def test_model_only_callable_runs_the_session(trained):
     served = ov.OnnxClassifier.load(trained["bert"]["dir"], "onnx")
     fn, feeds = served.model_only_callable(FIXED_TEXTS[:3])
@@ -182,6 +204,22 @@ def test_run_measures_variants_and_predict_serves_them(tiny_registry, tmp_path, 
     assert "no significant loss" in board
     card = (run_dir / "model" / "README.md").read_text()
     assert "## Deployment variants" in card and "model-int8.onnx" in card
+    # the page's quality-vs-cost charts: each variant a point of its own, linked to its model's
+    from harness.config.registry import load_benchmark
+    from harness.report.board import Leaderboard
+    from harness.report.page import quality_vs_cost
+    from harness.store.results_store import ResultsStore
+
+    board = Leaderboard.from_store(ResultsStore(tmp_path), load_benchmark("tiny_binary", BENCH_DIR)[0])
+    charts = {c["x_label"].split(" (")[0]: c for c in quality_vs_cost(board)}
+    latency = {v["variant"]: v for v in charts["batch-1 latency p50"]["variants"]}
+    assert set(latency) == {"onnx", "onnx-int8"} and {v["parent"] for v in latency.values()} == {"tiny-bert"}
+    for name, v in variants.items():
+        assert latency[name]["x"] == v["inference"]["latency_batch1_end_to_end"]["p50_ms"]
+        assert latency[name]["y"] == v["f1_macro"] and latency[name]["p_value"] == v["paired_test"]["p_value"]
+    throughput = {v["variant"]: v["x"] for v in charts["eval throughput"]["variants"]}
+    assert throughput == {n: v["inference"]["throughput_samples_per_s"] for n, v in variants.items()}
+    assert charts["training time"]["variants"] == []  # a variant is not trained: no point of its own there
     # predict --variant serves the ONNX file and gives the labels the run stored for that variant
     texts = pd.read_csv(FIXTURES / "binary" / "test.csv").text.tolist()
     for name in ("onnx", "onnx-int8"):

@@ -16,7 +16,7 @@ import pytest
 from harness.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FILES = ["leaderboard.md", "leaderboard.csv", "leaderboard.json", "errors.md"]
+FILES = ["leaderboard.md", "leaderboard.csv", "leaderboard_models.csv", "leaderboard.json", "errors.md"]
 
 
 @pytest.fixture(scope="module")

@@ -289,6 +289,9 @@ def test_model_cards_carry_model_index_results_and_say_how_to_load():
     store_labels = np.arange(40) % 2
     config = synthetic.configuration(spec)
     with_metrics = synthetic_result(spec, config, store_labels)
+    # Scored on the hub dataset's whole test split: only then does the model-index claim results on it.
+    with_metrics = with_metrics.model_copy(update={"data": with_metrics.data.model_copy(
+        update={"kind": "hub", "eval_split_rows": with_metrics.data.eval_rows})})
     hub_model = ModelSpec(name="bert", family="transformer", source={"hub_id": "google-bert/bert-base-uncased"})
     card = ModelCard(str(build_model_card(spec, hub_model, with_metrics)))
     assert card.data.base_model == "google-bert/bert-base-uncased"
@@ -431,9 +434,9 @@ def test_a_saved_transformer_has_a_hub_readable_card_and_truncation_is_measured(
     run_dir = run_path(tmp_path / "r", "tiny_binary", "tiny-bert")
     result = RunResult.model_validate_json((run_dir / "result.json").read_text())
     card = ModelCard.load(run_dir / "model" / "README.md")
-    scores = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert scores["accuracy"] == pytest.approx(result.metrics.accuracy, abs=1e-6)
-    assert card.data.datasets == ["local/tiny_binary"] and card.data.library_name == "transformers"
+    # Trained and scored on local files, not the hub dataset: the card says which, and claims no hub results.
+    assert not card.data.eval_results and not card.data.datasets and card.data.library_name == "transformers"
+    assert f"of {FIXTURES / 'binary' / 'test.csv'}" in card.text and f"{result.metrics.accuracy:.4f}" in card.text
     # truncation, recomputed by hand with the saved tokenizer
     from transformers import AutoTokenizer
 

@@ -20,6 +20,7 @@ from harness import suite
 from harness.cli import main
 from harness.config.registry import PROJECT_ROOT
 from harness.metrics import stats
+from harness.metrics.columns import column
 from harness.report import ranks
 from harness.report.analysis import Predictions
 from tests.conftest import FIXTURES, has_runs, shared_data
@@ -288,7 +289,7 @@ def _fake_board(labels: np.ndarray, predicted: dict[str, list[np.ndarray]], num_
         ]
         f1 = float(np.mean([stats.macro_f1(labels, p.probs) for p in preds]))
         rows.append(SimpleNamespace(model=model, results=[object()], predictions=preds, f1_macro=f1))
-    return SimpleNamespace(rows=rows, spec=SimpleNamespace(num_labels=num_labels))
+    return SimpleNamespace(rows=rows, spec=SimpleNamespace(num_labels=num_labels), main=column("f1_macro"))
 
 
 def test_the_pattern_bootstrap_draws_as_resampling_examples_does():
@@ -298,7 +299,7 @@ def test_the_pattern_bootstrap_draws_as_resampling_examples_does():
     noisy = [np.where(rng.random(300) < 0.3, rng.integers(0, 3, 300), labels) for _ in range(2)]
     # b makes a's first seed's mistakes and some of its own: their scores move together over resamples.
     board = _fake_board(labels, {"a": noisy, "b": [np.where(rng.random(300) < 0.2, 0, noisy[0])]}, 3)
-    patterns = ranks.f1_resamples(board, ["a", "b", "missing"], 4000, np.random.default_rng(0))
+    patterns = ranks.score_resamples(board, ["a", "b", "missing"], 4000, np.random.default_rng(0))
     assert np.isneginf(patterns[:, 2]).all()
     direct = np.empty((4000, 2))
     draw = np.random.default_rng(1)

@@ -81,6 +81,15 @@ class Declared(NamedTuple):
         return self.default if self.option.api_default is _SAME else self.option.api_default
 
 
+def declared_options(model: type[BaseModel]) -> list[Declared]:
+    """Every option of an options model in declaration order, with its flag, default and type."""
+    out = []
+    for name, field in model.model_fields.items():
+        (option,) = [m for m in field.metadata if isinstance(m, Option)]
+        out.append(Declared(name, option, field.default, field.annotation))
+    return out
+
+
 class RunSettings(BaseModel):
     """What one run needs of its command's options, carried by its job (paths already absolute)."""
 
@@ -231,11 +240,7 @@ class RunOptions(BaseModel):
     @classmethod
     def declared(cls) -> list[Declared]:
         """Every option in declaration order, with its flag, default and type."""
-        out = []
-        for name, field in cls.model_fields.items():
-            (option,) = [m for m in field.metadata if isinstance(m, Option)]
-            out.append(Declared(name, option, field.default, field.annotation))
-        return out
+        return declared_options(cls)
 
     @classmethod
     def validated(cls, values: Mapping[str, Any], caller: str | None = None) -> RunOptions:
@@ -313,3 +318,51 @@ def _input_error(exc: ValidationError, caller: str | None) -> HarnessInputError:
     if caller is None:
         return HarnessInputError(flag, problem, f"see 'textclf-bench run -h' for {flag}")
     return HarnessInputError(name, problem, f"see help({caller}) for {name}")
+
+
+class CompareOptions(BaseModel):
+    """The options of ``compare A B``: which store and benchmark, the metric and what counts as a regression."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: Annotated[str | None, Option(
+        "--benchmark", "benchmark name or a YAML path (default: the one the store or folders hold)")] = None
+    results_dir: Annotated[Path, Option(
+        "--results-dir", RESULTS_HELP + "; where A and B are looked up when they are labels")] = Field(
+        None, validate_default=True)
+    metric: Annotated[str | None, Option(
+        "--metric", "the metric of the paired difference and of --fail-on-regression (default: the benchmark's "
+        "main_metric); one with an interval: accuracy, f1_macro, roc_auc, mcc, balanced_accuracy")] = None
+    alpha: Annotated[float, Field(gt=0, lt=1), Option(
+        "--alpha", "significance level of the paired tests (default: 0.05)")] = 0.05
+    min_drop: Annotated[float, Field(ge=0), Option(
+        "--min-drop", "a significant drop counts as a regression only when larger than this (default: 0)")] = 0.0
+    fail_on_regression: Annotated[bool, Option(
+        "--fail-on-regression", "exit 1 when a model present in both is significantly worse in B")] = False
+    intersection: Annotated[bool, Option(
+        "--intersection", "compare on the test examples both sides scored when they differ (default: refuse)")] = False
+    json_path: Annotated[Path | None, Option(
+        "--json", "also write the comparison as JSON to this file", metavar="PATH")] = None
+    n_boot: Annotated[int, AT_LEAST_1, Option(
+        "--n-boot", "resamples of the paired bootstrap (default: 10,000)")] = 10_000
+
+    @field_validator("results_dir", mode="before")
+    @classmethod
+    def _results_dir(cls, value):
+        return default_results_dir() if value is None else value
+
+    @classmethod
+    def declared(cls) -> list[Declared]:
+        return declared_options(cls)
+
+    @classmethod
+    def validated(cls, values: Mapping[str, Any]) -> CompareOptions:
+        """The options from the parsed flags, checked; a bad one stops with one line naming its flag."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = cls.model_fields.get(str(error["loc"][0]) if error["loc"] else "")
+            flag = next((m.flag for m in field.metadata if isinstance(m, Option)), "compare") if field else "compare"
+            problem = f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {repr(error['input'])[:80]}"
+            raise HarnessInputError(flag, problem, "see 'textclf-bench compare -h'") from None

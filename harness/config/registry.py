@@ -141,7 +141,8 @@ def load_benchmark(name_or_path: str, directory: Path | None = None) -> tuple[Be
     if not isinstance(raw, dict):
         raise HarnessInputError(str(path), "expected a mapping of benchmark fields", "see benchmarks/amazon_polarity.yaml")
     try:
-        spec = BenchmarkSpec.model_validate(raw)
+        # Paths inside it (an extra metric's module) are relative to the file.
+        spec = BenchmarkSpec.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise validation_error_line(
             path, exc, lambda loc: f"benchmark '{raw.get('name', path.stem)}'", BenchmarkSpec

@@ -328,6 +328,48 @@ class DatasetSource(Strict):
         return self
 
 
+# Where a benchmark's metric names are checked: the metric catalogue (``harness.metrics.columns``) lives beside this
+# layer, not below it, so ``harness.store.results`` (which reads both) registers its column names here on import.
+_metric_names: tuple[str, ...] | None = None
+
+
+def register_metric_names(names: list[str]) -> None:
+    global _metric_names
+    _metric_names = tuple(names)
+
+
+def _local_module(value: str) -> bool:
+    """Whether an extra metric's ``module`` is a path (else an evaluate hub id such as ``accuracy``)."""
+    return value.startswith((".", "/", "~")) or value.endswith(".py") or "\\" in value
+
+
+class ExtraMetric(Strict):
+    """A metric from an ``evaluate`` module, computed at report time on every run's stored predictions."""
+
+    name: Text = Field(description="its key in the CSV/JSON records; usable as main_metric")
+    module: Text = Field(
+        description="a local evaluate module (a .py script or its folder; relative to the benchmark YAML) or a hub "
+        "id such as 'accuracy' or 'org/metric' (needs the hub)"
+    )
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of compute()")
+    key: Text | None = Field(None, description="the entry of compute()'s result; default: its only entry, or name")
+    label: Text | None = Field(None, description="the column's header; default: name")
+    higher_is_better: Flag = True
+    digits: Integer = Field(4, ge=0, le=10)
+
+    _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("module")
+    @classmethod
+    def _path_or_hub_id(cls, value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        if _local_module(value) or (base is not None and (Path(base) / value).exists()):
+            path = Path(value).expanduser()
+            # Relative to the YAML that names it, so a benchmark runs from any working directory.
+            return str(path if path.is_absolute() or base is None else (Path(base) / path).resolve())
+        return _check_hub_id(value)
+
+
 class BenchmarkSpec(Strict):
     """One benchmark: its data, columns, labels and the budget every model gets."""
 
@@ -356,7 +398,13 @@ class BenchmarkSpec(Strict):
     main_metric: Text = Field(
         "f1_macro",
         description="the score that selects tuning trials and orders the leaderboard and suite ranks: a metric "
-        "column's name (accuracy, f1_macro, f1_weighted, roc_auc, mcc, balanced_accuracy, ...)",
+        "column's name (accuracy, f1_macro, f1_weighted, roc_auc, mcc, balanced_accuracy, ...) or an extra metric's",
+    )
+    extra_metrics: list[ExtraMetric] = Field(
+        default_factory=list, description="metrics from evaluate modules, computed on the stored predictions"
+    )
+    dedupe: Literal["keep", "drop_from_train"] = Field(
+        "keep", description="train rows whose text also occurs in the evaluation split: keep, or drop_from_train"
     )
     variants: list[Literal["pytorch", "onnx", "onnx-int8"]] = Field(
         default_factory=lambda: ["pytorch", "onnx", "onnx-int8"],
@@ -390,7 +438,23 @@ class BenchmarkSpec(Strict):
             raise ValueError(f"label name(s) {padded} start or end with spaces; remove them")
         if len(set(self.label_names)) != len(self.label_names):
             raise ValueError("label_names has duplicates")
+        self._check_metric_names()
         return self
+
+    def _check_metric_names(self) -> None:
+        """``main_metric`` is a catalogue column or a declared extra metric; extra names are new and unique."""
+        catalogue = list(_metric_names or ())
+        extra = [m.name for m in self.extra_metrics]
+        clash = sorted({n for n in extra if n in catalogue or extra.count(n) > 1})
+        if clash:
+            raise ValueError(f"field 'extra_metrics': {clash} named twice or already a metric column; rename them")
+        if _metric_names is not None and self.main_metric not in catalogue + extra:
+            match = difflib.get_close_matches(self.main_metric, catalogue + extra, n=1, cutoff=0.6)
+            hint = f" (did you mean '{match[0]}'?)" if match else ""
+            raise ValueError(
+                f"field 'main_metric': {self.main_metric!r} is not a metric{hint}; use one of "
+                f"{', '.join(catalogue + extra)}, or declare it under extra_metrics"
+            )
 
     @property
     def num_labels(self) -> int:

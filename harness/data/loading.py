@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -479,19 +480,26 @@ def load_benchmark_data(
             (``source["train_sha256"]``...), for ``check_data_identity``.
         hold_out: a tuned budget's validation share: the validation rows (the benchmark's validation split, else
             this share of train carved with ``seed``) are kept out of train; ``source["validation"]`` says which.
-        evaluate_on: ``validation`` (a tuning trial): the validation rows become the evaluation split and the
-            benchmark's evaluation split is not even read.
+        evaluate_on: ``validation`` (a tuning trial): the validation rows become the evaluation split (the
+            benchmark's is read and sampled as for every run, so the train rows are the same, never scored).
     """
     asked_dir = data_dir
     kind, data_dir = resolve_source(spec, data_dir)
     source: dict = {"kind": kind}
-    keys = ["train"] if evaluate_on == "validation" else ["train", spec.eval_split]
-    if hold_out is not None and has_validation_split(spec):
-        keys.append("validation")
+    keys = ["train", spec.eval_split, *(["validation"] if hold_out is not None and has_validation_split(spec) else [])]
     splits, dropped = _read_splits(spec, data_dir, source, identity, keys)
-    train, evaluation = splits["train"], splits.get(spec.eval_split)
+    train, evaluation = splits["train"], splits[spec.eval_split]
+    # What a sample is drawn from, so a card or a report can say "300 of 8,544 rows".
+    source.update(train_split_rows=len(train), eval_split_rows=len(evaluation))
     if kind == embedded.KIND:
         source.update(data_dir=str(data_dir), note=_sample_note(spec, asked_dir, data_dir, train, evaluation))
+    # The evaluation sample first: the leakage counted is that of the texts actually scored.
+    eval_seed = test_seed if test_seed is not None else seed
+    if limit_test is not None:
+        evaluation = stratified_sample(evaluation, limit_test, eval_seed, "--limit-test")
+    elif max_test is not None:
+        evaluation = stratified_sample(evaluation, min(max_test, len(evaluation)), eval_seed, "test_examples")
+    train, source["leakage"] = _leakage(train, evaluation, spec)
     filters = train_filter if train_filter is not None else spec.train_filter
     train = _filter_train(train, filters)
     if limit_train is not None:
@@ -500,17 +508,12 @@ def load_benchmark_data(
         train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
     _require_two_classes(train, spec, "--limit-train" if limit_train is not None else "--train-filter" if filters else None)
     if hold_out is not None:
+        # Read and sampled like any run's (the same train rows, the same leakage dropped), but a trial is
+        # scored on the validation rows only.
         train, validation = _hold_out_validation(train, splits.get("validation"), hold_out, seed, source)
         _require_two_classes(train, spec, "validation_share")
         if evaluate_on == "validation":
             evaluation = validation
-    eval_seed = test_seed if test_seed is not None else seed
-    if evaluate_on == "validation":
-        pass  # the validation rows are scored whole: limits and test_examples are the test split's
-    elif limit_test is not None:
-        evaluation = stratified_sample(evaluation, limit_test, eval_seed, "--limit-test")
-    elif max_test is not None:
-        evaluation = stratified_sample(evaluation, min(max_test, len(evaluation)), eval_seed, "test_examples")
     source.update(
         dropped_empty_texts=dropped,
         train_filter=filters,
@@ -538,6 +541,37 @@ def _hold_out_validation(train: Split, split: Split | None, share: float, seed: 
     rest = train.subset(np.flatnonzero(~np.isin(train.ids, validation.ids)))
     source["validation"] = f"a stratified {share:.0%} of train ({len(validation):,} rows), carved per seed"
     return rest, validation
+
+
+def normalized_text(text: str) -> str:
+    """A text as leakage compares it: Unicode NFKC, every run of whitespace one space (none at the ends), casefolded."""
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def _leakage(train: Split, evaluation: Split, spec: BenchmarkSpec) -> tuple[Split, dict]:
+    """The evaluation texts that also occur in the whole train split (before filters and sampling), counted overall
+    and per group value; with ``dedupe: drop_from_train`` the train split without the rows holding them."""
+    train_keys = [normalized_text(t) for t in train.texts]
+    eval_keys = [normalized_text(t) for t in evaluation.texts]
+    seen = set(train_keys) & set(eval_keys)
+    in_train = np.array([k in seen for k in eval_keys], dtype=bool)
+    matching = np.array([k in seen for k in train_keys], dtype=bool)
+    by_group = {
+        column: {str(v): int(in_train[values == v].sum()) for v in sorted(set(values.tolist()))}
+        for column in spec.group_columns
+        if (values := evaluation.groups.get(column)) is not None
+    }
+    record = {
+        "eval_texts": len(evaluation), "in_train": int(in_train.sum()), "by_group": by_group,
+        "train_rows_matching": int(matching.sum()), "dedupe": spec.dedupe, "dropped_from_train": 0,
+    }
+    if spec.dedupe == "drop_from_train" and matching.any():
+        if matching.all():
+            raise HarnessInputError(train.origin, "dedupe: drop_from_train removes every train row (all of them "
+                                    "occur in the evaluation split)", "check the splits, or set dedupe: keep")
+        record["dropped_from_train"] = int(matching.sum())
+        train = train.subset(np.flatnonzero(~matching))
+    return train, record
 
 
 def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict, identity: dict | None,

@@ -164,6 +164,15 @@ def _balanced_accuracy_counts(confusion: np.ndarray) -> np.ndarray:
     return recall.sum(axis=1) / present.sum(axis=1)
 
 
+def _f1_weighted_counts(confusion: np.ndarray) -> np.ndarray:
+    # Per-class F1 weighted by the class's support, as scikit-learn's average="weighted" (0 for an empty class).
+    true, pred = confusion.sum(axis=2), confusion.sum(axis=1)
+    hits = np.diagonal(confusion, axis1=1, axis2=2)
+    denom = true + pred
+    f1 = np.divide(2 * hits, denom, out=np.zeros_like(hits), where=denom > 0)
+    return (f1 * true).sum(axis=1) / true.sum(axis=1)
+
+
 # ----- the catalogue ----------------------------------------------------------------------------------------
 
 COLUMNS: tuple[MetricColumn, ...] = (
@@ -182,7 +191,7 @@ COLUMNS: tuple[MetricColumn, ...] = (
     MetricColumn("f1_micro", "micro-F1", _prf(2, "micro"), "F1 of the pooled counts (equals accuracy)",
                  required=True, table=False),
     MetricColumn("f1_weighted", "weighted F1", _prf(2, "weighted"), "per-class F1 weighted by support",
-                 required=True, table=False),
+                 interval=stats.confusion_metric(_f1_weighted_counts), required=True, table=False),
     MetricColumn(
         "roc_auc", "ROC-AUC", _roc_auc,
         "the positive class's ROC-AUC when binary, else one-vs-rest macro over the classes present; "
@@ -218,7 +227,6 @@ def columns(view: str | None = None) -> list[MetricColumn]:
     if view not in ("table", "export", "suite", "hub"):
         raise ValueError(f"unknown view {view!r}")
     return [c for c in COLUMNS if getattr(c, view)]
-
 
 
 def column(name: str) -> MetricColumn:

@@ -235,7 +235,8 @@ def seed_mean_bootstrap_cis(
     Seed-to-seed spread is reported beside it as a standard deviation, not folded in.
 
     Returns:
-        name -> ``{"point", "low", "high", "n_boot", "seeds"}``.
+        name -> ``{"point", "low", "high", "n_boot", "seeds", "per_seed"}``; ``per_seed`` holds each seed's own
+        ``{"point", "low", "high"}`` from the same resamples (what the exports give per seed).
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = [np.asarray(p, dtype=np.float64) for p in probs_by_seed]
@@ -245,15 +246,23 @@ def seed_mean_bootstrap_cis(
     out = {}
     for i, name in enumerate(names):
         per_seed = resampled[i * len(probs) : (i + 1) * len(probs)]
+        points = [float(metrics[name](y_true, p)) for p in probs]
+        seeds = [{"point": pt, **_percentile_bounds(v, alpha)} for pt, v in zip(points, per_seed, strict=True)]
         values = np.mean(per_seed, axis=0)
-        point = float(np.mean([metrics[name](y_true, p) for p in probs]))
-        values = values[np.isfinite(values)]
-        if len(values) == 0:
-            out[name] = {"point": point, "low": math.nan, "high": math.nan, "n_boot": 0, "seeds": len(probs)}
-            continue
-        low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-        out[name] = {"point": point, "low": float(low), "high": float(high), "n_boot": int(len(values)), "seeds": len(probs)}
+        point = float(np.mean(points))
+        bounds = _percentile_bounds(values, alpha)
+        n_defined = int(np.isfinite(values).sum())
+        out[name] = {"point": point, **bounds, "n_boot": n_defined, "seeds": len(probs), "per_seed": seeds}
     return out
+
+
+def _percentile_bounds(values: np.ndarray, alpha: float) -> dict:
+    """``{"low", "high"}``: the percentile interval of the finite resampled values (nan when there are none)."""
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"low": math.nan, "high": math.nan}
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return {"low": float(low), "high": float(high)}
 
 
 def paired_seed_mean_bootstrap(

@@ -123,7 +123,12 @@ def export_onnx(classifier, directory: Path) -> dict:
                 self.inner = inner
 
             def forward(self, input_ids, attention_mask):
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+                # The class's forward, not the instance's: a model trained under Accelerate's bf16/fp16 mixed
+                # precision keeps fp32 weights but has an autocast wrapper patched onto its instance forward,
+                # and a trace under that autocast fails ("ScalarType ComplexDouble is an unexpected tensor
+                # scalar type"). The export is the fp32 graph either way.
+                inner = self.inner
+                return type(inner).forward(inner, input_ids=input_ids, attention_mask=attention_mask).logits
 
         enc = classifier.tokenizer(
             ["an example text of a few words for the trace", "short"], padding=True, return_tensors="pt"

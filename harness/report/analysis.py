@@ -18,7 +18,7 @@ from harness.store.results_store import ResultsStore
 
 # Headline metrics with an interval: the catalogue's table columns that declare one, name -> stats function.
 CI_METRICS = {column.name: column.interval for column in columns("table") if column.interval is not None}
-# The metric the leaderboard ranks by, and so the one the tie test is run on.
+# The metric the tie test runs on when none is given (a benchmark's main_metric chooses: report.board).
 RANK_METRIC = "f1_macro"
 TIE_ALPHA = 0.05
 # Resamples for intervals and paired tests: with 10,000 the smallest p a test can show is about 1e-4.
@@ -108,7 +108,7 @@ def aligned(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray, np.
 # --------------------------------------------------------------------------------------------------
 
 
-def model_statistics(runs: list[Predictions], n_boot: int = N_BOOT, n_bins: int = 15) -> dict:
+def model_statistics(runs: list[Predictions], n_boot: int = N_BOOT, n_bins: int = 15, metrics: dict | None = None) -> dict:
     """Intervals of the mean over seeds (resampling test examples), and ECE / Brier of every seed.
 
     Returns:
@@ -116,7 +116,8 @@ def model_statistics(runs: list[Predictions], n_boot: int = N_BOOT, n_bins: int 
         "brier": [per seed]}``.
     """
     first = runs[0]
-    ci = stats.seed_mean_bootstrap_cis(first.labels, [r.probs for r in runs], CI_METRICS, n_boot=n_boot, seed=0)
+    metrics = metrics if metrics is not None else CI_METRICS  # name -> vectorised metric (the main one included)
+    ci = stats.seed_mean_bootstrap_cis(first.labels, [r.probs for r in runs], metrics, n_boot=n_boot, seed=0)
     return {
         "seeds": [r.seed for r in runs],
         "n": len(first),
@@ -126,8 +127,11 @@ def model_statistics(runs: list[Predictions], n_boot: int = N_BOOT, n_bins: int 
     }
 
 
-def compare_to_leader(leader: list[Predictions], other: list[Predictions], n_boot: int = N_BOOT) -> dict | None:
-    """Paired bootstrap of the ranking metric over every seed, and McNemar's exact test per seed pair.
+def compare_to_leader(
+    leader: list[Predictions], other: list[Predictions], n_boot: int = N_BOOT, metric=None
+) -> dict | None:
+    """Paired bootstrap of the ranking metric (``metric``, a vectorised one of ``metrics.stats``; default macro-F1)
+    over every seed, and McNemar's exact test per seed pair.
 
     Only the examples both models scored are compared. ``tied`` is true when the paired bootstrap of the
     difference of seed means cannot tell them apart at the 5% level (p >= 0.05). McNemar pairs the i-th seed
@@ -139,7 +143,8 @@ def compare_to_leader(leader: list[Predictions], other: list[Predictions], n_boo
         return None
     labels = leader[0].labels[ia]
     paired = stats.paired_seed_mean_bootstrap(
-        labels, [r.probs[ib] for r in other], [r.probs[ia] for r in leader], CI_METRICS[RANK_METRIC], n_boot=n_boot, seed=0
+        labels, [r.probs[ib] for r in other], [r.probs[ia] for r in leader], metric or CI_METRICS[RANK_METRIC],
+        n_boot=n_boot, seed=0,
     )
     pairs = list(zip(other, leader, strict=False)) if min(len(other), len(leader)) > 1 else [
         (o, ld) for o in other for ld in leader

@@ -22,8 +22,9 @@ import pandas as pd
 from harness.config.schema import BenchmarkSpec, Budget
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
-from harness.metrics.columns import columns
-from harness.report import analysis, groups
+from harness.metrics.columns import MetricColumn, columns
+from harness.metrics.extra import evaluate_column
+from harness.report import analysis, groups, tuning
 from harness.report.cells import budget_text
 from harness.report.records import get, result_record
 from harness.store.results import RESULT_FILE, Configuration, RunResult, benchmark_hash
@@ -128,6 +129,9 @@ class ModelRow:
     identical_seeds: bool = False
     stats: dict | None = None
     vs_best: dict | str | None = None
+    # What its predictions say of the model itself: classes it never predicts, a score no better than chance.
+    prediction_notes: list[str] = field(default_factory=list)
+    extra_scores: dict[int, dict[str, float | None]] = field(default_factory=dict)  # seed -> extra metric -> score
 
     @property
     def results(self):
@@ -139,9 +143,15 @@ class ModelRow:
     def f1_macro(self) -> float | None:
         return self.mean("f1_macro")
 
+    def score(self, result: RunResult, column: str) -> float | None:
+        """One run's score in a catalogue column (stored) or an extra metric (computed from its predictions)."""
+        if column in type(result.metrics).model_fields:
+            return getattr(result.metrics, column)
+        return self.extra_scores.get(result.seed, {}).get(column)
+
     def mean(self, column: str) -> float | None:
         """A metric column's mean over the runs that count; None when none of them has it."""
-        values = [v for r in self.results if (v := getattr(r.metrics, column)) is not None]
+        values = [v for r in self.results if (v := self.score(r, column)) is not None]
         return float(np.mean(values)) if values else None
 
     @property
@@ -151,9 +161,29 @@ class ModelRow:
         return f"{len(self.completed)} seeds" if len(self.completed) > 1 else ""
 
 
+def extra_columns(spec: BenchmarkSpec) -> list[MetricColumn]:
+    """The benchmark's ``extra_metrics`` as metric columns (computed by their evaluate modules)."""
+    return [
+        evaluate_column(m.name, m.module, args=m.args, key=m.key, label=m.label, higher_is_better=m.higher_is_better,
+                        digits=m.digits, where=f"benchmark '{spec.name}' [extra_metrics '{m.name}']")
+        for m in spec.extra_metrics
+    ]
+
+
+def main_column(spec: BenchmarkSpec, extra: list[MetricColumn]) -> MetricColumn:
+    """The column the benchmark ranks by (``main_metric``): of the catalogue, or one of its extra metrics."""
+    for candidate in [*columns(), *extra]:
+        if candidate.name == spec.main_metric:
+            return candidate
+    known = [c.name for c in [*columns(), *extra]]
+    raise HarnessInputError(f"benchmark '{spec.name}'", f"field 'main_metric': {spec.main_metric!r} is not a metric",
+                            f"use one of {', '.join(known)}, or declare it under extra_metrics")
+
+
 class Leaderboard:
-    """Models of one benchmark configuration, ranked by mean macro-F1, with intervals, paired tests, per-group
-    tables, transfer matrices and the warnings of what differs between the rows: everything a report shows."""
+    """Models of one benchmark configuration, ranked by the benchmark's main metric (mean over seeds), with
+    intervals, paired tests, per-group tables, transfer matrices and the warnings of what differs between the
+    rows: everything a report shows."""
 
     def __init__(
         self,
@@ -165,8 +195,11 @@ class Leaderboard:
         other_configurations: list[Configuration],
         n_boot: int,
         files: PredictionFiles | None = None,
+        extra: list[MetricColumn] | None = None,
     ):
         self.spec = spec
+        self.extra = extra if extra is not None else extra_columns(spec)
+        self.main = main_column(spec, self.extra)
         self.configuration = configuration
         self.runs = runs
         self.rows = rows
@@ -178,6 +211,9 @@ class Leaderboard:
         self.group_tables = group_tables(runs, spec, files, order)
         self.transfer = transfer_tables(runs, spec, files)
         self.warnings = comparison_warnings(self.completed_results)
+        attach_prediction_notes(rows, spec, self.main)
+        # Every seed's study counts (not only the seeds ``results`` keeps when their predictions are identical).
+        self.expected_validation = tuning.expected_validation({row.model: [r.result for r in row.completed] for row in rows})
 
     @classmethod
     def from_store(
@@ -187,17 +223,28 @@ class Leaderboard:
         configuration = _configuration(store, spec, label)
         runs = RunSet.read(store, spec.name, configuration.label, spec.label_names)
         files = PredictionFiles(spec.num_labels)
-        rows = _model_rows(runs, files)
-        _attach_statistics(rows, n_boot)
+        extra = extra_columns(spec)
+        main = main_column(spec, extra)
+        rows = _model_rows(runs, files, extra, main)
+        _attach_statistics(rows, n_boot, main)
         others = [c for c in store.configurations(spec.name) if c.label != configuration.label]
         eval_texts = store.read_eval_texts(spec.name, configuration.label)
-        return cls(spec, configuration, runs, rows, eval_texts, others, n_boot, files)
+        return cls(spec, configuration, runs, rows, eval_texts, others, n_boot, files, extra)
 
     # ----- views ------------------------------------------------------------------------------------------
 
     @property
     def completed_results(self):
         return [r for row in self.rows for r in row.results]
+
+    @property
+    def table_columns(self) -> list[MetricColumn]:
+        """The quality columns of the models table: the catalogue's headline ones, the main metric when it is not
+        one of them, then the extra metrics."""
+        shown = columns("table")
+        if self.main not in shown and self.main not in self.extra:
+            shown.append(self.main)
+        return shown + self.extra
 
     def first_predictions(self) -> dict[str, analysis.Predictions]:
         """Each model's lowest-seed predictions, in leaderboard order (plots and error analysis)."""
@@ -212,6 +259,7 @@ class Leaderboard:
             brier = dict(zip(stats.get("seeds", []), stats.get("brier", []), strict=False))
             for run in [*row.completed, *row.failed]:
                 record = {"rank": rank if row.completed else None, **result_record(run.result, self.spec.label_names)}
+                record.update({c.name: row.extra_scores.get(run.result.seed, {}).get(c.name) for c in self.extra})
                 record["ece"] = ece.get(run.result.seed)
                 record["brier"] = brier.get(run.result.seed)
                 record["identical_to_first_seed"] = row.identical_seeds and run is not row.completed[0]
@@ -246,8 +294,9 @@ def _configuration(store: ResultsStore, spec: BenchmarkSpec, label: str | None) 
     return configuration
 
 
-def _model_rows(runs: RunSet, files: PredictionFiles) -> list[ModelRow]:
-    """One row per model of the whole train split, its seeds' predictions read once, ranked by mean macro-F1."""
+def _model_rows(runs: RunSet, files: PredictionFiles, extra: list[MetricColumn], main: MetricColumn) -> list[ModelRow]:
+    """One row per model of the whole train split, its seeds' predictions read once, ranked by the main metric's
+    mean (best first in its direction; a model without it last)."""
     by_model: dict[str, list[StoredRun]] = {}
     for run in runs.runs(None):
         by_model.setdefault(run.result.model, []).append(run)
@@ -264,8 +313,15 @@ def _model_rows(runs: RunSet, files: PredictionFiles) -> list[ModelRow]:
         row.identical_seeds = analysis.identical_predictions(row.predictions)
         if row.identical_seeds:
             row.predictions = row.predictions[:1]
+        row.extra_scores = {p.seed: {c.name: c.score(p.labels, p.probs) for c in extra} for p in row.predictions}
         rows.append(row)
-    rows.sort(key=lambda r: (-(r.f1_macro if r.f1_macro is not None else -1.0), r.model))
+    sign = -1.0 if main.higher_is_better else 1.0
+
+    def order(row: ModelRow):
+        value = row.mean(main.name)
+        return (value is None, sign * value if value is not None else 0.0, row.model)
+
+    rows.sort(key=order)
     return rows
 
 
@@ -285,18 +341,27 @@ def _score_unstored_columns(runs: list[StoredRun], predictions: list[analysis.Pr
                 setattr(metrics, column.name, column.score(preds.labels, preds.probs))
 
 
-def _attach_statistics(rows: list[ModelRow], n_boot: int) -> None:
+def tested_column(main: MetricColumn) -> MetricColumn:
+    """The column the paired test against the leader runs on: the main metric where it has an interval function,
+    else macro-F1 (an extra metric's evaluate module cannot be resampled ten thousand times)."""
+    return main if main.interval is not None else next(c for c in columns() if c.name == "f1_macro")
+
+
+def _attach_statistics(rows: list[ModelRow], n_boot: int, main: MetricColumn) -> None:
     """Intervals of every model's seed mean, and the paired test of each model against the leader."""
+    tested = tested_column(main)
+    metrics = {**analysis.CI_METRICS, tested.name: tested.interval}
     for row in rows:
         if row.predictions:
-            row.stats = analysis.model_statistics(row.predictions, n_boot)
+            row.stats = analysis.model_statistics(row.predictions, n_boot, metrics=metrics)
     leader = rows[0] if rows and rows[0].stats else None
     if leader is None:
         return
     leader.vs_best = "leader"
     for row in rows[1:]:
         if row.stats:
-            row.vs_best = analysis.compare_to_leader(leader.predictions, row.predictions, n_boot)
+            row.vs_best = analysis.compare_to_leader(leader.predictions, row.predictions, n_boot, tested.interval)
+            row.vs_best["metric"] = tested.name  # what the exports and the page say the p is of
 
 
 def comparison_warnings(results: list[RunResult]) -> list[str]:
@@ -326,3 +391,50 @@ def comparison_warnings(results: list[RunResult]) -> list[str]:
     if len({shared_budget(r) for r in results if r.family == "transformer"}) > 1:
         warnings.append("transformer rows trained under different budget values; compare with care")
     return warnings
+
+
+CHANCE_FAMILY = "majority"  # the registry's chance baselines (majority, stratified-chance)
+
+
+def _main_interval(row: ModelRow, metric: str) -> dict | None:
+    ci = get(row.stats, "ci", metric)
+    return ci if ci and np.isfinite(ci["low"]) else None
+
+
+def attach_prediction_notes(rows: list[ModelRow], spec: BenchmarkSpec, main: MetricColumn) -> None:
+    """A note on each model whose predictions are degenerate: fewer classes than the benchmark has, or a main
+    metric whose interval reaches the best chance baseline of the board (the chance rows get none: by design).
+
+    The interval is the tested column's (the main metric, or macro-F1 when the main metric has no interval)."""
+    tested = tested_column(main)
+    metric, higher = tested.name, tested.higher_is_better
+    chance = [(row.model, value) for row in rows
+              if row.results and row.results[0].family == CHANCE_FAMILY and (value := row.mean(metric)) is not None]
+    best_chance = (max if higher else min)(chance, key=lambda c: c[1]) if chance else None
+    for row in rows:
+        row.prediction_notes = []
+        if not row.predictions or row.results[0].family == CHANCE_FAMILY:
+            continue
+        used = [np.unique(p.predicted) for p in row.predictions]
+        fewest = min(used, key=len)
+        if len(fewest) < spec.num_labels:
+            counts = sorted({len(u) for u in used})
+            names = ", ".join(spec.label_names[k] for k in fewest)
+            said = "-".join(str(c) for c in (counts if len(counts) == 1 else [counts[0], counts[-1]]))
+            row.prediction_notes.append(
+                f"collapsed: predicts {said} of {spec.num_labels} classes (only {escape(names, 120)})")
+        ci = _main_interval(row, metric)
+        if best_chance is not None and ci is not None and (
+            ci["low"] <= best_chance[1] if higher else ci["high"] >= best_chance[1]
+        ):
+            label, digits = tested.label, tested.digits
+            row.prediction_notes.append(
+                f"no better than chance: its {label} interval [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}] "
+                f"reaches {escape(best_chance[0])}'s {best_chance[1]:.{digits}f}")
+
+
+def model_rows(runs: RunSet, files: PredictionFiles, spec: BenchmarkSpec) -> list[ModelRow]:
+    """Each model's row of the whole train split with its seeds' predictions (no statistics): what ``compare``
+    pairs between two configurations."""
+    extra = extra_columns(spec)
+    return _model_rows(runs, files, extra, main_column(spec, extra))

@@ -18,7 +18,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
 from harness.core.escape import figure_text
@@ -688,6 +688,36 @@ def loss_curves(curves: dict[str, list[list[dict]]]) -> Figure | None:
         "Training loss"
         + (" (faint lines: further seeds)" if any(len(c) > 1 for c in curves.values()) else "")
     )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
+
+
+def expected_validation(curves: dict[str, tuple[list[float], list[float]]], metric_label: str, trials: int,
+                        lower_is_better: bool = False) -> Figure | None:
+    """Expected best validation score against the number of trials, one line per model, its ± one standard
+    deviation shaded (Dodge et al., 2019; computed by ``harness.metrics.expected_max``).
+
+    Args:
+        curves: model -> (expected best at n = 1..trials, its standard deviation at each n).
+        metric_label: the validation metric's name.
+        trials: N, the trials each model had.
+        lower_is_better: the metric is minimised (the curves then fall).
+    """
+    if not curves:
+        return None
+    fig, ax = _subplots(figsize=(8.5, 4.6), layout="constrained")
+    colors = _colors(list(curves))
+    n = np.arange(1, trials + 1)
+    for model, (expected, std) in curves.items():
+        mean, spread = np.asarray(expected, dtype=float), np.asarray(std, dtype=float)
+        ax.plot(n, mean, marker="o", markersize=3.5, color=colors[model], linewidth=1.5, label=figure_text(model))
+        ax.fill_between(n, mean - spread, mean + spread, color=colors[model], alpha=0.15, linewidth=0)
+    ax.set_xlabel("hyper-parameter trials n")
+    ax.set_ylabel(f"expected {'lowest' if lower_is_better else 'best'} validation {figure_text(metric_label)}")
+    ax.set_title("Expected validation performance (shaded: ± one standard deviation)")
+    ax.set_xlim(0.8, trials + 0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig

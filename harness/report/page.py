@@ -4,7 +4,8 @@ Interactive versions of the figures (keyed by the figure's path, as ``harness.re
 the error browser's rows. Each chart is plain data in no library's terms:
 
 - ``{"kind": "scatter", "title", "x_label", "y_label", "log_x", "lower_is_better", "points": [{"name", "x",
-  "y", "low", "high"}]}``: quality against one cost; the page marks the Pareto front;
+  "y", "low", "high"}], "variants": [{"name", "parent", "x", "y", ...}]}``: quality against one cost; the page
+  marks the Pareto front of the models and links each deployment variant to its model's point;
 - ``{"kind": "heatmap", "title", "x": [...], "y": [...], "z": [[...]], "zmin", "zmax", "digits"}``;
 - ``{"kind": "lines", "title", "x_label", "y_label", "series": [{"name", "x", "y"}], "diagonal"}``.
 
@@ -72,8 +73,36 @@ def quality_vs_cost(board: Leaderboard) -> list[dict]:
                            "costs": costs[row.model]})
         if points:
             charts.append({"kind": "scatter", "title": f"Macro-F1 against {label}", "x_label": label,
-                           "y_label": "macro-F1", "log_x": log_x, "lower_is_better": lower, "points": points})
+                           "y_label": "macro-F1", "log_x": log_x, "lower_is_better": lower, "points": points,
+                           "variants": variant_points(done, key, {p["name"] for p in points})})
     return charts
+
+
+# What a deployment variant measured of each cost (its training is its model's: no point of its own there).
+_VARIANT_COSTS = {
+    "latency": ("inference", "latency_batch1_end_to_end", "p50_ms"),
+    "throughput": ("inference", "throughput_samples_per_s"),
+}  # memory: a variant's is its inference RSS, the models' points their training's: not one axis
+
+
+def variant_points(rows: list[ModelRow], key: str, drawn: set[str]) -> list[dict]:
+    """Each completed deployment variant (lowest seed, as the Deployment variants table) as a point of its own,
+    ``parent`` naming the model whose point it is linked to; only for costs a variant measures itself and only
+    where its model's point is drawn. They stay off the Pareto front: they are ways to serve a model, not models.
+    """
+    path = _VARIANT_COSTS.get(key)
+    out: list[dict] = []
+    for row in rows:
+        if path is None or row.model not in drawn:
+            continue
+        for name, variant in row.results[0].deployment_variants.items():
+            x = get(variant, *path)
+            if variant.status != "completed" or variant.f1_macro is None or not x or x <= 0:
+                continue
+            out.append({"name": f"{row.model} · {name}", "parent": row.model, "variant": name,
+                        "x": float(x), "y": float(variant.f1_macro),
+                        "accuracy": variant.accuracy, "p_value": get(variant, "paired_test", "p_value")})
+    return out
 
 
 def per_class(board: Leaderboard) -> list[dict]:
@@ -141,6 +170,26 @@ def group_charts(board: Leaderboard) -> dict[str, list[dict]]:
     return out
 
 
+def expected_validation(board: Leaderboard) -> list[dict]:
+    """Expected best validation score against the number of trials, each model's ± one std as a band."""
+    ev = board.expected_validation
+    if ev is None:
+        return []
+    n = list(range(1, ev.trials + 1))
+    series = [
+        {"name": s.shown, "x": n, "y": list(s.curve.expected),
+         "low": [m - d for m, d in zip(s.curve.expected, s.curve.std, strict=True)],
+         "high": [m + d for m, d in zip(s.curve.expected, s.curve.std, strict=True)]}
+        for s in ev.models if s.curve is not None
+    ]
+    if not series:
+        return []
+    best = "lowest" if ev.direction == "minimize" else "best"
+    return [{"kind": "lines", "title": f"Expected {best} validation {ev.metric_label} after n trials (band: ± one std)",
+             "x_label": "hyper-parameter trials n", "y_label": f"expected {best} validation {ev.metric_label}",
+             "series": series, "diagonal": False}]
+
+
 def charts(board: Leaderboard) -> dict[str, list[dict]]:
     """Every chart of the page by the path of the figure it stands for."""
     out = {
@@ -149,6 +198,7 @@ def charts(board: Leaderboard) -> dict[str, list[dict]]:
         f"{PLOTS}/confusion_matrices.png": confusion(board),
         f"{PLOTS}/reliability.png": reliability(board),
         **group_charts(board),
+        f"{PLOTS}/expected_validation.png": expected_validation(board),
     }
     return {path: found for path, found in out.items() if found}
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.config.schema import BenchmarkSpec
 from harness.core.errors import HarnessInputError
-from harness.report import groups, html, markdown, page, sections
+from harness.report import exports, groups, html, markdown, page, sections
 from harness.report.board import Leaderboard
 from harness.report.document import Figure
 from harness.report.error_sections import error_sections
@@ -26,7 +26,8 @@ from harness.store.results_store import ResultsStore, atomic_write_bytes, atomic
 
 PLOTS_DIR = groups.PLOTS_DIR
 ERRORS_FILE = sections.ERRORS_FILE
-LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", ERRORS_FILE)
+MODELS_FILE = "leaderboard_models.csv"  # one row per model, as the page shows it (leaderboard.csv: per seed)
+LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", MODELS_FILE, "leaderboard.json", ERRORS_FILE)
 PAGE_FILE = "leaderboard.html"
 # Pages link to pages: a link to a leaderboard's markdown becomes one to its HTML page.
 PAGE_LINKS = {"leaderboard.md": PAGE_FILE}
@@ -124,6 +125,18 @@ def draw_figures(board: Leaderboard) -> list[Drawing]:
     ]
 
 
+def expected_validation_png(board: Leaderboard) -> bytes | None:
+    """The expected validation performance plot of a tuned board (None: no run was tuned)."""
+    from harness.report import figures as plots
+
+    ev = board.expected_validation
+    if ev is None:
+        return None
+    curves = {s.shown: (list(s.curve.expected), list(s.curve.std)) for s in ev.models if s.curve is not None}
+    fig = plots.expected_validation(curves, ev.metric_label, ev.trials, lower_is_better=ev.direction == "minimize")
+    return None if fig is None else plots.to_png(fig)
+
+
 def group_figures(board: Leaderboard) -> dict[str, bytes]:
     """The heatmaps of the per-group tables and transfer matrices, by path relative to the leaderboard."""
     out = {groups.per_group_figure(c): groups.per_group_png(board.spec.name, c, s) for c, s in board.group_tables.items()}
@@ -137,24 +150,26 @@ def group_figures(board: Leaderboard) -> dict[str, bytes]:
 
 def report_files(board: Leaderboard) -> ReportFiles:
     """Every file of the board's report, rendered in memory."""
-    frame = board.to_pandas()
-    payload = {
-        "benchmark": board.spec.name,
-        "configuration": board.configuration.model_dump(mode="json"),
-        "rows": json.loads(frame.to_json(orient="records")),
-    }
+    frame = exports.seed_frame(board)
+    records = exports.model_records(board)
+    payload = exports.payload(board, frame, records)
     pngs = group_figures(board)
     drawings = draw_figures(board)
     pngs.update({d.path: d.png for d in drawings if d.png is not None})
     shown = [Figure(d.path, d.caption) for d in drawings if d.png is not None]
+    # Drawn inside its own section (not the gallery of plots), like the per-group heatmaps.
+    expected = expected_validation_png(board)
+    if expected is not None:
+        pngs[sections.EXPECTED_VALIDATION_FIGURE] = expected
     errors = error_sections(board.first_predictions(), board.eval_texts, board.spec.label_names, board.spec.name)
     texts = {
         "leaderboard.md": markdown.render(sections.leaderboard(board, shown)),
         "leaderboard.csv": frame.to_csv(index=False),
+        MODELS_FILE: exports.models_frame(records).to_csv(index=False),
         "leaderboard.json": json.dumps(payload, indent=2) + "\n",
         ERRORS_FILE: markdown.render(errors).rstrip() + "\n",
     }
-    absent = [d.path for d in drawings if d.png is None]
+    absent = [d.path for d in drawings if d.png is None] + ([] if expected else [sections.EXPECTED_VALIDATION_FIGURE])
     page_text = render_page(board, shown, pngs)
     if page_text is not None:
         texts[PAGE_FILE] = page_text

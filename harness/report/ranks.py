@@ -1,4 +1,7 @@
-"""Ranks across benchmarks: per-benchmark macro-F1 and rank, and the mean rank's interval by a paired bootstrap.
+"""Ranks across benchmarks: per-benchmark score and rank, and the mean rank's interval by a paired bootstrap.
+
+Each benchmark ranks by its own main metric (``main_metric`` of its YAML: accuracy on one, macro-F1 on another),
+in its direction; the ranks, not the scores, are averaged, so benchmarks of different metrics combine.
 
 Drawn from each benchmark's :class:`~harness.report.board.Leaderboard` (its rows and the predictions it holds);
 ``harness.suite`` runs the benchmarks and writes the summary of :func:`summarize`.
@@ -12,7 +15,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from harness.metrics import stats
 from harness.metrics.columns import columns as metric_columns
 from harness.report import analysis
 from harness.report.board import Leaderboard, ModelRow
@@ -57,15 +59,23 @@ def ranks(scores: np.ndarray) -> np.ndarray:
     return rankdata(-np.asarray(scores, dtype=np.float64), method="average", axis=-1)
 
 
-def f1_resamples(board: Leaderboard, models: list[str], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Macro-F1 of every model on ``n_boot`` resamples of the benchmark's test examples: (n_boot, models).
+def _sign(board: Leaderboard) -> float:
+    """+1 when the board's main metric is better higher, -1 when lower: scores times it rank best first."""
+    return 1.0 if board.main.higher_is_better else -1.0
+
+
+def score_resamples(board: Leaderboard, models: list[str], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """The board's main metric of every model on ``n_boot`` resamples of its test examples: (n_boot, models),
+    negated when lower is better, so higher always ranks first.
 
     One resample draws the test examples with replacement, the same draw for every model and seed (a paired
     bootstrap); a model's score is the mean over its seeds, as in its leaderboard. Examples are grouped by their
     (label, every run's prediction) pattern and the draw is a multinomial over the patterns: the same
     distribution as drawing examples, at a cost that does not grow with the test set. A model that did not
-    complete scores -inf; one whose predictions are missing keeps its leaderboard score on every resample.
+    complete scores -inf; one whose predictions are missing, or any model when the main metric has no interval
+    function (an extra metric), keeps its leaderboard score on every resample.
     """
+    main, sign = board.main, _sign(board)
     rows = {row.model: row for row in board.rows}
     out = np.full((n_boot, len(models)), -np.inf)
     runs: dict[int, list[analysis.Predictions]] = {}
@@ -73,10 +83,10 @@ def f1_resamples(board: Leaderboard, models: list[str], n_boot: int, rng: np.ran
         row = rows.get(model)
         if row is None or not row.results:
             continue
-        if row.predictions:
+        if row.predictions and main.interval is not None:
             runs[j] = row.predictions
-        else:
-            out[:, j] = row.f1_macro
+        elif (value := row.mean(main.name)) is not None:
+            out[:, j] = sign * value
     if not runs:
         return out
     every = [p for preds in runs.values() for p in preds]
@@ -100,10 +110,10 @@ def f1_resamples(board: Leaderboard, models: list[str], n_boot: int, rng: np.ran
         column = 1
         for j, preds in runs.items():
             scores = [
-                stats.macro_f1.weighted(truth, one_hot[patterns[:, column + s]], weights)
+                main.interval.weighted(truth, one_hot[patterns[:, column + s]], weights)
                 for s in range(len(preds))
             ]
-            out[start : start + size, j] = np.mean(scores, axis=0)
+            out[start : start + size, j] = sign * np.mean(scores, axis=0)
             column += len(preds)
     return out
 
@@ -113,21 +123,22 @@ def rank_resamples(
 ) -> np.ndarray:
     """Mean rank over the benchmarks of every model on each bootstrap resample, (n_boot, models).
 
-    Every benchmark's test examples are resampled independently (:func:`f1_resamples`), the models are ranked on
-    each benchmark and the ranks averaged: the spread is what the finite test sets leave uncertain about the
+    Every benchmark's test examples are resampled independently (:func:`score_resamples`, on its main metric),
+    the models are ranked on each benchmark and the ranks averaged: the spread is what the finite test sets leave uncertain about the
     mean rank, for these benchmarks (not for other benchmarks one might have chosen).
     """
     rng = np.random.default_rng(seed)
     total = np.zeros((n_boot, len(models)))
     for board in boards:
-        total += ranks(f1_resamples(board, models, n_boot, rng))
+        total += ranks(score_resamples(board, models, n_boot, rng))
     return total / max(len(boards), 1)
 
 
-def _scores(boards: dict[str, Leaderboard], models: list[str]) -> tuple[np.ndarray, dict, dict]:
-    """Macro-F1 (benchmarks, models), nan where a model did not complete; each suite column of the catalogue and
-    each cost figure the same shape."""
+def _scores(boards: dict[str, Leaderboard], models: list[str]) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    """The main metric and macro-F1 (benchmarks, models), nan where a model did not complete; each suite column of
+    the catalogue and each cost figure the same shape."""
     f1 = np.full((len(boards), len(models)), np.nan)
+    main = np.full(f1.shape, np.nan)
     quality = {column.name: np.full(f1.shape, np.nan) for column in metric_columns("suite")}
     costs: dict[str, np.ndarray] = {}
     for b, board in enumerate(boards.values()):
@@ -137,11 +148,12 @@ def _scores(boards: dict[str, Leaderboard], models: list[str]) -> tuple[np.ndarr
             if row is None or not row.results:
                 continue
             f1[b, j] = row.f1_macro
+            main[b, j] = np.nan if (value := row.mean(board.main.name)) is None else value
             for name, values in quality.items():
                 values[b, j] = np.nan if (value := row.mean(name)) is None else value
             for key, value in _row_cost(row).items():
                 costs.setdefault(key, np.full(f1.shape, np.nan))[b, j] = np.nan if value is None else value
-    return f1, quality, costs
+    return main, f1, quality, costs
 
 
 def _mean_over_done(values: np.ndarray) -> list[float]:
@@ -149,20 +161,21 @@ def _mean_over_done(values: np.ndarray) -> list[float]:
 
 
 def summarize(boards: dict[str, Leaderboard], models: list[str], n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
-    """One row per model: per-benchmark macro-F1 and rank, mean rank with its interval, mean cost.
+    """One row per model: per-benchmark main metric, macro-F1 and rank, mean rank with its interval, mean cost.
 
     ``boards``: each benchmark that ran, by name, in suite order. Columns: ``model``, ``mean_rank``,
     ``mean_rank_low``/``_high`` (95% percentile bootstrap interval), ``best_rank``, ``worst_rank``,
     ``mean_<column>`` for the catalogue's suite columns (``mean_f1_macro``, ``mean_mcc``...: over the benchmarks it
-    completed), ``benchmarks_completed``, ``f1_macro[<benchmark>]`` and
-    ``rank[<benchmark>]`` per benchmark, then ``latency_p50_ms``, ``train_seconds``, ``peak_rss_mib`` and
+    completed), ``benchmarks_completed``, ``score[<benchmark>]`` (its main metric, what it ranks by),
+    ``f1_macro[<benchmark>]`` and ``rank[<benchmark>]`` per benchmark, then ``latency_p50_ms``, ``train_seconds``, ``peak_rss_mib`` and
     ``peak_cuda_mib`` (means over the benchmarks it completed). Sorted by mean rank.
     """
     columns = {"model": list(models)}
     if not boards or not models:
         return pd.DataFrame(columns)
-    f1, quality, costs = _scores(boards, models)
-    point = ranks(np.where(np.isnan(f1), -np.inf, f1))  # (benchmarks, models)
+    main, f1, quality, costs = _scores(boards, models)
+    signs = np.array([[_sign(board)] for board in boards.values()])
+    point = ranks(np.where(np.isnan(main), -np.inf, signs * main))  # (benchmarks, models)
     resampled = rank_resamples(list(boards.values()), models, n_boot, seed)
     done = ~np.isnan(f1)
     with np.errstate(invalid="ignore"):
@@ -177,6 +190,7 @@ def summarize(boards: dict[str, Leaderboard], models: list[str], n_boot: int = N
                 "benchmarks_completed": done.sum(axis=0),
             }
         )
+    columns.update({f"score[{name}]": main[b] for b, name in enumerate(boards)})
     columns.update({f"f1_macro[{name}]": f1[b] for b, name in enumerate(boards)})
     columns.update({f"rank[{name}]": point[b] for b, name in enumerate(boards)})
     for key in ("latency_p50_ms", "train_seconds", "peak_rss_mib", "peak_cuda_mib"):

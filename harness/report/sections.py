@@ -14,14 +14,15 @@ import numpy as np
 from harness.config.schema import BenchmarkSpec
 from harness.core.escape import escape
 from harness.metrics.columns import MetricColumn
-from harness.metrics.columns import columns as metric_columns
-from harness.report import groups
-from harness.report.board import Leaderboard, ModelRow
+from harness.metrics.columns import column as metric_column
+from harness.report import groups, tuning
+from harness.report.board import Leaderboard, ModelRow, tested_column
 from harness.report.cells import budget_text, count, fmt, interval, mean_std, p_value, pct
 from harness.report.document import BulletList, Figure, Gallery, Paragraph, Section, Table, document
 from harness.report.records import get
 
 ERRORS_FILE = "errors.md"
+EXPECTED_VALIDATION_FIGURE = f"{groups.PLOTS_DIR}/expected_validation.png"
 
 
 def leaderboard(board: Leaderboard, figures: list[Figure] | None, with_groups: bool = True) -> list[Section]:
@@ -30,7 +31,7 @@ def leaderboard(board: Leaderboard, figures: list[Figure] | None, with_groups: b
     group += [transfer(c, matrices) for c, matrices in board.transfer.items()]
     return document(
         [
-            header(board), models(board), settings(board), truncation(board), cost(board), deployment_variants(board),
+            header(board), models(board), settings(board), expected_validation(board, figures), truncation(board), cost(board), deployment_variants(board),
             per_class(board), per_class_detail(board), *(group if with_groups else []), paired_tests(board),
             plots(figures), error_analysis(figures), invalid_runs(board), other_configurations(board),
         ]
@@ -85,6 +86,32 @@ def _notes(results) -> list[str]:
     return notes
 
 
+def _ranked_by(board: Leaderboard) -> str:
+    """The main metric as the header names it ("accuracy, the benchmark's main metric (...)"), with its direction
+    when lower is better."""
+    main = board.main
+    said = escape(main.label) if board.spec.main_metric == "f1_macro" else f"{escape(main.label)}, the benchmark's main metric"
+    when = "mean over seeds when several" if main.higher_is_better else "lower is better; mean over seeds when several"
+    return f"{said} ({when})"
+
+
+def _leakage_items(board: Leaderboard) -> list[str]:
+    """One line per distinct leakage count the runs recorded (none for runs written before it was measured)."""
+    found = {r.data.leakage.model_dump_json(): r.data.leakage for r in board.completed_results if r.data.leakage}
+    items = []
+    for leak in found.values():
+        text = (f"**Leakage**: {leak.in_train:,} of {leak.eval_texts:,} {escape(board.spec.eval_split)} texts also "
+                "occur in the train split (exact after Unicode NFKC, whitespace and case normalisation)")
+        for column, counts in leak.by_group.items():
+            text += f"; per {escape(column)}: " + ", ".join(f"{escape(v)} {n:,}" for v, n in counts.items())
+        if leak.dropped_from_train:
+            text += f"; the {leak.dropped_from_train:,} train row(s) holding them were removed (dedupe: drop_from_train)"
+        elif leak.in_train:
+            text += f"; kept in train ({leak.train_rows_matching:,} row(s); dedupe: drop_from_train removes them)"
+        items.append(text)
+    return items
+
+
 def header(board: Leaderboard) -> Section:
     """The title, the benchmark's description and what every row shares (configuration, data, device, harness)."""
     spec, configuration, results = board.spec, board.configuration, board.completed_results
@@ -96,12 +123,26 @@ def header(board: Leaderboard) -> Section:
         f"**Device**: {', '.join(devices) or 'n/a'} (latency and throughput are only comparable on the same device)",
         *(f"**Note**: {escape(note)}" for note in _notes(results)),
         *(f"**Warning**: {warning}" for warning in board.warnings),
+        *_leakage_items(board),
         f"**Harness**: {_harness_text(results)}",
-        "Sorted by macro-F1 (mean over seeds when several). Latency: batch 1, raw text in, probabilities out, "
-        "after warm-up. Peak RSS: the model's own process during training.",
+        tests_line(board),
+        f"Sorted by {_ranked_by(board)}. Latency: batch 1, raw text in, probabilities out, after warm-up. Peak RSS: "
+        "the model's own process during training.",
     ]
     blocks = [Paragraph(escape(spec.description.strip())), BulletList(items)]
     return Section(f"Leaderboard: {escape(spec.name)}", blocks, level=1)
+
+
+def tests_line(board: Leaderboard) -> str:
+    """Which test each p of the page comes from: they test different things and can disagree."""
+    ranked = tested_column(board.main).label
+    return (
+        f"**Tests**: _vs best_ and the paired-tests table's bootstrap p: paired bootstrap of the mean {ranked} "
+        "against the first row (every seed, same test examples); McNemar p: exact binomial test of accuracy (which "
+        "examples each model gets right) per seed pair; a deployment variant's p: McNemar against its own PyTorch "
+        "predictions. _Notes_ say when a model predicts fewer classes than the benchmark has, or scores within its "
+        "interval of a chance baseline."
+    )
 
 
 # ----- the models table ------------------------------------------------------------------------------------
@@ -110,7 +151,7 @@ def header(board: Leaderboard) -> Section:
 def _quality_cell(row: ModelRow, column: MetricColumn) -> str:
     """Mean ± std over seeds, then the bootstrap interval when the catalogue's column has one."""
     digits = column.digits
-    text = mean_std([getattr(r.metrics, column.name) for r in row.results], digits)
+    text = mean_std([row.score(r, column.name) for r in row.results], digits)
     ci = get(row.stats, "ci", column.name)
     if ci and math.isfinite(ci["low"]):
         text += f" [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
@@ -128,7 +169,7 @@ def _vs_best_cell(row: ModelRow) -> str:
 
 
 def _row_notes(row: ModelRow) -> str:
-    notes = []
+    notes = list(row.prediction_notes)
     first = row.completed[0].result if row.completed else (row.failed[0].result if row.failed else None)
     if first and first.budget_overrides:
         notes.append("overrides: " + ", ".join(f"{k}={v}" for k, v in first.budget_overrides.items()))
@@ -149,10 +190,10 @@ def _status(row: ModelRow) -> str:
     return status
 
 
-def _models_row(rank: int, row: ModelRow) -> list:
+def _models_row(rank: int, row: ModelRow, columns: list[MetricColumn]) -> list:
     results = row.results
     peak = max((get(r, "memory", "train", "rss_peak_bytes") or 0 for r in results), default=0)
-    quality = [_quality_cell(row, column) if results else "n/a" for column in metric_columns("table")]
+    quality = [_quality_cell(row, column) if results else "n/a" for column in columns]
     return [
         rank if row.completed else "-", row.model, _status(row), *quality, _vs_best_cell(row),
         mean_std(get(row.stats, "ece") or [], 3),
@@ -170,22 +211,33 @@ def _models_row(rank: int, row: ModelRow) -> list:
 
 def models(board: Leaderboard) -> Section:
     """Every model ranked: quality with intervals, the test against the best, calibration, cost and notes."""
+    shown = board.table_columns
     columns = [
-        "rank", "model", "status", *(column.label for column in metric_columns("table")), "vs best", "ECE", "Brier", "train s",
+        "rank", "model", "status", *(escape(column.label) for column in shown), "vs best", "ECE", "Brier", "train s",
         "train samples/s", "p50 ms (b=1)", "p95 ms (b=1)", "eval samples/s", "peak RSS MiB", "params", "notes",
     ]  # fmt: skip
     notes = (
         "Quality cells: mean ± std over seeds, then [95% bootstrap CI of that mean over test examples "
         f"({board.n_boot:,} resamples; every seed kept on each resample)]; the std is the seed-to-seed spread. "
         "A model whose seeds gave identical predictions is shown as one run. _vs best_: paired bootstrap of mean "
-        "macro-F1 against the first row over every seed; _tied_ when p >= 0.05. ECE: top-label expected "
+        f"{_tested_text(board)} against the first row over every seed; _tied_ when p >= 0.05. ECE: top-label expected "
         "calibration error (15 bins); Brier: multi-class (0 best, 2 worst)."
+        + (" Extra metrics (from evaluate modules, on the stored predictions): "
+           + ", ".join(escape(c.label) for c in board.extra) + "; no interval." if board.extra else "")
     )
-    rows = [_models_row(rank, row) for rank, row in enumerate(board.rows, 1)]
-    quality = len(metric_columns("table")) + 1
+    rows = [_models_row(rank, row, shown) for rank, row in enumerate(board.rows, 1)]
+    quality = len(shown) + 1
     groups = ["", "", "", *["quality"] * quality, "calibration", "calibration", *["cost"] * (len(columns) - quality - 6), ""]
     marks = [_mark(row) for row in board.rows]
     return Section("Models", [Table(columns, rows, notes=notes, groups=groups, marks=marks)])
+
+
+def _tested_text(board: Leaderboard) -> str:
+    """The metric of the paired test, and why when it is not the main one."""
+    tested = tested_column(board.main)
+    if tested is board.main:
+        return escape(tested.label)
+    return f"{escape(tested.label)} ({escape(board.main.label)}, the main metric, has no interval function)"
 
 
 def _mark(row: ModelRow) -> str | None:
@@ -236,6 +288,114 @@ def truncation(board: Leaderboard) -> Section | None:
         f"{board.spec.eval_split} split."
     )
     return Section("Truncation", [Table(columns, rows)], caption=caption)
+
+
+# ----- expected validation performance ------------------------------------------------------------------------
+
+def _value_text(value) -> str:
+    """A trial's or a space's value as people read it (floats to 3 significant digits), not yet escaped."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}={_value_text(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, (list, tuple)):
+        return "one of (" + ", ".join(_value_text(v) for v in value) + ")"
+    return str(value)
+
+
+def _space_text(space: dict) -> str:
+    return escape("; ".join(f"{k}: {_value_text(v)}" for k, v in space.items()), 300) or "n/a"
+
+
+def _leader_line(ev: tuning.ExpectedValidation) -> str:
+    """From which n the leader by expected best stops changing, or that it still changes at N."""
+    if not any(study.curve for study in ev.models):
+        return "No trial completed: there is no curve to compare."
+    if not ev.comparable:
+        return (f"The models were tuned on different metrics ({escape(', '.join(ev.metrics))}): their curves are "
+                "not ranked against each other.")
+    what, trials, at = f"The leader by expected best validation {ev.metric_label}", ev.trials, ev.leader_at
+    settled = ev.settled_from()
+    if trials == 1:
+        return f"{what} after one trial is {at[0]} (one trial per model: no number of trials to compare)."
+    if settled == 1:
+        return f"{what} is {at[0]} at every n from 1 to {trials}: it does not change."
+    if settled < trials:
+        return (f"{what} stops changing at n = {settled}: {at[-1]} from n = {settled} to {trials} "
+                f"({at[settled - 2]} at n = {settled - 1}).")
+    return (f"{what} still changes at n = {trials}: {at[-1]} at n = {trials}, {at[-2]} at n = {trials - 1}; "
+            "more trials could change it.")
+
+
+def _digits(ev: tuning.ExpectedValidation) -> int:
+    try:
+        return metric_column(ev.metrics[0]).digits
+    except ValueError:
+        return 4
+
+
+def _expected_table(ev: tuning.ExpectedValidation) -> Table:
+    digits = _digits(ev)
+    rows = []
+    for n in range(1, ev.trials + 1):
+        cells = []
+        for study in ev.models:
+            cells.append("n/a" if study.curve is None else
+                         "{:.{d}f} ± {:.{d}f}".format(*study.curve.at(n), d=digits))
+        rows.append([n, *cells, ev.leader_at[n - 1] if ev.comparable else "n/a"])
+    columns = ["trials n", *(s.shown for s in ev.models), "leader"]
+    notes = (f"Expected best validation {ev.metric_label} after n trials ± its standard deviation"
+             + (f"; {tuning.NARROWED}: the model's entry narrowed the benchmark's search space (its space is below)."
+                if any(s.narrowed for s in ev.models) else "."))
+    return Table(columns, rows, align=["right", *["left"] * (len(columns) - 1)], notes=notes)
+
+
+def _selected_table(ev: tuning.ExpectedValidation) -> Table:
+    digits = _digits(ev)
+    rows = []
+    for study in ev.models:
+        for seed in study.seeds:
+            trial, record = seed.selected, seed.record
+            values = escape(", ".join(f"{k}={_value_text(v)}" for k, v in trial.params.items())) if trial else ""
+            rows.append([
+                study.shown, seed.seed, "none" if trial is None else trial.number, values or "n/a",
+                fmt(trial.validation_score if trial else None, digits),
+                f"{len(seed.scores)} of {record.trials_planned}",
+                f"narrowed: {_space_text(record.space)}" if record.narrowed else "the benchmark's",
+            ])
+    columns = ["model", "seed", "selected trial", "its values", f"validation {ev.metric_label}",
+               "trials completed", "search space"]
+    return Table(columns, rows, notes="The selected trial of each model and seed is the run the tables above score on test.")
+
+
+def expected_validation(board: Leaderboard, figures: list[Figure] | None) -> Section | None:
+    """Expected best validation score after n = 1..N trials per model (Dodge et al., 2019), its plot, the leader
+    line and each model and seed's selected trial. None when no run was tuned, so untuned leaderboards are unchanged."""
+    ev = board.expected_validation
+    if ev is None:
+        return None
+    shared = next((s.record.space for m in ev.models for s in m.seeds if not s.record.narrowed), None)
+    items = [
+        f"**Validation set**: {'; '.join(escape(v) for v in ev.validation)}; trials are scored on it only, never on "
+        f"the {escape(board.spec.eval_split)} split",
+        f"**Budget**: {ev.trials} trial(s) per model and seed; sampler {'; '.join(escape(s) for s in ev.samplers)}; "
+        f"selected on validation {ev.metric_label} ({'higher' if ev.direction == 'maximize' else 'lower'} is better)",
+        *([f"**Search space**: {_space_text(shared)}"] if shared is not None else []),
+    ]
+    caption = (
+        "Each model and seed ran the same number of trials of the same search, each trial scored on the validation "
+        "set. After n trials: the expected best validation score of n trials drawn with replacement from a seed's "
+        "completed trials, by the formula of Dodge et al., _Show Your Work_ (EMNLP 2019), averaged over the "
+        "seeds; ± is the standard deviation of that best (the seeds' spread included). Where two models' curves "
+        "cross, which one wins depends on the number of trials."
+    )
+    blocks = [BulletList(items), Paragraph(_leader_line(ev)), _expected_table(ev)]
+    if figures is not None:
+        blocks.append(Figure(EXPECTED_VALIDATION_FIGURE, f"expected best validation {ev.metric_label} after n trials"))
+    blocks.append(_selected_table(ev))
+    return Section("Expected validation performance", blocks, caption=caption)
 
 
 # ----- cost --------------------------------------------------------------------------------------------------
@@ -497,19 +657,20 @@ def _paired_row(row: ModelRow) -> list:
 
 
 def paired_tests(board: Leaderboard) -> Section | None:
-    """Each model against the best: paired bootstrap of the mean macro-F1, McNemar per seed pair."""
+    """Each model against the best: paired bootstrap of the mean main metric (else macro-F1), McNemar per seed pair."""
     shown = [row for row in board.rows[1:] if isinstance(row.vs_best, dict)]
     if not shown:
         return None
     seeds = len(board.rows[0].predictions)
     caption = (
         f"Paired bootstrap ({board.n_boot:,} resamples of the same test examples, every seed of both models on each "
-        "resample) of the difference in mean macro-F1; the smallest p it can show is about "
+        f"resample) of the difference in mean {_tested_text(board)}; the smallest p it can show is about "
         f"{1 / (1 + board.n_boot):.0e}. McNemar: exact binomial test of the error rates for each seed pair (the i-th "
         f"seed of each model; the best model has {seeds} seed(s)), as 'only it right / only best right'. "
         "_tied_: bootstrap p >= 0.05, the data cannot separate it from the best model."
     )
-    columns = ["model", "Δ macro-F1 vs best [95% CI]", "p (paired bootstrap)", "McNemar b/c per seed pair",
+    columns = ["model", f"Δ {escape(tested_column(board.main).label)} vs best [95% CI]", "p (paired bootstrap)",
+               "McNemar b/c per seed pair",
                "p (McNemar, exact) per seed pair", "verdict", "examples"]
     table = Table(columns, [_paired_row(row) for row in shown])
     return Section("Paired tests against the best model (every seed)", [table], caption=caption)

@@ -28,8 +28,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from harness.config.schema import BenchmarkSpec, Budget
+from harness.config.schema import BenchmarkSpec, Budget, register_metric_names
 from harness.metrics.columns import MetricColumn, columns
+
+# A benchmark's main_metric is checked against the catalogue when its YAML is read (config cannot import it).
+register_metric_names([column.name for column in columns()])
 
 SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
@@ -56,13 +59,17 @@ def stable_hash(payload: Any, length: int = 16) -> str:
 
 # What of a benchmark YAML changes the numbers: everything but its words, its budget profiles (the budget
 # a configuration ran with is a field of its own), the deployment variants measured beside each model and the
-# main metric (it orders the same numbers).
-_NOT_DEFINITION = {"description", "budgets", "default_budget", "variants", "main_metric"}
+# main metric and the extra metrics (they order and score the same predictions, at report time).
+_NOT_DEFINITION = {"description", "budgets", "default_budget", "variants", "main_metric", "extra_metrics"}
+# Fields that change the numbers only when set: at their default they are left out, so the configurations made
+# before they existed keep their ids.
+_DEFINITION_WHEN_SET = {"dedupe": "keep"}
 
 
 def benchmark_definition(spec: BenchmarkSpec) -> dict:
     """The part of a benchmark a configuration's ``benchmark_hash`` covers (columns, labels, splits, filters)."""
-    return spec.model_dump(exclude=_NOT_DEFINITION)
+    unset = {name for name, default in _DEFINITION_WHEN_SET.items() if getattr(spec, name) == default}
+    return spec.model_dump(exclude=_NOT_DEFINITION | unset)
 
 
 def benchmark_hash(spec: BenchmarkSpec) -> str:
@@ -245,14 +252,31 @@ class Device(_Open):
     threads: dict[str, Any] = Field(default_factory=dict)
 
 
+class Leakage(_Closed):
+    """Texts of the evaluation split that also occur in the train split (before filters and sampling), compared
+    after Unicode NFKC, whitespace and case normalisation (``data.loading.normalized_text``)."""
+
+    eval_texts: int = Field(description="texts of the evaluation split as scored (after its sampling)")
+    in_train: int = Field(description="of those, how many also occur in the train split")
+    by_group: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="group column -> value -> eval texts also in train"
+    )
+    train_rows_matching: int = Field(description="train rows whose text is one of them (several may share one)")
+    dedupe: Literal["keep", "drop_from_train"] = "keep"
+    dropped_from_train: int = Field(0, description="train rows removed by dedupe: drop_from_train")
+
+
 class DataInfo(_Open):
     kind: str
     train_rows: int
     eval_rows: int
     eval_split: str
     dropped_empty_texts: dict[str, int] = Field(default_factory=dict)
+    leakage: Leakage | None = Field(None, description="eval texts also in train; absent in results written before it")
     train_filter: dict[str, list[str]] | None = None
     train_sample_seed: int | None = None
+    train_split_rows: int | None = Field(None, description="rows of the train split read, before filter and sample")
+    eval_split_rows: int | None = Field(None, description="rows of the evaluation split read, before its sample")
 
 
 class SplitTruncation(_Closed):

@@ -122,6 +122,25 @@
       x: front.map(function (p) { return p.x; }), y: front.map(function (p) { return p.y; }),
       line: { color: "#c0392b", dash: "dot", shape: c.lower_is_better ? "hv" : "vh" }
     }];
+    // Deployment variants: diamonds, each linked to its model's point by a dotted segment (null breaks the line).
+    var vs = (c.variants || []).filter(function (v) { return pts.some(function (p) { return p.name === v.parent; }); });
+    if (vs.length) {
+      var lx = [], ly = [];
+      vs.forEach(function (v) {
+        var m = pts.filter(function (p) { return p.name === v.parent; })[0];
+        lx.push(m.x, v.x, null); ly.push(m.y, v.y, null);
+      });
+      traces.push({ type: "scatter", mode: "lines", name: "variant of", hoverinfo: "skip", showlegend: false,
+        x: lx, y: ly, line: { color: "#888", dash: "dot", width: 1 } });
+      traces.push({ type: "scatter", mode: "markers+text", name: "deployment variants",
+        x: vs.map(function (v) { return v.x; }), y: vs.map(function (v) { return v.y; }),
+        text: vs.map(function (v) { return pt(v.variant); }), textposition: "bottom center", hoverinfo: "text",
+        hovertext: vs.map(function (v) {
+          return "<b>" + pt(v.name) + "</b><br>macro-F1 " + fmt(v.y, 4) + "<br>accuracy " + fmt(v.accuracy, 4) +
+            (v.p_value !== null && v.p_value !== undefined ? "<br>McNemar p vs its PyTorch model " + fmt(v.p_value, 3) : "");
+        }),
+        marker: { size: 9, symbol: "diamond", color: "#8e6cc7" } });
+    }
     return { data: traces, layout: { title: { text: pt(c.title), font: { size: 13 } }, showlegend: true,
       xaxis: { title: { text: pt(c.x_label) }, type: c.log_x ? "log" : "linear" },
       yaxis: { title: { text: pt(c.y_label) } }, margin: { t: 40, r: 10, b: 50, l: 60 },
@@ -137,16 +156,35 @@
       xaxis: { type: "category" }, yaxis: { type: "category", autorange: c.reverse_y ? "reversed" : true, automargin: true },
       margin: { t: 40, r: 10, b: 60, l: 90 } } };
   }
+  // Plotly's own default colours (matplotlib's tab10), named so a series and its band share one.
+  var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf"];
+  function rgba(hex, alpha) {
+    var v = parseInt(hex.slice(1), 16);
+    return "rgba(" + (v >> 16) + "," + ((v >> 8) & 255) + "," + (v & 255) + "," + alpha + ")";
+  }
   function lines(c) {
-    var traces = c.series.map(function (s) {
-      return { type: "scatter", mode: "lines+markers", name: pt(s.name), x: s.x, y: s.y,
-        hovertemplate: pt(s.name) + ": confidence %{x:.3f}, accuracy %{y:.3f}<extra></extra>" };
+    var traces = [];
+    c.series.forEach(function (s, k) {
+      var color = COLORS[k % COLORS.length];
+      if (s.low && s.high) {
+        // A band (expected validation curves: ± one std): its upper edge, then its lower edge filled up to it.
+        traces.push({ type: "scatter", mode: "lines", x: s.x, y: s.high, line: { width: 0, color: color },
+          showlegend: false, hoverinfo: "skip" });
+        traces.push({ type: "scatter", mode: "lines", x: s.x, y: s.low, line: { width: 0, color: color },
+          fill: "tonexty", fillcolor: rgba(color, 0.15), showlegend: false, hoverinfo: "skip" });
+      }
+      var hover = c.diagonal ? ": confidence %{x:.3f}, accuracy %{y:.3f}" : ": n = %{x}, %{y:.4f}";
+      traces.push({ type: "scatter", mode: "lines+markers", name: pt(s.name), x: s.x, y: s.y, line: { color: color },
+        hovertemplate: pt(s.name) + hover + "<extra></extra>" });
     });
     if (c.diagonal) traces.push({ type: "scatter", mode: "lines", name: "perfect calibration", x: [0, 1], y: [0, 1],
       line: { color: "#999", dash: "dash" }, hoverinfo: "skip" });
-    return { data: traces, layout: { title: { text: pt(c.title), font: { size: 13 } },
-      xaxis: { title: { text: pt(c.x_label) }, range: [0, 1] }, yaxis: { title: { text: pt(c.y_label) }, range: [0, 1.02] },
-      margin: { t: 40, r: 10, b: 50, l: 60 } } };
+    var x = { title: { text: pt(c.x_label) } }, y = { title: { text: pt(c.y_label) } };
+    if (c.diagonal) { x.range = [0, 1]; y.range = [0, 1.02]; } else { x.dtick = 1; }
+    // "normal": the legend lists the models in the table's order (a filled trace would reverse it).
+    return { data: traces, layout: { title: { text: pt(c.title), font: { size: 13 } }, xaxis: x, yaxis: y,
+      legend: { traceorder: "normal" }, margin: { t: 40, r: 10, b: 50, l: 60 } } };
   }
   var KINDS = { scatter: scatter, heatmap: heatmap, lines: lines };
   function plotly() {
