@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic import Strict as StrictType
@@ -293,6 +294,15 @@ class Budget(Strict):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     seed: Integer = Field(42, ge=0, le=MAX_SEED)
     tuning: Tuning | None = Field(None, description="trials per model searched on validation (none: one run each)")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_tuning(self, handler):
+        # An untuned budget is written as before tuning existed: result.json, configuration.json and the reports of
+        # the runs stored then stay byte for byte what they were.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("tuning") is None:
+            data.pop("tuning", None)
+        return data
 
 
 OVERRIDABLE_BUDGET_FIELDS = frozenset({"learning_rate", "weight_decay", "warmup_ratio"})
