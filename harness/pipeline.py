@@ -86,6 +86,11 @@ def configuration_for(options: RunOptions, spec: BenchmarkSpec, budget_name: str
         update["train_examples"] = options.limit_train
     if options.limit_test is not None:
         update["test_examples"] = options.limit_test
+    if options.trials is not None:
+        if budget.tuning is None:
+            raise HarnessInputError("--trials", f"budget '{budget_name}' of benchmark {spec.name} has no tuning",
+                                    "pick a budget with a tuning block (e.g. --budget tuned) or drop --trials")
+        update["tuning"] = budget.tuning.model_copy(update={"trials": options.trials})
     return Configuration.build(
         benchmark=spec.name,
         benchmark_definition=benchmark_definition(spec),
@@ -94,7 +99,7 @@ def configuration_for(options: RunOptions, spec: BenchmarkSpec, budget_name: str
         limit_train=options.limit_train,
         limit_test=options.limit_test,
         train_sample="fixed" if options.fixed_train_sample else "per-seed",
-        data=data_identity(spec, options.data_dir),
+        data=data_identity(spec, options.data_dir, tuned=budget.tuning is not None),
     )
 
 
@@ -184,12 +189,15 @@ def run(options: RunOptions, answer_file: Path | None = None) -> RunSummary:
     jobs = build_jobs(options, spec, models, configuration, _train_filters(options, spec, data))
     # What earlier runs say of the time ahead (the store read once); each run forecasts itself when it starts.
     speeds = last_speeds(store, spec.name)
-    priors = prior_seconds(jobs, store, speeds, data.train, options.force)
-    for line in prior_lines(jobs, priors, speeds):
-        _log(options, line)
     _record_configuration(store, spec, configuration, data.eval)
-    del data  # the runs load their own
-    _execute(options, spec, jobs, priors, answer_file, summary)
+    if configuration.budget.tuning is not None:
+        _execute_tuned(options, spec, store, jobs, speeds, data.train, answer_file, summary)
+    else:
+        priors = prior_seconds(jobs, store, speeds, data.train, options.force)
+        for line in prior_lines(jobs, priors, speeds):
+            _log(options, line)
+        del data  # the runs load their own
+        _execute(options, spec, jobs, priors, answer_file, summary)
     _publish(options, store, spec, configuration, summary)
     _close_process_group()
     if summary.interrupted:
@@ -322,6 +330,49 @@ def _execute(options: RunOptions, spec: BenchmarkSpec, jobs: list[Job], priors: 
         _run_jobs(options, jobs, isolate, summary)
 
 
+def _slots(options: RunOptions) -> int:
+    """How many runs go at once: the width of a TPE wave (its trials learn from the waves before)."""
+    return len(options.devices or []) or options.parallel or 1
+
+
+def _execute_tuned(options: RunOptions, spec: BenchmarkSpec, store: ResultsStore, jobs: list[Job], speeds, train,
+                   answer_file: Path | None, summary: RunSummary) -> None:
+    """A tuned budget: every model and seed's trials (each a run scored on validation, spread by the executor),
+    then each selected trial's model on test as the model's run (``harness.run.tuning``)."""
+    from harness.run import tuning
+
+    registry = options.registry or default_registry_path()
+    studies = [tuning.Study(job, store, registry) for job in jobs]
+    _log(options, tuning.describe(jobs[0].configuration.budget.tuning))
+    attempted: set[str] = set()
+    first = True
+    while not (summary.declined or summary.interrupted):
+        with store.lock(spec.name, wait=True):
+            for study in studies:
+                tuning.sync(study)
+            wave = [trial for study in studies
+                    for trial in study.plan(tuning.trials_done(study), _slots(options))
+                    if trial.fingerprint not in attempted]
+        if not wave:
+            break
+        attempted.update(trial.fingerprint for trial in wave)
+        priors = prior_seconds(wave, store, speeds, train, options.force)
+        if first:  # the time ahead counts every trial (TPE's later waves at the shared budget's values)
+            later = [study.trial_job(n, {}) for study in studies for n in range(len(study.plan(0, 0)), study.planned)]
+            for line in prior_lines(wave + later, priors + prior_seconds(later, store, speeds, train, False), speeds):
+                _log(options, line)
+            first = False
+        _execute(options, spec, wave, priors, answer_file, summary)
+    if summary.declined or summary.interrupted:
+        return
+    selected = [job for study in studies if (job := study.selection()) is not None]
+    unfinished = len(studies) - len(selected)
+    if unfinished:
+        _log(options, f"{unfinished} study(ies) not finished (rerun to finish them): no test run for those")
+    # The selected runs train nothing: the time ahead is the trials'.
+    _execute(options, spec, selected, [Prior(seconds=0.0) for _ in selected], answer_file, summary)
+
+
 def _publish(options: RunOptions, store: ResultsStore, spec: BenchmarkSpec, configuration: Configuration,
              summary: RunSummary) -> None:
     """The configuration's leaderboard rebuilt from the store (the main process only)."""
@@ -373,7 +424,9 @@ def _one_at_a_time(options: RunOptions) -> bool:
 
 def _label(job: Job) -> str:
     trained_on = "".join(f", trained on {c}={','.join(v)}" for c, v in (job.train_filter or {}).items())
-    return f"{job.model} (seed {job.seed}{trained_on})"
+    stage = f", trial {job.trial.number} on validation" if job.trial is not None else (
+        f", trial {job.tuning.selected} selected, on test" if job.tuning is not None else "")
+    return f"{job.model} (seed {job.seed}{trained_on}{stage})"
 
 
 def _run_jobs(options: RunOptions, jobs: list[Job], isolate: bool, summary: RunSummary) -> None:

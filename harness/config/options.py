@@ -140,6 +140,9 @@ class RunOptions(BaseModel):
         "--transfer-matrix", "cross-group transfer in one command: train on all rows, then on each value of this "
         "group column alone (e.g. lang), evaluating every run on every value", metavar="COLUMN")] = None
     seeds: Annotated[int, AT_LEAST_1, Option("--seeds", "train each model with N seeds (mean ± std)")] = 1
+    trials: Annotated[int | None, AT_LEAST_1, Option(
+        "--trials", "with a tuned budget: N trials per model and seed instead of the profile's (a new "
+        "configuration; every model still gets the same number)")] = None
     results_dir: Annotated[Path, Option("--results-dir", RESULTS_HELP)] = Field(None, validate_default=True)
     force: Annotated[bool, Option("--force", "redo runs that are already complete")] = False
     isolate: Annotated[bool, Option(

@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic import Strict as StrictType
@@ -158,6 +159,110 @@ def _check_budget_names(value: Any) -> Any:
     return value
 
 
+# Budget fields a tuning space may not search: they choose which rows are trained or scored (a searched test
+# sample would tune on the test set), seed each run, or change no score.
+UNSEARCHABLE_BUDGET_FIELDS = frozenset({"seed", "train_examples", "test_examples", "eval_batch_size", "tuning"})
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class Distribution(Strict):
+    """One searched dimension: ``{low, high, log}`` (floats; integers when both bounds are whole numbers written
+    without a point) or ``{choices: [...]}``."""
+
+    low: FiniteFloat | None = None
+    high: FiniteFloat | None = None
+    log: Flag = False
+    choices: list[Any] | None = Field(None, min_length=1)
+    integer: bool = Field(False, description="set from the bounds as written (1 and 3, not 1.0): an integer range")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integer_from_bounds(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "integer" not in value:
+            low, high = value.get("low"), value.get("high")
+            whole = all(_number(v) and isinstance(v, int) for v in (low, high))
+            return {**value, "integer": whole}
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Distribution:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("give either choices or low/high (with log), not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (and log: true for a log scale), or choices")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low:g} is above high {self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {self.low:g}")
+        return self
+
+    def bounds(self) -> list[Any]:
+        """The values that must each be valid for the searched field: the bounds, or every choice."""
+        if self.choices is not None:
+            return list(self.choices)
+        return [int(self.low), int(self.high)] if self.integer else [self.low, self.high]
+
+    def within(self, outer: Distribution) -> bool:
+        """Whether every value of this distribution is one of ``outer``'s (a narrowing)."""
+        if self.choices is not None or outer.choices is not None:
+            return self.choices is not None and outer.choices is not None and all(c in outer.choices for c in self.choices)
+        return outer.low <= self.low and self.high <= outer.high and self.integer == outer.integer
+
+
+class Tuning(Strict):
+    """A tuning budget: the same number of trials for every model, each a run scored on validation only; the
+    best trial of each model and seed (by the benchmark's main metric) is the one evaluated on test."""
+
+    trials: Integer = Field(ge=1, le=10_000)
+    space: dict[str, Distribution] = Field(
+        min_length=1, description="budget field or family parameter -> its distribution"
+    )
+    # qmc (scrambled Sobol, seeded) and random propose every trial before any has run: the harness asks Optuna for
+    # all of a study's trials at once, so `--parallel 2`, Ray, a kill and a rerun give the very same trials. TPE
+    # learns from finished trials: its trials are asked a wave (one per slot) at a time, so they depend on how
+    # many run at once.
+    sampler: Literal["qmc", "random", "tpe"] = "qmc"
+    seed: Integer = Field(0, ge=0, le=MAX_SEED, description="the sampler's seed")
+    validation_share: FiniteFloat = Field(
+        0.1, gt=0, lt=1, description="share of train carved out for validation when the benchmark has no validation split"
+    )
+
+    @field_validator("space")
+    @classmethod
+    def _searchable(cls, value: dict[str, Distribution]) -> dict[str, Distribution]:
+        for name, distribution in value.items():
+            check_searchable(name, distribution)
+        return value
+
+
+def check_searchable(name: str, distribution: Distribution) -> None:
+    """Raise ValueError unless ``name`` is a searchable budget field or a parameter of a family, and every value of
+    ``distribution`` is valid for it."""
+    owners = _families.param_owners(name) if _families is not None else []
+    if name in Budget.model_fields and name not in UNSEARCHABLE_BUDGET_FIELDS:
+        checks = [lambda v: Budget.model_validate({name: v})]
+    elif owners:
+        checks = [lambda v, f=family: _families.check_params(f, {name: v}) for family in owners]
+    else:
+        if name in UNSEARCHABLE_BUDGET_FIELDS:
+            raise ValueError(f"'{name}' cannot be searched (it chooses the rows trained or scored, or the seed)")
+        searchable = sorted(set(Budget.model_fields) - UNSEARCHABLE_BUDGET_FIELDS)
+        params = _families.all_params() if _families is not None else []
+        raise ValueError(f"unknown field '{name}': search budget fields ({', '.join(searchable)}) or family "
+                         f"parameters ({', '.join(params)})")
+    for bound in distribution.bounds():
+        for check in checks:
+            try:
+                check(bound)
+            except ValidationError as exc:
+                raise ValueError(f"'{name}': {bound!r}: {exc.errors()[0]['msg']}") from None
+
+
 class Budget(Strict):
     """The training budget every model on a benchmark shares.
 
@@ -188,6 +293,16 @@ class Budget(Strict):
     max_grad_norm: FiniteFloat = Field(1.0, gt=0, le=1e6)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     seed: Integer = Field(42, ge=0, le=MAX_SEED)
+    tuning: Tuning | None = Field(None, description="trials per model searched on validation (none: one run each)")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_tuning(self, handler):
+        # An untuned budget is written as before tuning existed: result.json, configuration.json and the reports of
+        # the runs stored then stay byte for byte what they were.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("tuning") is None:
+            data.pop("tuning", None)
+        return data
 
 
 OVERRIDABLE_BUDGET_FIELDS = frozenset({"learning_rate", "weight_decay", "warmup_ratio"})
@@ -410,6 +525,12 @@ class FamilyTable(Protocol):
     def check_params(self, family: str, params: dict[str, Any]) -> dict[str, Any]:
         """The family's parameters validated by its own schema, defaults filled in; raise on bad ones."""
 
+    def param_owners(self, name: str) -> list[str]:
+        """The families that have a parameter ``name`` (a tuning space may search it)."""
+
+    def all_params(self) -> list[str]:
+        """Every family's parameter names, sorted (for the error of a space naming none of them)."""
+
 
 _families: FamilyTable | None = None
 
@@ -436,6 +557,9 @@ class ModelSpec(Strict):
     budget_overrides: dict[str, FiniteFloat] = Field(default_factory=dict)
     trust_remote_code: Flag = False
     multilingual: Flag = False
+    tuning_space: dict[str, Distribution] | None = Field(
+        None, description="narrows the benchmark's tuning space for this model (each field within its bounds)"
+    )
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 
@@ -489,7 +613,9 @@ class ModelSpec(Strict):
         """The entry as a run's fingerprint hashes it: every field but the description, the parameters of the
         family that wrote them under the legacy key hashed there (so its stored runs stay current), any other
         family's under 'params' when it has some (so an entry without any hashes as it always did)."""
-        entry = self.model_dump(exclude={"description", "params", LEGACY_PARAMS_KEY})
+        # A narrowed tuning space is part of the entry only where it is given: untuned runs keep their fingerprints.
+        unset = {"tuning_space"} if self.tuning_space is None else set()
+        entry = self.model_dump(exclude={"description", "params", LEGACY_PARAMS_KEY, *unset})
         legacy = self.family == LEGACY_PARAMS_KEY
         entry[LEGACY_PARAMS_KEY] = self.params if legacy else None
         if self.params is not None and not legacy:

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -457,6 +458,8 @@ def load_benchmark_data(
     max_test: int | None = None,
     test_seed: int | None = None,
     identity: dict | None = None,
+    hold_out: float | None = None,
+    evaluate_on: Literal["eval", "validation"] = "eval",
 ) -> BenchmarkData:
     """Read train and the evaluation split, validate them and apply filters and limits.
 
@@ -475,11 +478,16 @@ def load_benchmark_data(
         identity: the data fingerprint of the configuration being run (``data_identity``): hub data is read at
             the commit it recorded, not at whatever its revision names now. Local files are hashed as read
             (``source["train_sha256"]``...), for ``check_data_identity``.
+        hold_out: a tuned budget's validation share: the validation rows (the benchmark's validation split, else
+            this share of train carved with ``seed``) are kept out of train; ``source["validation"]`` says which.
+        evaluate_on: ``validation`` (a tuning trial): the validation rows become the evaluation split (the
+            benchmark's is read and sampled as for every run, so the train rows are the same, never scored).
     """
     asked_dir = data_dir
     kind, data_dir = resolve_source(spec, data_dir)
     source: dict = {"kind": kind}
-    splits, dropped = _read_splits(spec, data_dir, source, identity)
+    keys = ["train", spec.eval_split, *(["validation"] if hold_out is not None and has_validation_split(spec) else [])]
+    splits, dropped = _read_splits(spec, data_dir, source, identity, keys)
     train, evaluation = splits["train"], splits[spec.eval_split]
     # What a sample is drawn from, so a card or a report can say "300 of 8,544 rows".
     source.update(train_split_rows=len(train), eval_split_rows=len(evaluation))
@@ -499,14 +507,40 @@ def load_benchmark_data(
     elif max_train is not None:
         train = stratified_sample(train, min(max_train, len(train)), seed, "train_examples")
     _require_two_classes(train, spec, "--limit-train" if limit_train is not None else "--train-filter" if filters else None)
+    if hold_out is not None:
+        # Read and sampled like any run's (the same train rows, the same leakage dropped), but a trial is
+        # scored on the validation rows only.
+        train, validation = _hold_out_validation(train, splits.get("validation"), hold_out, seed, source)
+        _require_two_classes(train, spec, "validation_share")
+        if evaluate_on == "validation":
+            evaluation = validation
     source.update(
         dropped_empty_texts=dropped,
         train_filter=filters,
         train_rows=len(train),
         eval_rows=len(evaluation),
-        eval_split=spec.eval_split,
+        eval_split="validation" if evaluate_on == "validation" else spec.eval_split,
     )
     return BenchmarkData(train=train, eval=evaluation, label_names=list(spec.label_names), source=source)
+
+
+def has_validation_split(spec: BenchmarkSpec) -> bool:
+    """Whether tuning trials are scored on the benchmark's own validation split (one it has and does not report
+    on); otherwise they are scored on a share of train."""
+    return "validation" in spec.splits and spec.eval_split != "validation"
+
+
+def _hold_out_validation(train: Split, split: Split | None, share: float, seed: int, source: dict) -> tuple[Split, Split]:
+    """Train without the validation rows, and those rows: the benchmark's validation split as it is, else a
+    stratified ``share`` of train drawn with ``seed`` (the same rows for every trial of a seed, never a test row)."""
+    if split is not None:
+        source["validation"] = f"the benchmark's validation split ({len(split):,} rows)"
+        return train, split
+    n = max(len(np.unique(train.labels)), round(share * len(train)))
+    validation = stratified_sample(train, n, seed, "validation_share")
+    rest = train.subset(np.flatnonzero(~np.isin(train.ids, validation.ids)))
+    source["validation"] = f"a stratified {share:.0%} of train ({len(validation):,} rows), carved per seed"
+    return rest, validation
 
 
 def normalized_text(text: str) -> str:
@@ -540,14 +574,14 @@ def _leakage(train: Split, evaluation: Split, spec: BenchmarkSpec) -> tuple[Spli
     return train, record
 
 
-def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict,
-                 identity: dict | None) -> tuple[dict[str, Split], dict[str, int]]:
+def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict, identity: dict | None,
+                 keys: list[str] | None = None) -> tuple[dict[str, Split], dict[str, int]]:
     """Train and the evaluation split, read from ``data_dir`` (each file hashed as read) or the hub (at the commit
     ``identity`` recorded), each validated and not empty; where they came from goes into ``source``. Returns the
     splits and the empty texts dropped from each."""
     splits: dict[str, Split] = {}
     dropped: dict[str, int] = {}
-    for key in ("train", spec.eval_split):
+    for key in keys or ("train", spec.eval_split):
         split_name = spec.splits[key]
         if data_dir is not None:
             path = _find_file(Path(data_dir), split_name)
@@ -567,11 +601,12 @@ def _read_splits(spec: BenchmarkSpec, data_dir: Path | None, source: dict,
     return splits, dropped
 
 
-def _sample_note(spec: BenchmarkSpec, asked_dir: Path | None, data_dir: Path, train: Split, evaluation: Split) -> str:
+def _sample_note(spec: BenchmarkSpec, asked_dir: Path | None, data_dir: Path, train: Split,
+                 evaluation: Split | None) -> str:
     """Said wherever the source is shown: these scores come from a small sample, not the benchmark's data set."""
     why = "passed as --data-dir" if asked_dir is not None else "the hub is out of reach and no --data-dir was given"
     return (
-        f"{why}: read the {len(train):,}-train / {len(evaluation):,}-{spec.eval_split} sample shipped "
+        f"{why}: read the {len(train):,}-train{f' / {len(evaluation):,}-{spec.eval_split}' if evaluation else ''} sample shipped "
         f"inside the package (harness/data/samples/{data_dir.name}/SOURCE.md), not the full {spec.dataset.hub_id}; "
         "scores are not comparable with runs on the full data"
     )
@@ -603,8 +638,10 @@ def _require_two_classes(train: Split, spec: BenchmarkSpec, flag: str | None) ->
         )
 
 
-def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
-    """What identifies the data without parsing it: file hashes for local data, hub id and revision otherwise."""
+def data_identity(spec: BenchmarkSpec, data_dir: Path | None, tuned: bool = False) -> dict:
+    """What identifies the data without parsing it: file hashes for local data, hub id and revision otherwise.
+
+    ``tuned``: the validation split the trials are scored on is hashed too (only then: untuned ids stay)."""
     # The same choice as the load makes, so a run on the shipped sample is never taken for one on the hub data.
     _, data_dir = resolve_source(spec, data_dir)
     if data_dir is None:
@@ -616,7 +653,7 @@ def data_identity(spec: BenchmarkSpec, data_dir: Path | None) -> dict:
         return {"hub_id": ds.hub_id, "config": ds.config, "revision": revision,
                 "commit": hub.resolve_revision(ds.hub_id, revision, "dataset")}
     identity = {}
-    for key in dict.fromkeys(["train", spec.eval_split]):
+    for key in dict.fromkeys(["train", spec.eval_split, *(["validation"] if tuned and has_validation_split(spec) else [])]):
         path = _find_file(Path(data_dir), spec.splits[key])
         try:
             identity[key] = file_sha256(path)

@@ -32,7 +32,24 @@ FAMILIES: dict[str, str] = {
     "majority": "harness.models.majority:MajorityClassifier",
 }
 
+# Each family's parameter schema (its class's ``params_schema``), found without importing the family: a tuning
+# space naming a TF-IDF parameter is checked without importing torch. tests/test_tuning.py keeps the two equal.
+PARAMS_SCHEMAS: dict[str, str | None] = {
+    "tfidf": "harness.models.tfidf:TfidfParams",
+    "transformer": None,
+    "majority": "harness.models.majority:MajorityParams",
+}
+
 FAMILY_FILE = "harness_family.json"
+
+
+def params_schema(family: str):
+    """The family's parameter schema class (None: it takes none), imported without the family's own module."""
+    where = PARAMS_SCHEMAS.get(family)
+    if where is None:
+        return None
+    module_name, _, class_name = where.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def family_class(family: str) -> type[TextClassifier]:
@@ -54,6 +71,12 @@ class _FamilyTable:
         if schema is None:
             raise ValueError(f"the {family} family takes no 'params'; remove them")
         return schema.model_validate(params).model_dump()
+
+    def param_owners(self, name: str) -> list[str]:
+        return [family for family in FAMILIES if name in getattr(params_schema(family), "model_fields", {})]
+
+    def all_params(self) -> list[str]:
+        return sorted({name for family in FAMILIES for name in getattr(params_schema(family), "model_fields", {})})
 
 
 register_families(_FamilyTable())

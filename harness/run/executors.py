@@ -44,7 +44,7 @@ from harness.run.job import Job
 from harness.run.runner import ResultNotRecorded, run_job
 from harness.run.worker import DECLINED, INTERRUPTED, STORE_FAILED
 from harness.store import redo
-from harness.store.results import RESULT_FILE, RunError, RunResult
+from harness.store.results import RESULT_FILE, RunError, RunResult, TrialRecord
 from harness.store.results_store import ResultsStore, atomic_write_bytes, write_result
 
 
@@ -112,6 +112,8 @@ def record_death(job: Job, store: ResultsStore, process_code: int, write: bool =
         fingerprint=job.fingerprint,
         train_filter=job.train_filter,
         error=RunError(type=kind, message=message),
+        trial=TrialRecord(number=job.trial.number, params=job.trial.params, status="failed") if job.trial else None,
+        tuning=job.tuning,
     )
     try:
         if write:

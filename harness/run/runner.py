@@ -23,7 +23,6 @@ from harness.metrics import quality as M
 from harness.metrics.cost import PhaseMemory, device_info, measure_latency, stopwatch, track_memory
 from harness.metrics.machine import measure_load
 from harness.models import build_model, family_class, save_model, weights
-from harness.models.base import FitReport
 from harness.run import running
 from harness.run.forecast import RunDeclined, announce
 from harness.run.job import Job
@@ -38,6 +37,7 @@ from harness.store.results import (
     RunError,
     RunResult,
     SplitTruncation,
+    TrialRecord,
     Truncation,
 )
 from harness.store.results_store import ResultsStore, atomic_write_json, write_result
@@ -169,17 +169,24 @@ def run_job(job: Job) -> RunResult | None:
     try:
         data, partial["data"] = _load_data(job, budget)
         model_stage = True
-        model = _build_model(job, data)
-        partial["budget_fields_used"] = budget_fields_used(model)
         # Seen by any other harness run on this machine from now until the result is written.
         entry, began = running.register(f"{job.benchmark} {job.model} seed {job.seed}"), time.time()
-        trained = _train(job, model, data, budget, run_dir)
+        if job.tuning is not None:
+            # A tuned budget's row: the selected trial's own model, trained without the validation rows, on test.
+            model, trained = _selected_model(job, store)
+        else:
+            model = _build_model(job, data)
+            trained = _train(job, model, data, budget, run_dir)
+        partial["budget_fields_used"] = budget_fields_used(model)
         scored = _predict_eval(model, data.eval, budget)
         if not is_main_process():
             # Every process trained and scored its shard; only the main one measures latency and writes.
             return None
+        if job.trial is not None:
+            return _trial_completed(job, partial, model, data, budget, trained, scored, store, run_dir)
         sample = latency_texts(data.eval.texts, settings.latency_samples)
         result = _completed(job, partial, model, data, budget, trained, scored, sample, store, run_dir)
+        result.tuning = job.tuning
         model_dir = run_dir / "model"
         if settings.save_model:
             _save_model(job, model, result, model_dir)
@@ -200,6 +207,9 @@ def run_job(job: Job) -> RunResult | None:
         if isinstance(exc, (KeyboardInterrupt, RunDeclined)) or (isinstance(exc, HarnessInputError) and not model_stage):
             raise
         result = _failed(job, exc, partial)
+        if job.trial is not None:
+            result.trial = TrialRecord(number=job.trial.number, params=job.trial.params, status="failed")
+        result.tuning = job.tuning
         try:
             write_result(run_dir / RESULT_FILE, result)
         except OSError as write_error:
@@ -233,6 +243,7 @@ def _load_data(job: Job, budget: Budget) -> tuple[BenchmarkData, DataInfo]:
     run's seed, or the budget's for a fixed sample; the evaluation rows always with the budget's."""
     fixed = job.configuration.train_sample == "fixed"
     base_seed = job.configuration.budget.seed
+    tuning = job.configuration.budget.tuning
     data = load_benchmark_data(
         job.spec,
         Path(job.settings.data_dir) if job.settings.data_dir else None,
@@ -244,6 +255,10 @@ def _load_data(job: Job, budget: Budget) -> tuple[BenchmarkData, DataInfo]:
         max_train=budget.train_examples,
         max_test=budget.test_examples,
         identity=job.configuration.data,
+        # A tuned budget's runs all train without the validation rows; only a trial is scored on them, and a
+        # trial never reads the test split at all.
+        hold_out=tuning.validation_share if tuning is not None else None,
+        evaluate_on="validation" if job.trial is not None else "eval",
     )
     # The files this run read must be the ones its configuration was made from (raises DataChanged: the
     # run fails alone, in one line, before any training).
@@ -265,12 +280,12 @@ def _build_model(job: Job, data: BenchmarkData):
 
 @dataclass
 class _Trained:
-    """What training left: the family's report, the result's training block (with wall time), its memory."""
+    """What training left: the precision it trained in, the result's training block (with wall time), its memory."""
 
-    fitted: FitReport
+    precision: str | None
     training: dict
     memory: PhaseMemory
-    load: dict
+    load: dict | None  # the training window's machine load (None: a selected trial written before it was measured)
 
 
 @dataclass
@@ -291,7 +306,44 @@ def _train(job: Job, model, data: BenchmarkData, budget: Budget, run_dir: Path) 
         fitted = model.fit(data.train, budget, run_dir, show_progress=show,
                            on_forecast=lambda forecast, setting: announce(
                                name, forecast, job.outlook, setting, show=show, out=tell))
-    return _Trained(fitted, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory, load)
+    return _Trained(fitted.resolved_precision, {**fitted.model_dump(), "wall_seconds": clock["seconds"]}, memory, load)
+
+
+def _selected_model(job: Job, store: ResultsStore) -> tuple[object, _Trained]:
+    """The selected trial's saved model and what its training cost (the trial's own figures)."""
+    from harness.models import load_model
+
+    tuning = job.tuning
+    if tuning.selected is None:
+        raise ModelRunError(f"model '{job.model}': none of its {tuning.trials_planned} tuning trial(s) completed; "
+                            f"see {job.trials_dir(store)}")
+    trial_dir = store.trial_dir(job.benchmark, job.configuration.label, job.model, job.seed, tuning.selected,
+                                job.variant)
+    trial = store.load_result(trial_dir)
+    if trial is None or not trial.completed or trial.trial is None or trial.trial.params != job.tried:
+        raise ModelRunError(f"model '{job.model}': the selected trial in {trial_dir} is not the one selected; rerun")
+    model = load_model(trial_dir / "model")
+    stored = {k: v for k, v in trial.memory.train.model_dump().items() if v is not None} if trial.memory else {}
+    # The trial's own training window: the selected row's training figures are the trial's, and so is their load.
+    window = trial.load.windows.get("training") if trial.load else None
+    return model, _Trained(trial.precision, trial.training.model_dump(), PhaseMemory("train", **stored),
+                           window.model_dump() if window else None)
+
+
+def _trial_completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budget, trained: _Trained,
+                     scored: _Scored, store: ResultsStore, run_dir: Path) -> RunResult:
+    """A trial's result: scored on the validation rows (no latency, no deployment variants), its model kept for
+    the selection, its score told to the study."""
+    result = _completed(job, partial, model, data, budget, trained, scored, None, store, run_dir)
+    score = getattr(result.metrics, job.spec.main_metric)
+    result.trial = TrialRecord(number=job.trial.number, params=job.trial.params, validation_score=score,
+                               status="completed", train_seconds=result.training.train_seconds)
+    _save_model(job, model, result, run_dir / "model")
+    write_result(run_dir / RESULT_FILE, result)
+    from harness.run.tuning import tell
+
+    tell(job, store, score)
+    return result
 
 
 def _predict_eval(model, evaluation, budget: Budget) -> _Scored:
@@ -323,11 +375,13 @@ def _latencies(model, sample: list[str], warmup: int) -> tuple[dict, dict | None
 
 
 def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budget, trained: _Trained,
-               scored: _Scored, sample: list[str], store: ResultsStore, run_dir: Path) -> RunResult:
-    """Latency measured on ``sample``, the predictions scored and written beside the result, and the completed
+               scored: _Scored, sample: list[str] | None, store: ResultsStore, run_dir: Path) -> RunResult:
+    """Latency measured on ``sample`` (None: not measured), the predictions scored and written beside the result, and the completed
     result."""
     spec, evaluation = job.spec, data.eval
-    latency, model_only, latency_load = _latencies(model, sample, job.settings.latency_warmup)
+    latency, model_only, latency_load = (
+        _latencies(model, sample, job.settings.latency_warmup) if sample else (None, None, None)
+    )
     metrics = M.classification_metrics(evaluation.labels, scored.probs, data.label_names)
     groups = {
         column: M.group_metrics(evaluation.labels, scored.probs, values, data.label_names)
@@ -343,8 +397,8 @@ def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budg
     return RunResult(
         **partial,
         status="completed",
-        precision=trained.fitted.resolved_precision or info.get("precision"),
-        model_settings=model_settings(job.model_spec, info),
+        precision=trained.precision or info.get("precision"),
+        model_settings=model_settings(job.tried_spec(), info),
         metrics=metrics,
         group_metrics=groups,
         training=trained.training,
@@ -361,7 +415,8 @@ def _completed(job: Job, partial: dict, model, data: BenchmarkData, budget: Budg
         model_info=info,
         truncation=truncation_report(model, data, budget.max_length, spec.group_columns),
         device=device_info(),
-        load=MachineLoad(windows={"training": trained.load, "throughput": scored.load, "latency": latency_load}),
+        load=MachineLoad(windows={k: v for k, v in (("training", trained.load), ("throughput", scored.load),
+                                                    ("latency", latency_load)) if v}),
         environment=environment(),
     )
 

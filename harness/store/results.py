@@ -113,7 +113,8 @@ class Configuration(_Closed):
             "benchmark_hash": stable_hash(benchmark_definition),
             "budget_profile": budget_profile,
             # The seed is a run's, not the configuration's: seeds of one comparison share a configuration.
-            "budget": budget.model_dump(exclude={"seed"}),
+            # A tuning budget is part of the key only where there is one: untuned configurations keep their ids.
+            "budget": budget.model_dump(exclude={"seed", *(() if budget.tuning else ("tuning",))}),
             "limit_train": limit_train,
             "limit_test": limit_test,
             "train_sample": train_sample,
@@ -390,23 +391,31 @@ class DeploymentVariant(_Closed):
 
 
 class TrialRecord(_Closed):
+    """One trial of a tuning study: its number, the values it tried, and its score on validation."""
+
     number: int
-    params: dict[str, Any]
-    validation_score: float | None
+    params: dict[str, Any] = Field(description="the searched budget fields and family parameters, as tried")
+    validation_score: float | None = Field(None, description="the main metric on validation (None: failed)")
     status: Literal["completed", "failed"]
     train_seconds: float | None = None
 
 
 class TuningRecord(_Closed):
-    metric: str
+    """A model and seed's tuning study, as its selected run records it: every trial, and the one chosen."""
+
+    metric: str = Field(description="the main metric the trials were selected by")
     direction: Literal["maximize", "minimize"]
     trials_planned: int
     trials: list[TrialRecord]
-    selected: int | None  # the selected trial's number
-    space: dict[str, Any]
-    narrowed: bool  # the model entry narrowed the benchmark's space
+    selected: int | None = Field(description="the selected trial's number (None: no trial completed)")
+    space: dict[str, Any] = Field(description="the searched dimensions this model got (after any narrowing)")
+    narrowed: bool = Field(description="the model's registry entry narrowed the benchmark's space")
     sampler: str
-    validation: str  # one line, e.g. "a stratified 10% of train (200 rows), carved per seed"
+    validation: str = Field(description="what the trials were scored on, one line")
+
+    @property
+    def selected_trial(self) -> TrialRecord | None:
+        return next((t for t in self.trials if t.number == self.selected), None)
 
 
 class RunResult(_Closed):
@@ -444,7 +453,12 @@ class RunResult(_Closed):
     deployment_variants: dict[str, DeploymentVariant] = Field(
         default_factory=dict, description="the model served other ways (onnx, onnx-int8); empty for older runs"
     )
-    tuning: TuningRecord | None = None
+    tuning: TuningRecord | None = Field(
+        None, description="the tuning study this run was selected by (its trials scored on validation); None: untuned"
+    )
+    trial: TrialRecord | None = Field(
+        None, description="set on a tuning trial's own result (scored on validation, never on test)"
+    )
 
     @model_validator(mode="after")
     def _status_consistent(self) -> RunResult:

@@ -11,9 +11,12 @@ Layout::
             eval_texts.csv       id, text of its evaluation examples (for the error analysis)
             runs/<model>/seed-<seed>/
                 result.json              the typed RunResult (harness.store.results): identity, metrics, costs
+                                         (a tuned budget: the selected trial's model on test, with its study)
                 evaluation_metrics.json  accuracy / F1 / precision / recall, the exercise's format
                 predictions.csv          id, label, prob_<class>..., group columns (per-example)
                 model/                   the fine-tuned model (not committed)
+            trials/<model>/seed-<seed>/  a tuned budget's study: study.journal (Optuna) and one trial-<k>/ each,
+                                         a run scored on validation only (result.json, predictions.csv, model/)
             transfer/train-lang-en/runs/<model>/seed-<seed>/   runs trained on a filtered train split
             superseded/<model>/seed-<seed>-<fingerprint>/      a run replaced after its registry entry changed
 
@@ -50,6 +53,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 EVAL_TEXTS_FILE = "eval_texts.csv"
 TRANSFER_DIR = "transfer"
+TRIALS_DIR = "trials"
 CONFIGS_DIR = "configs"
 CONFIGURATION_FILE = "configuration.json"
 CURRENT_FILE = "current-configuration.json"
@@ -195,6 +199,16 @@ class ResultsStore:
 
     def run_dir(self, benchmark: str, label: str, model: str, seed: int, variant: str | None = None) -> Path:
         return self.runs_dir(benchmark, label, variant) / _checked(model) / f"seed-{int(seed)}"
+
+    def trials_dir(self, benchmark: str, label: str, model: str, seed: int, variant: str | None = None) -> Path:
+        """``configs/<label>[/<variant>]/trials/<model>/seed-<seed>``: a tuning study's trials and its journal,
+        beside (never inside) ``runs/``, so the leaderboard reads only the selected runs."""
+        parts = variant.split("/") if variant else []
+        return self._inside(benchmark, CONFIGS_DIR, label, *parts, TRIALS_DIR, _checked(model), f"seed-{int(seed)}")
+
+    def trial_dir(self, benchmark: str, label: str, model: str, seed: int, number: int,
+                  variant: str | None = None) -> Path:
+        return self.trials_dir(benchmark, label, model, seed, variant) / f"trial-{int(number)}"
 
     def variants(self, benchmark: str, label: str) -> list[str]:
         """The filtered-training sub-trees of a configuration that hold at least one run, sorted."""
@@ -360,6 +374,14 @@ class ResultsStore:
             parts = run_dir.resolve().relative_to(self.root).parts
         except ValueError:
             return f"lies outside the results store {self.root}"
+        trial = len(parts) >= 7 and parts[-4] == TRIALS_DIR and parts[-1].startswith("trial-")
+        if trial:
+            # A tuning trial: <label>/trials/<model>/seed-<seed>/trial-<k>, its result naming that trial.
+            if result.trial is None or parts[-1] != f"trial-{result.trial.number}":
+                return f"is not the result of tuning trial {parts[-1].removeprefix('trial-')!r}"
+            parts = (*parts[:-4], "runs", *parts[-3:-1])
+        elif result.trial is not None:
+            return "is a tuning trial's result (scored on validation), not a run's"
         if len(parts) < 6 or parts[1] != CONFIGS_DIR or parts[-3] != "runs":
             return "does not lie in a run folder (<benchmark>/configs/<label>/runs/<model>/seed-<seed>)"
         benchmark, label, model, seed = parts[0], parts[2], parts[-2], parts[-1]
