@@ -61,7 +61,7 @@ def test_every_flag_keeps_its_spelling_and_choices():
         "-h", "--help", "--models", "--benchmark", "--budget", "--data-dir", "--suite", "--data-root",
         "--limit-train", "--limit-test", "--fixed-train-sample", "--train-filter", "--transfer-matrix", "--seeds",
         "--results-dir", "--force", "--report-only", "--configuration", "--list", "--no-isolate", "--no-save-model", "--no-variants",
-        "--latency-samples", "--executor", "--parallel", "--devices", "--ray-address", "--gpus-per-run",
+        "--latency-samples", "--trials", "--executor", "--parallel", "--devices", "--ray-address", "--gpus-per-run",
         "--log-with", "--quiet", "-v", "--verbose", "--yes", "-y", "--registry", "--benchmarks-dir",
     }  # fmt: skip
     assert actions["executor"].choices == ["local", "ray"]
