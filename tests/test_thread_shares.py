@@ -80,7 +80,7 @@ def test_parallel_2_gives_each_run_half_the_usable_cores(tmp_path, monkeypatch):
 def test_a_run_alone_keeps_every_usable_core(tmp_path):
     assert main(_args(tmp_path, "--no-isolate")) == 0
     share = _result(tmp_path).device.thread_share
-    assert share.model_dump() == {"threads": REAL_CORES, "runs_at_once": 1, "usable_cores": REAL_CORES,
+    assert share.model_dump(exclude_none=True) == {"threads": REAL_CORES, "runs_at_once": 1, "usable_cores": REAL_CORES,
                                   "given_by": "one run at a time"}
     assert LocalExecutor(parallel=1).share() == {}
 
@@ -251,3 +251,75 @@ def test_another_run_training_at_the_same_time_is_named(tmp_path, monkeypatch):
     # this run's own file records its end, kept for runs it overlapped
     (own,) = [p for p in folder.glob("*.json") if json.loads(p.read_text())["pid"] == os.getpid()]
     assert json.loads(own.read_text())["ended"] is not None
+
+
+# ----- two commands on one machine --------------------------------------------------------------------------
+
+
+def test_rebalanced_threads_divide_the_cores_among_every_run_training_now():
+    alone = {"threads": 4, "runs_at_once": 1, "usable_cores": 4, "given_by": "one run at a time"}
+    assert [machine.rebalanced_threads(n, alone) for n in (0, 1, 2, 3, 7)] == [4, 2, 1, 1, 1]
+    half = {"threads": 2, "runs_at_once": 2, "usable_cores": 4, "given_by": "--parallel 2"}
+    # its own command's two runs plus others: never above its share, at least one thread
+    assert [machine.rebalanced_threads(n, half) for n in (0, 1, 2, 6)] == [2, 1, 1, 1]
+    odd = {"threads": 6, "runs_at_once": 1, "usable_cores": 6, "given_by": "one run at a time"}
+    assert [machine.rebalanced_threads(n, odd) for n in (1, 2)] == [3, 2]
+
+
+def test_a_run_beside_another_command_takes_its_part_and_gives_it_back(tmp_path, monkeypatch):
+    """Another command's run training on this host (a live process registered as one) halves this run's
+    torch threads from before its probe on, the result records it, and the process gets its share back
+    after; once the other ends, the count seen between steps drops and the threads grow back."""
+    import pandas as pd
+    import torch
+
+    from harness.models import transformer as T
+    from tests.test_training_loop import budget, train_split
+    from tests.tiny_models import build_tiny_model
+
+    monkeypatch.setattr(machine, "usable_cores", lambda: 4)
+    folder = tmp_path / "cache" / running.RUNNING_DIR
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    before = torch.get_num_threads()
+    try:
+        _register(folder, other.pid, "sst5 minilm-l6 seed 0", time.time() - 5, None)
+        assert running.training_elsewhere() == 1
+        machine.share_with_other_commands(running.training_elsewhere)
+        texts = pd.read_csv(FIXTURES / "binary" / "train.csv").text.tolist()
+        tiny = build_tiny_model("bert", tmp_path / "bert", texts)
+        report = T.TransformerClassifier.load(tiny).fit(train_split(), budget(precision="auto", epochs=1),
+                                                        tmp_path / "w", show_progress=False)
+        assert report.threads["intra_op"] == 2 and report.precision["probe"]["identity"]["threads"] == 2
+        assert machine.thread_share()["beside_other_commands"] == [2]
+        other.kill()
+        other.wait()
+        assert running.training_elsewhere() == 0
+        assert machine.rebalance_threads(force=True) == 4 and torch.get_num_threads() == 4
+        had = machine._OTHERS["restore"]  # its threads just before the first change
+        torch.set_num_threads(3)
+        machine.share_with_other_commands(None)  # those come back
+        assert had is not None and torch.get_num_threads() == had
+        assert "beside_other_commands" not in machine.thread_share()
+    finally:
+        machine.share_with_other_commands(None)
+        other.kill()
+        torch.set_num_threads(before)
+
+
+def test_the_run_records_its_threads_beside_another_command(tmp_path, monkeypatch):
+    """Through the command: the result's thread share names the threads the run took beside the other."""
+    monkeypatch.setattr(machine, "usable_cores", lambda: 4)
+    folder = tmp_path / "cache" / running.RUNNING_DIR
+    import torch  # loaded, as in any run of a transformer, so its pool is what is sized
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    before = torch.get_num_threads()
+    try:
+        _register(folder, other.pid, "sst5 minilm-l6 seed 0", time.time() - 5, None)
+        assert main(_args(tmp_path, "--no-isolate")) == 0
+        assert torch.get_num_threads() == before  # given back once the run ended
+    finally:
+        other.kill()
+        other.wait()
+        torch.set_num_threads(before)
+    assert _result(tmp_path).device.thread_share.beside_other_commands == [2]

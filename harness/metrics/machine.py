@@ -18,7 +18,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 THREADS_ENV = "TEXTCLF_BENCH_THREADS"
@@ -77,9 +77,13 @@ def thread_share() -> dict:
     cores = usable_cores()
     given = _positive(os.environ.get(THREADS_ENV))
     if given is None:
-        return {"threads": cores, "runs_at_once": 1, "usable_cores": cores, "given_by": "one run at a time"}
-    return {"threads": min(given, cores), "runs_at_once": _positive(os.environ.get(RUNS_AT_ONCE_ENV)),
-            "usable_cores": cores, "given_by": os.environ.get(GIVEN_BY_ENV) or THREADS_ENV}
+        share = {"threads": cores, "runs_at_once": 1, "usable_cores": cores, "given_by": "one run at a time"}
+    else:
+        share = {"threads": min(given, cores), "runs_at_once": _positive(os.environ.get(RUNS_AT_ONCE_ENV)),
+                 "usable_cores": cores, "given_by": os.environ.get(GIVEN_BY_ENV) or THREADS_ENV}
+    if _OTHERS["taken"]:
+        share["beside_other_commands"] = threads_beside_other_commands()
+    return share
 
 
 def shared() -> bool:
@@ -106,6 +110,61 @@ def apply_thread_share() -> dict:
     except Exception:  # noqa: BLE001 - the environment variables already size pools loaded later
         pass
     return share
+
+
+# ----- sharing with other commands ------------------------------------------------------------------------
+# A command's own runs share the cores by the share above; two commands started apart (two shells, two users)
+# know nothing of each other's shares, and each would take every core. Between training steps a run therefore
+# counts the harness runs of other commands training on this host now (``run.running`` registers every run and
+# hands the count in here: the layers below the run layer may not read the registry themselves) and sizes
+# torch's pool to its part of the cores; when the others end it grows back to its share. Checked every
+# REBALANCE_EVERY_S seconds: a look at a few small files, nothing beside a training step.
+REBALANCE_EVERY_S = 2.0
+_OTHERS: dict = {"count": None, "checked": float("-inf"), "taken": [], "restore": None}
+
+
+def share_with_other_commands(count_others: Callable[[], int] | None) -> None:
+    """Install (or, with None, remove) the count of other commands' runs training on this host now.
+
+    Removing it gives torch its own share back, so the next run of this process starts from it."""
+    torch = sys.modules.get("torch")
+    if count_others is None and _OTHERS.get("restore") and torch is not None:
+        torch.set_num_threads(_OTHERS["restore"])
+    _OTHERS.update(count=count_others, checked=float("-inf"), taken=[], restore=None)
+
+
+def rebalanced_threads(others: int, share: dict | None = None) -> int:
+    """This run's threads beside ``others`` runs of other commands: the usable cores over every run training
+    now (its own command's included), never above its own share, at least 1."""
+    share = share or thread_share()
+    own = share.get("runs_at_once") or 1
+    return max(1, min(share["threads"], share["usable_cores"] // (own + max(0, others))))
+
+
+def rebalance_threads(force: bool = False) -> int | None:
+    """Size torch's intra-op pool to this run's part of the cores now (see above); the threads set, or None
+    when nothing is installed, torch is not loaded or the last look was under REBALANCE_EVERY_S ago."""
+    count, torch = _OTHERS["count"], sys.modules.get("torch")
+    now = time.monotonic()
+    if count is None or torch is None or (not force and now - _OTHERS["checked"] < REBALANCE_EVERY_S):
+        return None
+    _OTHERS["checked"] = now
+    try:
+        others = int(count())
+    except Exception:  # noqa: BLE001 - an unreadable registry leaves the threads as they are
+        return None
+    threads = rebalanced_threads(others)
+    if torch.get_num_threads() != threads:
+        _OTHERS["restore"] = _OTHERS.get("restore") or torch.get_num_threads()
+        torch.set_num_threads(threads)
+    if others and threads not in _OTHERS["taken"]:
+        _OTHERS["taken"].append(threads)
+    return threads
+
+
+def threads_beside_other_commands() -> list[int]:
+    """The thread counts this run took while other commands' runs trained here (empty: it never met one)."""
+    return sorted(_OTHERS["taken"])
 
 
 # ----- load while timing ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.metrics.machine import shared, thread_share, usable_cores
+from harness.metrics.machine import rebalance_threads, shared, thread_share, usable_cores
 from harness.models.cache import cache_root
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -66,6 +66,7 @@ def configure_threads() -> dict:
     threads = max(1, min(wanted, share, cores))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+    rebalance_threads(force=True)  # fewer while other commands' runs train on this host (and so the probe)
     if shared():
         # Beside other runs the inter-op pool is cut to the share too; a run alone keeps torch's default.
         with contextlib.suppress(RuntimeError):  # settable only before the first inter-op work

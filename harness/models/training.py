@@ -27,6 +27,7 @@ import torch
 from harness.config.schema import Budget
 from harness.core.errors import TrainingDiverged
 from harness.metrics.cost import MFU_CONVENTION
+from harness.metrics.machine import rebalance_threads
 from harness.models.base import FitReport, LossPoint
 from harness.models.batching import (
     BatchStream,
@@ -282,6 +283,7 @@ class TrainingLoop:
         if state.step % READ_EVERY_STEPS == 0:
             self.read()
         self.elapsed = time.perf_counter() - self.clock_start
+        rebalance_threads()  # other commands' runs that started or ended meanwhile change this run's part
         self._forecast(position)
         if state.step >= total:
             self.done = True

@@ -19,6 +19,7 @@ from harness.config.schema import Budget, ModelSpec
 from harness.core.errors import HarnessInputError, ModelRunError
 from harness.core.output import tell
 from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
+from harness.metrics import machine
 from harness.metrics import quality as M
 from harness.metrics.cost import PhaseMemory, device_info, measure_latency, stopwatch, track_memory
 from harness.metrics.machine import measure_load
@@ -171,6 +172,9 @@ def run_job(job: Job) -> RunResult | None:
         model_stage = True
         # Seen by any other harness run on this machine from now until the result is written.
         entry, began = running.register(f"{job.benchmark} {job.model} seed {job.seed}"), time.time()
+        # Other commands' runs training here now share the cores with this one (re-checked between steps).
+        machine.share_with_other_commands(lambda: running.training_elsewhere(entry))
+        machine.rebalance_threads(force=True)
         if job.tuning is not None:
             # A tuned budget's row: the selected trial's own model, trained without the validation rows, on test.
             model, trained = _selected_model(job, store)
@@ -178,6 +182,7 @@ def run_job(job: Job) -> RunResult | None:
             model = _build_model(job, data)
             trained = _train(job, model, data, budget, run_dir)
         partial["budget_fields_used"] = budget_fields_used(model)
+        machine.rebalance_threads(force=True)  # the evaluation and latency windows run at this moment's share
         scored = _predict_eval(model, data.eval, budget)
         if not is_main_process():
             # Every process trained and scored its shard; only the main one measures latency and writes.
@@ -219,6 +224,7 @@ def run_job(job: Job) -> RunResult | None:
         return result
     finally:
         running.finish(entry)
+        machine.share_with_other_commands(None)
 
 
 def _run_identity(job: Job, budget: Budget) -> dict:

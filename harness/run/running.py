@@ -134,3 +134,17 @@ def others_between(start: float, end: float, own: Path | None = None) -> list[di
         if began <= end and (ended is None or float(ended) >= start):
             found.append({"pid": entry["pid"], "host": host, "run": str(entry.get("run") or "?")})
     return sorted(found, key=lambda e: e["pid"])
+
+
+def training_elsewhere(own: Path | None = None) -> int:
+    """Runs of other commands on this host that are running now (alive, not ended): what this run's threads
+    are shared with (``harness.metrics.machine.rebalance_threads``)."""
+    host, command, count = _host(), command_id(), 0
+    for path, entry in _entries():
+        if path == own or entry.get("host") != host or entry.get("pid") == os.getpid():
+            continue
+        if entry.get("command") == command or entry.get("ended") is not None:
+            continue
+        with contextlib.suppress(TypeError):
+            count += process_alive(int(entry["pid"]))
+    return count

@@ -253,6 +253,9 @@ class ThreadShare(_Closed):
     runs_at_once: int | None = Field(None, description="runs the command had going at once (None: a Ray task)")
     usable_cores: int
     given_by: str = Field(description='what set it: "one run at a time", "--parallel 2", "Ray task num_cpus=1"')
+    beside_other_commands: list[int] | None = Field(
+        None, description="the threads it took while other commands' harness runs trained on this host "
+        "(harness.metrics.machine.rebalance_threads); absent when it met none")
 
 
 class Device(_Open):
