@@ -96,6 +96,8 @@ def runs_said(results: Path) -> list[str]:
         lines.append(f"    {result['model']} seed {result['seed']}: {result['status']}, "
                      f"{(result.get('training') or {}).get('train_seconds', 0.0):.1f} s training, "
                      f"{share.get('threads', '?')} thread(s) ({share.get('given_by', '?')})"
+                     + (f", {'/'.join(map(str, share['beside_other_commands']))} beside the other command"
+                        if share.get("beside_other_commands") else "")
                      + (f"; busy: {', '.join(busy)}" if busy else "")
                      + (f"; beside {', '.join(others)}" if others else ""))
     return lines
