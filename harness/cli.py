@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from types import UnionType
 from typing import Literal, Union, get_args, get_origin
@@ -123,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Classify texts with a saved model (a run's model/ folder).")
     predict.add_argument("--model-dir", type=Path, required=True, help="a saved model directory")
     predict.add_argument("texts", nargs="*", help="texts to classify")
-    predict.add_argument("--file", type=Path, help="a file with one text per line ('-' for stdin)")
+    predict.add_argument("--file", type=Path, help="a file with one text per line ('-' for stdin); one output row "
+                         "per line: a blank line gives a row marked blank (label and score '-', in JSON null with "
+                         '"blank": true), not classified')
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     predict.add_argument("--variant", choices=["pytorch", "onnx", "onnx-int8"], default="pytorch",
                          help="serve the PyTorch weights (default) or the run's ONNX Runtime file (fp32 or int8)")
@@ -165,6 +168,10 @@ def _setup_logging(quiet: bool, verbose: bool = False) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+    if quiet:
+        # A label the figures' font has no glyph for is drawn as a box; the markdown and the page show it as
+        # written. matplotlib's warning per glyph is not about the results: --quiet keeps warnings that are.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 
 
 def _report_benchmark(args, store) -> str:
@@ -258,7 +265,7 @@ def _predict(args) -> int:
     texts = list(args.texts)
     if args.file:
         texts += read_texts(args.file)
-    if not texts:
+    if not any(text.strip() for text in texts):
         raise HarnessInputError("predict", "no texts given", "pass texts as arguments or --file FILE")
     try:
         results = predict_texts(args.model_dir, texts, variant=args.variant)
@@ -274,6 +281,8 @@ def _predict(args) -> int:
     for text, result in zip(texts, results, strict=True):
         if args.json:
             print(json.dumps({"text": text, **result}))
+        elif result.get("blank"):
+            print("-\t-\t[blank line: not classified]\t")
         else:
             probs = ", ".join(f"{k}={v:.3f}" for k, v in result["probabilities"].items())
             print(f"{result['label']}\t{result['score']:.3f}\t[{probs}]\t{text[:80]}")

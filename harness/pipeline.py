@@ -15,7 +15,7 @@ from harness.config.registry import default_registry_path, load_benchmark, load_
 from harness.config.schema import MAX_SEED, BenchmarkSpec, ModelSpec
 from harness.core.errors import DataChanged, HarnessInputError
 from harness.core.output import say
-from harness.data.loading import check_data_identity, data_identity, load_benchmark_data
+from harness.data.loading import check_data_identity, data_identity, load_benchmark_data, untrained_warning
 from harness.models import check_entries, weights
 from harness.models.positions import check_max_length
 from harness.run.forecast import LaterRun, Outlook, RunDeclined
@@ -275,6 +275,8 @@ def _announce(options: RunOptions, spec: BenchmarkSpec, store: ResultsStore, dat
         removed = f"; {leak['dropped_from_train']:,} train row(s) holding them removed (dedupe: drop_from_train)"
         _log(options, f"leakage: {leak['in_train']:,} of {leak['eval_texts']:,} {spec.eval_split} texts also occur in "
                       f"train" + (removed if leak["dropped_from_train"] else " (kept; dedupe: drop_from_train removes them)"))
+    for name, rows in (data.source.get("classes_without_train_rows") or {}).items():
+        log.warning(untrained_warning(name, rows, spec.eval_split))
     if (legacy := store.legacy_runs(spec.name)) is not None:
         _log(options, f"note: {legacy} holds runs of an older harness (no configurations); they are not read")
 

@@ -34,11 +34,11 @@ def test_point_metrics_equal_the_harness_metrics(k):
     assert stats.roc_auc(y, p) == pytest.approx(reference["roc_auc"], abs=1e-12)
 
 
-def test_macro_f1_counts_a_class_never_seen_nor_predicted_as_zero():
+def test_macro_f1_leaves_out_a_class_absent_from_the_labels():
     y = np.array([0, 0, 1, 1])
     p = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.1, 0.9, 0.0], [0.3, 0.7, 0.0]])
-    # class 0: P=1, R=1/2 -> F1 2/3; class 1: P=2/3, R=1 -> F1 4/5; class 2: 0
-    assert stats.macro_f1(y, p) == pytest.approx((2 / 3 + 4 / 5 + 0) / 3)
+    # class 0: P=1, R=1/2 -> F1 2/3; class 1: P=2/3, R=1 -> F1 4/5; class 2 has no row: not averaged (it was a 0)
+    assert stats.macro_f1(y, p) == pytest.approx((2 / 3 + 4 / 5) / 2)
 
 
 def test_roc_auc_is_nan_for_a_single_class_and_the_interval_skips_such_resamples():

@@ -10,6 +10,7 @@ import math
 import re
 import types
 import typing
+import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Protocol
 
@@ -430,6 +431,15 @@ class BenchmarkSpec(Strict):
         for key, name in value.items():
             if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
                 raise ValueError(f"split {key}: {name!r} is not a plain name (no '/', not '..')")
+        return value
+
+    @field_validator("label_names")
+    @classmethod
+    def _label_names_are_one_line(cls, value: list[str]) -> list[str]:
+        # A class name is a table cell, a CSV field and a line of the model card: a line break would split them.
+        broken = [name for name in value if any(unicodedata.category(ch) == "Cc" for ch in name)]
+        if broken:
+            raise ValueError(f"label name(s) {broken} hold a line break or another control character; remove it")
         return value
 
     @model_validator(mode="after")

@@ -515,6 +515,7 @@ def load_benchmark_data(
         if evaluate_on == "validation":
             evaluation = validation
     source.update(
+        classes_without_train_rows=untrained_classes(train.labels, evaluation.labels, spec.label_names),
         dropped_empty_texts=dropped,
         train_filter=filters,
         train_rows=len(train),
@@ -541,6 +542,21 @@ def _hold_out_validation(train: Split, split: Split | None, share: float, seed: 
     rest = train.subset(np.flatnonzero(~np.isin(train.ids, validation.ids)))
     source["validation"] = f"a stratified {share:.0%} of train ({len(validation):,} rows), carved per seed"
     return rest, validation
+
+
+def untrained_classes(train_labels, eval_labels, label_names: list[str]) -> dict[str, int]:
+    """The classes the train rows (as trained on: after filters and sampling) never show, each with its rows in
+    the evaluation split (0: named in ``label_names`` only): no model can learn them, and the runs still finish."""
+    trained = set(np.unique(np.asarray(train_labels)).tolist())
+    scored = np.bincount(np.asarray(eval_labels, dtype=np.int64), minlength=len(label_names))
+    return {name: int(scored[k]) for k, name in enumerate(label_names) if k not in trained}
+
+
+def untrained_warning(name: str, eval_rows: int, eval_split: str) -> str:
+    """The line a leaderboard (``name`` escaped) and the run's stderr give a class without train rows (``untrained_classes``)."""
+    where = (f"{eval_rows:,} row(s) of the '{eval_split}' split hold it" if eval_rows
+             else f"nor has the '{eval_split}' split: it is named in label_names only")
+    return f"class '{name}' has no training rows ({where}): no model learned it; check the data or label_names"
 
 
 def normalized_text(text: str) -> str:

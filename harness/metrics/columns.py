@@ -124,12 +124,13 @@ def sklearn_metric(function: Callable) -> Compute:
 
 
 def _prf(index: int, average: str) -> Compute:
-    """Precision (0), recall (1) or F1 (2) averaged over all K classes (0 for a class never seen nor predicted)."""
+    """Precision (0), recall (1) or F1 (2) averaged over the classes: a macro average over those present in the
+    evaluation split (a class with no row there has no recall, and its zero would only lower the mean), as
+    ``stats.macro_f1``; micro and weighted over all K (a class without rows weighs nothing in them)."""
 
     def compute(y_true, y_pred, y_prob, num_labels):
-        scores = precision_recall_fscore_support(
-            y_true, y_pred, labels=list(range(num_labels)), average=average, zero_division=0
-        )
+        labels = np.unique(y_true).tolist() if average == "macro" else list(range(num_labels))
+        scores = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
         return scores[index]
 
     return compute
@@ -181,12 +182,12 @@ COLUMNS: tuple[MetricColumn, ...] = (
         interval=stats.accuracy, required=True, hub=HubMetric("accuracy", "Accuracy"),
     ),
     MetricColumn(
-        "f1_macro", "macro-F1", _prf(2, "macro"), "unweighted mean of the per-class F1 over all classes",
+        "f1_macro", "macro-F1", _prf(2, "macro"), "unweighted mean of the per-class F1 over the classes present in the evaluation split",
         interval=stats.macro_f1, required=True, suite=True, hub=HubMetric("f1", "Macro F1", {"average": "macro"}),
     ),
-    MetricColumn("precision_macro", "macro precision", _prf(0, "macro"), "unweighted mean of the per-class precision",
+    MetricColumn("precision_macro", "macro precision", _prf(0, "macro"), "unweighted mean of the per-class precision over the classes present in the evaluation split",
                  required=True, table=False),
-    MetricColumn("recall_macro", "macro recall", _prf(1, "macro"), "unweighted mean of the per-class recall",
+    MetricColumn("recall_macro", "macro recall", _prf(1, "macro"), "unweighted mean of the per-class recall over the classes present in the evaluation split",
                  required=True, table=False),
     MetricColumn("f1_micro", "micro-F1", _prf(2, "micro"), "F1 of the pooled counts (equals accuracy)",
                  required=True, table=False),

@@ -36,8 +36,9 @@ def _accuracy_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarr
 
 
 def _macro_f1_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    # Macro over all K classes, zero where a class has no support and no prediction (sklearn's
-    # zero_division=0 with labels=range(K)), so the point estimate equals metrics.classification_metrics.
+    # Macro over the classes present in the evaluation split (y_true as a whole, not each resample, so a rare
+    # class a resample misses counts as the 0 it scores there), zero where a class has no prediction (sklearn's
+    # zero_division=0 with labels=the classes of y_true), so the point estimate equals metrics.columns' f1_macro.
     num_labels = y_prob.shape[1]
     y_pred = y_prob.argmax(axis=1)
     classes = np.arange(num_labels)
@@ -48,7 +49,8 @@ def _macro_f1_weighted(y_true: np.ndarray, y_prob: np.ndarray, weights: np.ndarr
     pred_count = weights @ is_pred
     denom = true_count + pred_count
     f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.mean(axis=1)
+    present = np.isin(classes, y_true)
+    return f1[:, present].mean(axis=1)
 
 
 def _binary_auc_weighted(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -102,7 +104,8 @@ accuracy = _unweighted(_accuracy_weighted)
 accuracy.__doc__ = "Fraction of examples whose arg-max probability is the true label."
 macro_f1 = _unweighted(_macro_f1_weighted)
 macro_f1.__doc__ = (
-    "Unweighted mean of the per-class F1 over all K classes (0 for a class never seen nor predicted)."
+    "Unweighted mean of the per-class F1 over the classes present in y_true (the evaluation split); a class "
+    "absent there is left out, as metrics.columns' f1_macro leaves it out."
 )
 roc_auc = _unweighted(_roc_auc_weighted)
 roc_auc.__doc__ = (

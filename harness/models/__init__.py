@@ -20,32 +20,40 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.config.schema import ModelSpec, register_families
 from harness.core.errors import HarnessInputError
+from harness.models import saved
 from harness.models.base import TextClassifier
 
-FAMILIES: dict[str, str] = {
-    "tfidf": "harness.models.tfidf:TfidfLogReg",
-    "transformer": "harness.models.transformer:TransformerClassifier",
-    "majority": "harness.models.majority:MajorityClassifier",
+
+class Family(NamedTuple):
+    """Where a family's classifier lives, and what is known of it without importing it: the parameter schema
+    (a tuning space naming a TF-IDF parameter is checked without importing torch) and whether it is a chance
+    baseline (the leaderboard measures the others against it). tests/test_tuning.py keeps ``params`` equal to
+    the class's own ``params_schema``."""
+
+    classifier: str  # "module:Class"
+    params: str | None = None  # "module:Class" of its parameter schema; None: it takes none
+    chance: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    "tfidf": Family("harness.models.tfidf:TfidfLogReg", params="harness.models.tfidf:TfidfParams"),
+    "transformer": Family("harness.models.transformer:TransformerClassifier"),
+    "majority": Family("harness.models.majority:MajorityClassifier", params="harness.models.majority:MajorityParams", chance=True),
 }
 
-# Each family's parameter schema (its class's ``params_schema``), found without importing the family: a tuning
-# space naming a TF-IDF parameter is checked without importing torch. tests/test_tuning.py keeps the two equal.
-PARAMS_SCHEMAS: dict[str, str | None] = {
-    "tfidf": "harness.models.tfidf:TfidfParams",
-    "transformer": None,
-    "majority": "harness.models.majority:MajorityParams",
-}
+# The families whose rows are chance baselines, for the leaderboard's notes.
+CHANCE_FAMILIES = frozenset(name for name, family in FAMILIES.items() if family.chance)
 
 FAMILY_FILE = "harness_family.json"
 
 
 def params_schema(family: str):
     """The family's parameter schema class (None: it takes none), imported without the family's own module."""
-    where = PARAMS_SCHEMAS.get(family)
+    where = FAMILIES[family].params
     if where is None:
         return None
     module_name, _, class_name = where.partition(":")
@@ -53,7 +61,7 @@ def params_schema(family: str):
 
 
 def family_class(family: str) -> type[TextClassifier]:
-    module_name, _, class_name = FAMILIES[family].partition(":")
+    module_name, _, class_name = FAMILIES[family].classifier.partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
@@ -109,13 +117,17 @@ def save_model(model: TextClassifier, directory: Path, family: str) -> None:
 
 
 def load_model(directory: Path) -> TextClassifier:
-    """Load any saved model; a folder without our marker is taken as a Hugging Face model directory."""
+    """Load any saved model; a folder without our marker is taken as a Hugging Face model directory.
+
+    A folder that holds no model, or a file of it that is missing, truncated or not finite, is a
+    ``HarnessInputError`` naming the file and the fix (``models.saved``), never a traceback.
+    """
     directory = Path(directory)
+    saved.check_folder(directory, FAMILY_FILE)
     marker = directory / FAMILY_FILE
-    family = json.loads(marker.read_text()) if marker.exists() else {"family": "transformer"}
+    family = saved.read_json_file(marker) if marker.exists() else {"family": "transformer"}
     if not isinstance(family, dict) or family.get("family") not in FAMILIES:
-        # A ValueError like any other unreadable saved model: the caller reports it as bad input.
-        raise ValueError(f"{marker} names no model family (expected {{\"family\": one of {sorted(FAMILIES)}}})")
+        raise saved.bad_file(marker, f"names no model family (expected {{\"family\": one of {sorted(FAMILIES)}}})")
     return family_class(family["family"]).load(directory)
 
 

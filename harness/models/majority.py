@@ -19,6 +19,7 @@ from sklearn.dummy import DummyClassifier
 
 from harness.config.schema import MAX_SEED, Budget, Integer, ModelSpec, Strict
 from harness.data.loading import Split
+from harness.models import saved
 from harness.models.base import FitReport
 from harness.store.results import TrainingForecast
 
@@ -119,15 +120,14 @@ class MajorityClassifier:
 
     @classmethod
     def load(cls, directory: Path) -> MajorityClassifier:
+        path = Path(directory) / CONFIG_FILE
         try:
-            meta = SavedMajority.model_validate_json((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
+            meta = SavedMajority.model_validate_json(saved.read_text_file(path))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(map(str, err["loc"])) or "(top level)"
-            raise ValueError(f"{CONFIG_FILE}: {where}: {err['msg']}") from None
+            raise saved.first_error(path, exc) from None
         bad = [c for c, n in meta.class_counts.items() if not 0 <= c < len(meta.label_names) or n < 1]
         if bad:
-            raise ValueError(f"{CONFIG_FILE}: class_counts {bad} do not fit {len(meta.label_names)} label names")
+            raise saved.bad_file(path, f"class_counts {bad} do not fit {len(meta.label_names)} label names")
         model = cls(meta.params, meta.label_names)
         # The same counts fit the same classifier: DummyClassifier keeps nothing else from its train labels.
         classes = sorted(meta.class_counts)

@@ -26,11 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.models import saved
+from harness.models.positions import position_limit
+
 VARIANTS = ("pytorch", "onnx", "onnx-int8")
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model-int8.onnx"
 VARIANT_FILES = {"onnx": ONNX_FILE, "onnx-int8": INT8_FILE}
-INFERENCE_FILE = "harness_inference.json"  # the same file TransformerClassifier.save writes
+INFERENCE_FILE = saved.INFERENCE_FILE  # the same file TransformerClassifier.save writes
 OPSET = 17
 
 
@@ -245,8 +248,8 @@ class OnnxClassifier:
         id2label = config.get("id2label") or {}
         labels = [id2label[str(i)] for i in range(len(id2label))] if id2label else [
             f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))]
-        settings = json.loads((directory / INFERENCE_FILE).read_text()) if (directory / INFERENCE_FILE).exists() else {}
-        max_length = settings.get("max_length") or min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
+        settings = saved.read_inference(directory, position_limit(config))
+        max_length = settings.max_length or min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
         return cls(session, tokenizer, labels, int(max_length), variant, providers)
 
     def _feed(self, ids: list[list[int]]) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from harness.config.schema import MAX_ROWS, Budget, FiniteFloat, Flag, Integer, ModelSpec, Strict
 from harness.data.loading import Split
+from harness.models import saved
 from harness.models.base import FitReport
 from harness.store.results import TrainingForecast
 
@@ -70,7 +72,31 @@ def _check_weights(meta: SavedTfidf, arrays: dict[str, np.ndarray]) -> str | Non
     rows = 1 if len(classes) == 2 else len(classes)
     if coef.shape != (rows, size) or intercept.shape != (rows,):
         return f"coef {coef.shape} / intercept {intercept.shape} do not match {len(classes)} classes x {size} terms"
+    # A NaN or infinite coefficient makes every probability of a text holding its term NaN.
+    for name, values in (("coef", coef), ("intercept", intercept)):
+        if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+            return f"{name} holds values that are not finite numbers"
     return None
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of ``tfidf_weights.npz``; one line naming it when it is missing, truncated or lacks one."""
+    names = ("idf", "coef", "intercept", "classes")
+    try:
+        with np.load(path, allow_pickle=False) as weights:
+            missing = set(names) - set(weights.files)
+            if missing:
+                raise saved.bad_file(path, f"lacks the arrays {sorted(missing)}")
+            return {k: weights[k] for k in names}
+    except FileNotFoundError:
+        raise saved.bad_file(path, "missing from the saved model folder") from None
+    except ValueError as exc:
+        # An object array loads only through pickle, which could run code: refused (allow_pickle=False).
+        raise saved.bad_file(path, f"holds an array NumPy loads only through pickle, refused ({saved.reason(exc)})"
+                             ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        # A truncated archive is a BadZipFile (or an EOFError on one of its arrays).
+        raise saved.bad_file(path, f"is truncated or not a NumPy archive ({saved.reason(exc)})") from None
 
 
 class TfidfLogReg:
@@ -193,19 +219,13 @@ class TfidfLogReg:
     def load(cls, directory: Path) -> TfidfLogReg:
         directory = Path(directory)
         try:
-            meta = SavedTfidf.model_validate_json((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+            meta = SavedTfidf.model_validate_json(saved.read_text_file(directory / CONFIG_FILE))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(map(str, err["loc"])) or "(top level)"
-            raise ValueError(f"{CONFIG_FILE}: {where}: {err['msg']}") from None
-        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as weights:
-            missing = {"idf", "coef", "intercept", "classes"} - set(weights.files)
-            if missing:
-                raise ValueError(f"{WEIGHTS_FILE} lacks {sorted(missing)}")
-            arrays = {k: weights[k] for k in ("idf", "coef", "intercept", "classes")}
+            raise saved.first_error(directory / CONFIG_FILE, exc) from None
+        arrays = _read_weights(directory / WEIGHTS_FILE)
         problem = _check_weights(meta, arrays)
         if problem:
-            raise ValueError(f"{WEIGHTS_FILE} does not match {CONFIG_FILE}: {problem}")
+            raise saved.bad_file(directory / WEIGHTS_FILE, f"does not match {CONFIG_FILE}: {problem}")
         model = cls(meta.params, meta.label_names)
         pipeline = model._build(seed=0)
         vectorizer, logreg = pipeline.named_steps["tfidf"], pipeline.named_steps["logreg"]

@@ -34,7 +34,7 @@ from harness.config.schema import Budget, ModelSpec
 from harness.core.errors import ModelRunError
 from harness.data.loading import Split, hub_reachable
 from harness.models import cache as tokens_cache
-from harness.models import safe_state
+from harness.models import safe_state, saved
 from harness.models.batching import (
     EVAL_CHUNK,
     Batches,
@@ -64,7 +64,7 @@ from harness.models.training import (
 from harness.store.results import TrainingForecast
 
 CHECKPOINT_DIR = "checkpoint"
-INFERENCE_FILE = "harness_inference.json"
+INFERENCE_FILE = saved.INFERENCE_FILE
 
 
 def resolve_source(spec: ModelSpec) -> tuple[str, dict]:
@@ -98,6 +98,20 @@ def resolve_source(spec: ModelSpec) -> tuple[str, dict]:
 
     offline = hub.offline() or not hub_reachable()
     return source.hub_id, {"revision": source.revision, "local_files_only": offline}
+
+
+def _load_saved_weights(directory: Path, auto_class):
+    """A saved folder's model; one line naming the weights file when it is truncated or not one, never a traceback."""
+    from safetensors import SafetensorError
+
+    weights = directory / "model.safetensors"
+    try:
+        return auto_class.from_pretrained(str(directory))
+    except SafetensorError as exc:
+        raise saved.bad_file(weights, f"is truncated or not a safetensors file ({saved.reason(exc)})") from None
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        where = weights if weights.exists() else directory
+        raise saved.bad_file(where, f"the model cannot be loaded ({saved.reason(exc)})") from None
 
 
 def _explain_load_failure(spec: ModelSpec, exc: Exception) -> ModelRunError:
@@ -209,18 +223,22 @@ class TransformerClassifier:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a deployed predictor prints predictions, not loading bars
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        model = AutoModelForSequenceClassification.from_pretrained(str(directory))
+        directory = Path(directory)
+        config = saved.read_json_file(directory / "config.json")
+        settings = saved.read_inference(directory, position_limit(config) if isinstance(config, dict) else None)
+        model = _load_saved_weights(directory, AutoModelForSequenceClassification)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        except (OSError, ValueError, TypeError) as exc:
+            raise saved.bad_file(directory, f"its tokenizer files cannot be loaded ({saved.reason(exc)})") from None
         id2label = model.config.id2label
         labels = [id2label[i] for i in range(len(id2label))]
         loaded = cls(model.eval(), tokenizer, labels)
-        settings = Path(directory) / INFERENCE_FILE
-        if settings.exists():
-            saved = json.loads(settings.read_text())
-            loaded.max_length = saved.get("max_length")
+        if (directory / INFERENCE_FILE).exists():
+            loaded.max_length = settings.max_length
             # A model trained in reduced precision predicts in it where that is faster (CUDA; on a CPU where a
             # probe measured it faster); a model trained in fp32 stays fp32.
-            reduced = saved.get("precision") in ("bf16", "fp16")
+            reduced = settings.precision in ("bf16", "fp16")
             loaded.precision = inference_precision(model, loaded.max_length or 128) if reduced else "fp32"
         return loaded
 

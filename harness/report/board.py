@@ -13,6 +13,7 @@ figures (``harness.report.publish``) are drawn from this object, and notebooks u
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +23,10 @@ import pandas as pd
 from harness.config.schema import BenchmarkSpec, Budget
 from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
+from harness.data.loading import normalized_text, untrained_warning
 from harness.metrics.columns import MetricColumn, columns
 from harness.metrics.extra import evaluate_column
+from harness.models import CHANCE_FAMILIES
 from harness.report import analysis, conditions, groups, tuning
 from harness.report.cells import budget_text
 from harness.report.records import get, result_record
@@ -196,6 +199,7 @@ class Leaderboard:
         n_boot: int,
         files: PredictionFiles | None = None,
         extra: list[MetricColumn] | None = None,
+        in_progress: list[tuple[str | None, str, int]] | None = None,
     ):
         self.spec = spec
         self.extra = extra if extra is not None else extra_columns(spec)
@@ -210,7 +214,10 @@ class Leaderboard:
         order = [row.model for row in rows]
         self.group_tables = group_tables(runs, spec, files, order)
         self.transfer = transfer_tables(runs, spec, files)
-        self.warnings = comparison_warnings(self.completed_results)
+        self.in_progress = in_progress or []  # (variant, model, seed) of the runs still running as it was read
+        self.warnings = [*in_progress_warnings(self.in_progress), *comparison_warnings(self.completed_results),
+                         *untrained_warnings(self.completed_results, spec), *duplicate_warnings(rows, eval_texts, spec)]
+        self.macro_note = macro_note(self.completed_results, spec)
         attach_prediction_notes(rows, spec, self.main)
         # Every seed's study counts (not only the seeds ``results`` keeps when their predictions are identical).
         self.expected_validation = tuning.expected_validation({row.model: [r.result for r in row.completed] for row in rows})
@@ -233,7 +240,8 @@ class Leaderboard:
         _attach_statistics(rows, n_boot, main)
         others = [c for c in store.configurations(spec.name) if c.label != configuration.label]
         eval_texts = store.read_eval_texts(spec.name, configuration.label)
-        return cls(spec, configuration, runs, rows, eval_texts, others, n_boot, files, extra)
+        in_progress = store.runs_in_progress(spec.name, configuration.label)
+        return cls(spec, configuration, runs, rows, eval_texts, others, n_boot, files, extra, in_progress)
 
     # ----- views ------------------------------------------------------------------------------------------
 
@@ -400,7 +408,57 @@ def comparison_warnings(results: list[RunResult]) -> list[str]:
     return warnings
 
 
-CHANCE_FAMILY = "majority"  # the registry's chance baselines (majority, stratified-chance)
+def in_progress_warnings(in_progress: list[tuple[str | None, str, int]]) -> list[str]:
+    """A board read while runs of its configuration are still running is not final: say which."""
+    if not in_progress:
+        return []
+    by_run: dict[str, list[str]] = {}
+    for variant, model, seed in in_progress:
+        by_run.setdefault(escape(model) + (f" ({escape(variant)})" if variant else ""), []).append(str(seed))
+    runs = "; ".join(f"{name} seed {', '.join(seeds)}" for name, seeds in by_run.items())
+    return [f"{len(in_progress)} run(s) of this configuration were still running when this was written: {runs}; "
+            "their rows are missing or may change: rebuild it with `report` once they finish"]
+
+
+def untrained_warnings(results: list[RunResult], spec: BenchmarkSpec) -> list[str]:
+    """One line per class that some run had no training rows of (results written before it was recorded: none)."""
+    found: dict[str, int] = {}
+    for r in results:
+        for name, rows in (r.data.classes_without_train_rows or {}).items():
+            found[name] = max(rows, found.get(name, 0))
+    return [untrained_warning(escape(name), rows, escape(spec.eval_split)) for name, rows in found.items()]
+
+
+def macro_note(results: list[RunResult], spec: BenchmarkSpec) -> str | None:
+    """Which classes the macro averages cover, when a class has no row in the evaluation split (left out of them)."""
+    if not results:
+        return None
+    absent = [n for n in spec.label_names if all(r.metrics.per_class[n].support == 0 for r in results)]
+    if not absent:
+        return None
+    split = escape(spec.eval_split)
+    names = ", ".join(f"'{escape(n)}'" for n in absent)
+    return (f"macro averages (macro-F1, precision, recall) over the {len(spec.label_names) - len(absent)} classes "
+            f"present in the '{split}' split; {names} {'has' if len(absent) == 1 else 'have'} no {split} rows")
+
+
+def duplicate_warnings(rows: list[ModelRow], eval_texts: pd.DataFrame | None, spec: BenchmarkSpec) -> list[str]:
+    """Evaluation rows that repeat another's text (as leakage compares texts) and label, counted from the stored
+    texts and a run's labels: the bootstrap draws each copy as an independent example."""
+    first = next((row.predictions[0] for row in rows if row.predictions), None)
+    if first is None or eval_texts is None or not len(eval_texts):
+        return []
+    texts = dict(zip(eval_texts["id"].tolist(), eval_texts["text"].astype(str).tolist(), strict=False))
+    keys = [(normalized_text(texts[i]), int(y)) for i, y in zip(first.ids.tolist(), first.labels, strict=True)
+            if i in texts]
+    repeated = [n for n in Counter(keys).values() if n > 1]
+    if not repeated:
+        return []
+    copies = sum(n - 1 for n in repeated)
+    return [f"{copies:,} of {len(keys):,} '{escape(spec.eval_split)}' rows repeat another row's text and label "
+            f"({len(repeated):,} text(s) repeated, the most {max(repeated):,} times; exact after Unicode NFKC, "
+            "whitespace and case normalisation): the bootstrap intervals and paired tests take every copy as an "
+            "independent example, so they are narrower than the data supports"]
 
 
 def _main_interval(row: ModelRow, metric: str) -> dict | None:
@@ -416,11 +474,11 @@ def attach_prediction_notes(rows: list[ModelRow], spec: BenchmarkSpec, main: Met
     tested = tested_column(main)
     metric, higher = tested.name, tested.higher_is_better
     chance = [(row.model, value) for row in rows
-              if row.results and row.results[0].family == CHANCE_FAMILY and (value := row.mean(metric)) is not None]
+              if row.results and row.results[0].family in CHANCE_FAMILIES and (value := row.mean(metric)) is not None]
     best_chance = (max if higher else min)(chance, key=lambda c: c[1]) if chance else None
     for row in rows:
         row.prediction_notes = []
-        if not row.predictions or row.results[0].family == CHANCE_FAMILY:
+        if not row.predictions or row.results[0].family in CHANCE_FAMILIES:
             continue
         used = [np.unique(p.predicted) for p in row.predictions]
         fewest = min(used, key=len)

@@ -41,14 +41,35 @@ def leaderboard(board: Leaderboard, figures: list[Figure] | None, with_groups: b
 # ----- header ----------------------------------------------------------------------------------------------
 
 
-def _sample_note(spec: BenchmarkSpec, train_rows, eval_rows) -> str:
+def _sample_note(spec: BenchmarkSpec, train_rows, eval_rows, local_rows: dict[str, int | None] | None = None) -> str:
+    """What each split's rows are a sample of: the published split's size (``official_sizes``), and with local
+    files (``local_rows``: the rows each file held) the file's own, which may differ from the published split."""
     official = spec.official_sizes
     notes = []
     for split, rows in (("train", train_rows), (spec.eval_split, eval_rows)):
-        full = official.get(split)
-        if full and rows is not None and rows < full:
-            notes.append(f"{split}: a sample of {rows:,} of {full:,} rows")
+        full, local = official.get(split), (local_rows or {}).get(split)
+        if local is None:
+            if full and rows is not None and rows < full:
+                notes.append(f"{split}: a sample of {rows:,} of {full:,} rows")
+            continue
+        published = f"; the published split has {full:,}" if full and full != local else ""
+        if rows is not None and rows < local:
+            notes.append(f"{split}: a sample of {rows:,} of the local file's {local:,} rows{published}")
+        elif published:
+            notes.append(f"{split}: all {local:,} rows of the local file{published}")
     return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _local_rows(results) -> dict[str, int | None] | None:
+    """The rows each local file held (train, the evaluation split), when every run read the same files; None for
+    hub data, the shipped sample, or runs written before the split's rows were recorded."""
+    if not results or any(r.data.kind != "local" for r in results):
+        return None
+    train = {r.data.train_split_rows for r in results}
+    evaluation = {r.data.eval_split_rows for r in results}
+    if len(train) != 1 or len(evaluation) != 1 or None in train | evaluation:
+        return None
+    return {"train": train.pop(), results[0].data.eval_split: evaluation.pop()}
 
 
 def _harness_text(results) -> str:
@@ -74,7 +95,7 @@ def _data_text(board: Leaderboard) -> str:
     one = len(train_rows) == 1 and len(eval_rows) == 1
     return (
         f"{train_text} train rows, {eval_text} rows of the '{spec.eval_split}' split "
-        f"({', '.join(data_kinds) or '?'} source)" + (_sample_note(spec, train_rows[0], eval_rows[0]) if one else "")
+        f"({', '.join(data_kinds) or '?'} source)" + (_sample_note(spec, train_rows[0], eval_rows[0], _local_rows(results)) if one else "")
     )
 
 
@@ -123,6 +144,7 @@ def header(board: Leaderboard) -> Section:
         f"**Device**: {', '.join(devices) or 'n/a'} (latency and throughput are only comparable on the same device)",
         *(f"**Note**: {escape(note)}" for note in _notes(results)),
         *(f"**Warning**: {warning}" for warning in board.warnings),
+        *([f"**Note**: {board.macro_note}"] if board.macro_note else []),
         *_leakage_items(board),
         f"**Harness**: {_harness_text(results)}",
         tests_line(board),

@@ -6,7 +6,12 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from harness.core.errors import HarnessInputError
+
+# The row of a blank text: not classified, kept so that output row i is input line i.
+BLANK = {"label": None, "score": None, "probabilities": {}, "blank": True}
 
 
 @lru_cache(maxsize=4)
@@ -32,20 +37,29 @@ def predict_texts(model_dir: Path | str, texts: list[str], batch_size: int = 32,
     """Classify ``texts`` with the model saved in ``model_dir`` (``variant``: 'onnx' or 'onnx-int8' serves
     the run's ONNX Runtime file instead of the PyTorch weights).
 
-    Returns one dict per text: ``label``, ``score`` (its probability) and ``probabilities`` by class name.
+    Returns one dict per text, in order: ``label``, ``score`` (its probability) and ``probabilities`` by class
+    name. A blank text (empty or whitespace only, e.g. a blank line of ``--file``) is not classified: its dict is
+    :data:`BLANK` (label and score None, no probabilities, ``blank`` true), so the rows still match the input lines.
     """
     model = _load(str(Path(model_dir).resolve()), variant)
-    probs = model.predict_proba(list(texts), batch_size=batch_size)
+    texts = list(texts)
+    kept = [i for i, text in enumerate(texts) if text.strip()]
+    probs = model.predict_proba([texts[i] for i in kept], batch_size=batch_size) if kept else []
+    if len(kept) and not np.isfinite(probs).all():
+        raise HarnessInputError(str(model_dir), "the saved model gives probabilities that are not finite numbers",
+                                "retrain with `run --force` (it rewrites the run's model folder)")
     names = model.label_names
-    out = []
-    for row in probs:
+    out = [dict(BLANK) for _ in texts]
+    for i, row in zip(kept, probs, strict=True):
         best = int(row.argmax())
-        out.append({"label": names[best], "score": float(row[best]), "probabilities": dict(zip(names, map(float, row), strict=False))})
+        out[i] = {"label": names[best], "score": float(row[best]),
+                  "probabilities": dict(zip(names, map(float, row), strict=True))}
     return out
 
 
 def read_texts(path: Path) -> list[str]:
-    """Non-blank lines of a UTF-8 file (``-``: standard input), one text each."""
+    """Every line of a UTF-8 file (``-``: standard input), one text each: blank lines too, so that the output
+    rows match the input lines (``predict_texts`` marks them blank)."""
     from harness.data.loading import sniff_bytes
 
     where = "standard input" if str(path) == "-" else str(path)
@@ -76,4 +90,4 @@ def read_texts(path: Path) -> list[str]:
         raise HarnessInputError(
             where, f"cannot read it ({exc.strerror or type(exc).__name__})", "check the file"
         ) from None
-    return [line for line in text.splitlines() if line.strip()]
+    return text.splitlines()

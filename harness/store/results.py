@@ -317,6 +317,9 @@ class DataInfo(_Open):
     leakage: Leakage | None = Field(None, description="eval texts also in train; absent in results written before it")
     train_filter: dict[str, list[str]] | None = None
     train_sample_seed: int | None = None
+    classes_without_train_rows: dict[str, int] | None = Field(
+        None, description="classes no train row (as trained on) holds -> their rows in the evaluation split; absent "
+        "in results written before it")
     train_split_rows: int | None = Field(None, description="rows of the train split read, before filter and sample")
     eval_split_rows: int | None = Field(None, description="rows of the evaluation split read, before its sample")
 

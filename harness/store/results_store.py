@@ -606,6 +606,31 @@ class ResultsStore:
                     stale.unlink()
             yield None
 
+    def runs_in_progress(self, benchmark: str, label: str) -> list[tuple[str | None, str, int]]:
+        """The runs of a configuration some process is working on now (its :meth:`run_lock` is held), as
+        ``(variant, model, seed)`` sorted; a report written meanwhile says its rows may still change.
+
+        Each lock is tried without waiting and let go at once; one that cannot be opened (a read-only store) is
+        not counted.
+        """
+        base = self.config_dir(benchmark, label)
+        found = []
+        for lock_path in base.rglob(".seed-*.lock") if base.is_dir() else []:
+            seed = lock_path.name.removeprefix(".seed-").removesuffix(".lock")
+            runs = lock_path.parent.parent
+            if not seed.lstrip("-").isdigit() or runs.name != "runs":
+                continue
+            try:
+                lock = _acquire(lock_path, wait=False)
+            except OSError:
+                continue
+            if lock is not None:
+                lock.release()
+                continue
+            variant = "/".join(runs.parent.relative_to(base).parts) or None
+            found.append((variant, lock_path.parent.name, int(seed)))
+        return sorted(found, key=lambda f: (f[0] or "", f[1], f[2]))
+
     @contextlib.contextmanager
     def lock(self, benchmark: str, wait: bool = False) -> Iterator[None]:
         """One writer at a time of a benchmark's shared files (configurations, leaderboards, plots).
