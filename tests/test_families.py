@@ -105,7 +105,9 @@ def test_entries_without_params_hash_as_they_always_did():
     """A transformer entry (no params) hashes the same fields as before `params:` existed, `tfidf: None` included."""
     for spec in load_registry(DEFAULT_REGISTRY).values():
         if spec.family == "transformer":
-            assert spec.identity() == spec.model_dump(exclude={"description", "params"})
+            # `tuning_space` came later still: an entry that narrows no space hashes as before it existed.
+            assert spec.tuning_space is None
+            assert spec.identity() == spec.model_dump(exclude={"description", "params", "tuning_space"})
             assert set(spec.identity()) == {"name", "family", "source", "tfidf", "budget_overrides",
                                             "trust_remote_code", "multilingual"}
 
@@ -198,7 +200,7 @@ def test_a_damaged_majority_folder_fails_in_one_line(tmp_path):
     save_model(model, tmp_path, "majority")
     meta = json.loads((tmp_path / "majority_config.json").read_text())
     (tmp_path / "majority_config.json").write_text(json.dumps({**meta, "class_counts": {"5": 2}}))
-    with pytest.raises(ValueError, match=r"majority_config.json: class_counts \[5\] do not fit 2 label names"):
+    with pytest.raises(HarnessInputError, match=r"majority_config.json: class_counts \[5\] do not fit 2 label names"):
         load_model(tmp_path)
 
 
@@ -247,6 +249,7 @@ def test_the_majority_family_touched_only_its_module_and_one_line_of_families():
         if path != package / "models" / "majority.py"
     }
     assert {path: lines for path, lines in naming.items() if lines} == {
-        "harness/models/__init__.py": ['"majority": "harness.models.majority:MajorityClassifier",'],
+        "harness/models/__init__.py": ['"majority": Family("harness.models.majority:MajorityClassifier", '
+                                       'params="harness.models.majority:MajorityParams", chance=True),'],
     }
 

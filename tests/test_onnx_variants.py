@@ -18,7 +18,6 @@ from harness.store.results import DeploymentVariant, PairedTest  # noqa: E402
 from tests.conftest import FIXTURES, run_path  # noqa: E402
 from tests.tiny_models import FAMILIES, build_tiny_model, registry_yaml  # noqa: E402
 
-BENCH_DIR = FIXTURES / "benchmarks"
 POSITIVE = ["good", "great", "excellent", "love", "fine", "happy", "perfect", "nice"]
 NEGATIVE = ["bad", "awful", "terrible", "hate", "poor", "broken", "sad", "worst"]
 FILLER = ["the", "product", "it", "was", "and", "this", "a", "is", "of", "for"]
@@ -160,6 +159,11 @@ def tiny_registry(tmp_path_factory) -> Path:
     texts = pd.read_csv(FIXTURES / "binary" / "train.csv").text.tolist()
     path = base / "registry.yaml"
     path.write_text(registry_yaml({"tiny-bert": build_tiny_model("bert", base / "bert", texts)}, extra_tfidf=False))
+    # Beside it, the binary fixture with the default variants (the shared fixture measures PyTorch only).
+    yaml = (FIXTURES / "benchmarks" / "tiny_binary.yaml").read_text()
+    assert "variants: [pytorch]\n" in yaml
+    (base / "benchmarks").mkdir()
+    (base / "benchmarks" / "tiny_binary.yaml").write_text(yaml.replace("variants: [pytorch]\n", ""))
     return path
 
 
@@ -170,7 +174,8 @@ def _cache(tmp_path, monkeypatch):
 
 def run_tiny(registry: Path, results: Path, *extra: str) -> dict:
     args = ["--models", "tiny-bert", "--registry", str(registry), "--benchmark", "tiny_binary",
-            "--benchmarks-dir", str(BENCH_DIR), "--data-dir", str(FIXTURES / "binary"), "--results-dir", str(results),
+            "--benchmarks-dir", str(registry.parent / "benchmarks"), "--data-dir", str(FIXTURES / "binary"),
+            "--results-dir", str(results),
             "--quiet", "--no-isolate", "--latency-samples", "5", *extra]
     assert main(args) == 0
     return json.loads((run_path(results, "tiny_binary", "tiny-bert") / "result.json").read_text())
@@ -210,7 +215,7 @@ def test_run_measures_variants_and_predict_serves_them(tiny_registry, tmp_path, 
     from harness.report.page import quality_vs_cost
     from harness.store.results_store import ResultsStore
 
-    board = Leaderboard.from_store(ResultsStore(tmp_path), load_benchmark("tiny_binary", BENCH_DIR)[0])
+    board = Leaderboard.from_store(ResultsStore(tmp_path), load_benchmark("tiny_binary", tiny_registry.parent / "benchmarks")[0])
     charts = {c["x_label"].split(" (")[0]: c for c in quality_vs_cost(board)}
     latency = {v["variant"]: v for v in charts["batch-1 latency p50"]["variants"]}
     assert set(latency) == {"onnx", "onnx-int8"} and {v["parent"] for v in latency.values()} == {"tiny-bert"}

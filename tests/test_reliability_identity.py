@@ -122,7 +122,7 @@ def test_data_changed_between_its_hash_and_the_first_read_stops_before_anything_
     data, results = _data_copy(tmp_path), tmp_path / "results"
     stale = D.data_identity(_spec(), data)
     _flip_labels(data / "train.csv")
-    monkeypatch.setattr(pipeline, "data_identity", lambda spec, data_dir: stale)
+    monkeypatch.setattr(pipeline, "data_identity", lambda spec, data_dir, **kw: stale)
     with pytest.raises(HarnessInputError, match=r"train\.csv: changed since configuration .* \(fix: rerun") as exc:
         pipeline.run(_config(data, results, [TFIDF_A]))
     assert "\n" not in str(exc.value)
@@ -299,8 +299,11 @@ def test_hub_and_tfidf_fingerprints_do_not_change():
     conf = configuration(spec)
     settings = RunOptions(results_dir="/tmp/x").run_settings()
     job = runner.Job(spec=spec, model_spec=TFIDF_A, configuration=conf, seed=42, settings=settings)
-    # The entry as fingerprints hashed it before `params:`: the tfidf family's parameters under `tfidf`.
-    entry = {**TFIDF_A.model_dump(exclude={"description", "params"}), "tfidf": TFIDF_A.params, "commit": None}
+    # The entry as fingerprints hashed it before `params:` and `tuning_space:` (an entry that narrows no tuning
+    # space hashes as before it existed): the tfidf family's parameters under `tfidf`.
+    assert TFIDF_A.tuning_space is None
+    before = TFIDF_A.model_dump(exclude={"description", "params", "tuning_space"})
+    entry = {**before, "tfidf": TFIDF_A.params, "commit": None}
     assert job.fingerprint == run_fingerprint(conf, entry, 42, None)
 
 

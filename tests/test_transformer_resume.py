@@ -44,7 +44,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 def args(registry: Path, bench_dir: Path, results: Path) -> list[str]:
     return ["--models", "tiny-bert", "--registry", str(registry), "--benchmark", "tiny_binary",
             "--benchmarks-dir", str(bench_dir), "--data-dir", str(FIXTURES / "binary"), "--results-dir", str(results),
-            "--quiet", "--no-save-model"]
+            "--quiet", "--no-save-model", "--no-isolate"]  # the command trains in its own process: one torch start
 
 
 def test_killed_training_resumes_from_checkpoint(tmp_path):
@@ -93,7 +93,7 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
 def test_wall_clock_budget_stops_training(tmp_path, monkeypatch):
     registry, bench_dir = setup(tmp_path)
     monkeypatch.setenv("TEXTCLF_BENCH_CACHE", str(tmp_path / "cache"))
-    assert main([*args(registry, bench_dir, tmp_path / "r"), "--budget", "timed", "--no-isolate"]) == 0
+    assert main([*args(registry, bench_dir, tmp_path / "r"), "--budget", "timed"]) == 0
     result = json.loads((run_path(tmp_path / "r", "tiny_binary", "tiny-bert", 42) / "result.json").read_text())
     training = result["training"]
     assert training["stopped_by"] == "max_seconds"
