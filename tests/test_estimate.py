@@ -94,7 +94,7 @@ def test_total_counts_later_seeds_at_this_forecast_and_other_models_at_their_pas
     # this run 90 s to go, a later seed of m 100 s (its own forecast, not the 5 s of an earlier run), other 300 s
     assert total == pytest.approx(90.0 + 100.0 + 300.0)
     assert lines[0] == "  forecast: training about 1.7 min (steps 2-4 of 40 took 3.0 s; fp32, 2 thread(s))"
-    assert "1 run(s) never timed here" in lines[1] and "1 more seed(s) of m" in lines[1]
+    assert "1 run(s) never timed here" in lines[1] and "1 more run(s) of m (seeds or trials)" in lines[1]
     assert "8.2 min more" in lines[1]
 
 

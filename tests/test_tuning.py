@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -172,6 +173,33 @@ def test_ray_workers_give_the_selections_of_one_process(setup, sequential, tmp_p
     finally:
         ray.shutdown()
     assert studies(tmp_path)["tfidf"] == studies(sequential)["tfidf"]
+
+
+def test_an_extra_metric_from_a_local_evaluate_module_selects_the_trials(setup, tmp_path):
+    """``main_metric`` may name an extra metric: its module scores every trial's validation predictions, and the
+    lowest error rate (its direction) is the one selected."""
+    root, _, registry = setup
+    benchmarks = tmp_path / "benchmarks"
+    benchmarks.mkdir()
+    shutil.copy(FIXTURES / "evaluate_metrics" / "error_rate.py", benchmarks / "error_rate.py")
+    yaml = (FIXTURES / "benchmarks" / "tiny_binary.yaml").read_text() + TUNED
+    (benchmarks / "tiny_binary.yaml").write_text(
+        yaml + "main_metric: error_rate\nextra_metrics:\n"
+        "  - {name: error_rate, module: ./error_rate.py, higher_is_better: false}\n")
+    results = tmp_path / "results"
+    assert main(args((root, benchmarks, registry), results, "--models", "tfidf", "--no-isolate")) == 0
+    (record,) = studies(results).values()
+    assert record["metric"] == "error_rate" and record["direction"] == "minimize"
+    for trial in record["trials"]:
+        # the module's value on the trial's own validation predictions: its share of wrong labels, exactly
+        path = next(results.glob(f"tiny_binary/configs/*/trials/tfidf/seed-42/trial-{trial['number']}"))
+        predictions = pd.read_csv(path / "predictions.csv")
+        predicted = predictions[["prob_0", "prob_1"]].to_numpy().argmax(axis=1)
+        wrong = int((predictions["label"].to_numpy() != predicted).sum())
+        assert trial["validation_score"] == wrong / len(predictions)
+        assert trial["validation_score"] == pytest.approx(1 - read_result(path / "result.json").metrics.accuracy, abs=1e-12)
+    scores = [t["validation_score"] for t in record["trials"]]
+    assert record["selected"] == scores.index(min(scores))
 
 
 def test_a_space_naming_an_unknown_field_is_one_line_naming_the_file_and_the_field(tmp_path):

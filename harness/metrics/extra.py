@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessInputError
-from harness.metrics.columns import MetricColumn
+from harness.metrics.columns import MetricColumn, columns
 
 
 @functools.cache
@@ -77,3 +77,25 @@ def evaluate_column(
         name, label or name, compute, f"{module} (evaluate), computed on the stored predictions",
         higher_is_better=higher_is_better, digits=digits, interval=None, table=True, export=True, suite=False,
     )
+
+
+def extra_columns(spec: Any) -> list[MetricColumn]:
+    """A benchmark's ``extra_metrics`` (``spec``: its BenchmarkSpec) as metric columns, computed by their
+    evaluate modules."""
+    return [
+        evaluate_column(m.name, m.module, args=m.args, key=m.key, label=m.label, higher_is_better=m.higher_is_better,
+                        digits=m.digits, where=f"benchmark '{spec.name}' [extra_metrics '{m.name}']")
+        for m in spec.extra_metrics
+    ]
+
+
+def main_column(spec: Any, extra: list[MetricColumn] | None = None) -> MetricColumn:
+    """The column a benchmark ranks by and selects trials by (``main_metric``): of the catalogue, or one of its
+    extra metrics (``extra``: its columns, when already made)."""
+    extra = extra_columns(spec) if extra is None else extra
+    for candidate in [*columns(), *extra]:
+        if candidate.name == spec.main_metric:
+            return candidate
+    known = [c.name for c in [*columns(), *extra]]
+    raise HarnessInputError(f"benchmark '{spec.name}'", f"field 'main_metric': {spec.main_metric!r} is not a metric",
+                            f"use one of {', '.join(known)}, or declare it under extra_metrics")

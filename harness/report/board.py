@@ -25,7 +25,7 @@ from harness.core.errors import HarnessInputError
 from harness.core.escape import escape
 from harness.data.loading import normalized_text, untrained_warning
 from harness.metrics.columns import MetricColumn, columns
-from harness.metrics.extra import evaluate_column
+from harness.metrics.extra import extra_columns, main_column
 from harness.models import CHANCE_FAMILIES
 from harness.report import analysis, conditions, groups, tuning
 from harness.report.cells import budget_text
@@ -162,25 +162,6 @@ class ModelRow:
         if self.identical_seeds:
             return f"{len(self.completed)} seeds, identical predictions: shown as one run"
         return f"{len(self.completed)} seeds" if len(self.completed) > 1 else ""
-
-
-def extra_columns(spec: BenchmarkSpec) -> list[MetricColumn]:
-    """The benchmark's ``extra_metrics`` as metric columns (computed by their evaluate modules)."""
-    return [
-        evaluate_column(m.name, m.module, args=m.args, key=m.key, label=m.label, higher_is_better=m.higher_is_better,
-                        digits=m.digits, where=f"benchmark '{spec.name}' [extra_metrics '{m.name}']")
-        for m in spec.extra_metrics
-    ]
-
-
-def main_column(spec: BenchmarkSpec, extra: list[MetricColumn]) -> MetricColumn:
-    """The column the benchmark ranks by (``main_metric``): of the catalogue, or one of its extra metrics."""
-    for candidate in [*columns(), *extra]:
-        if candidate.name == spec.main_metric:
-            return candidate
-    known = [c.name for c in [*columns(), *extra]]
-    raise HarnessInputError(f"benchmark '{spec.name}'", f"field 'main_metric': {spec.main_metric!r} is not a metric",
-                            f"use one of {', '.join(known)}, or declare it under extra_metrics")
 
 
 class Leaderboard:

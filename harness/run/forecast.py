@@ -56,7 +56,7 @@ def forecast_lines(model: str, forecast: TrainingForecast, outlook: Outlook | No
     remaining = forecast.seconds - forecast.spent_seconds
     if outlook is None or not outlook.later:
         return lines, remaining
-    # Later seeds of this model take what this run just measured, on this machine now; other models what
+    # Later seeds and trials of this model take what this run just measured, on this machine now; other models what
     # their earlier runs measured, where there were any.
     own = [r for r in outlook.later if r.model == model]
     known = [r.seconds for r in outlook.later if r.model != model and r.seconds is not None]
@@ -66,7 +66,7 @@ def forecast_lines(model: str, forecast: TrainingForecast, outlook: Outlook | No
     if known:
         parts.append(f"{len(known)} later run(s) {minutes(sum(known))} at their last measured speed")
     if own:
-        parts.append(f"{len(own)} more seed(s) of {model} {minutes(len(own) * forecast.seconds)}")
+        parts.append(f"{len(own)} more run(s) of {model} (seeds or trials) {minutes(len(own) * forecast.seconds)}")
     if unknown:
         parts.append(f"{len(unknown)} run(s) never timed here, each forecast when it starts")
     lines.append(f"  forecast: the command needs about {minutes(total)} more of training ({'; '.join(parts)})")

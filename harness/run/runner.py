@@ -21,7 +21,9 @@ from harness.core.output import tell
 from harness.data.loading import BenchmarkData, check_data_identity, load_benchmark_data
 from harness.metrics import machine
 from harness.metrics import quality as M
+from harness.metrics.columns import columns
 from harness.metrics.cost import PhaseMemory, device_info, measure_latency, stopwatch, track_memory
+from harness.metrics.extra import main_column
 from harness.metrics.machine import measure_load
 from harness.models import build_model, family_class, save_model, weights
 from harness.run import running
@@ -42,6 +44,8 @@ from harness.store.results import (
     Truncation,
 )
 from harness.store.results_store import ResultsStore, atomic_write_json, write_result
+
+CATALOGUE = {c.name for c in columns()}  # the metrics every result carries; extra ones are computed
 
 
 def is_main_process() -> bool:
@@ -341,7 +345,11 @@ def _trial_completed(job: Job, partial: dict, model, data: BenchmarkData, budget
     """A trial's result: scored on the validation rows (no latency, no deployment variants), its model kept for
     the selection, its score told to the study."""
     result = _completed(job, partial, model, data, budget, trained, scored, None, store, run_dir)
-    score = getattr(result.metrics, job.spec.main_metric)
+    metric = main_column(job.spec)
+    # A catalogue metric is the result's own figure; an extra one (an evaluate module) is computed here, on the
+    # trial's validation predictions, as the report computes it on a run's stored ones.
+    score = (getattr(result.metrics, metric.name) if metric.name in CATALOGUE
+             else metric.score(data.eval.labels, scored.probs))
     result.trial = TrialRecord(number=job.trial.number, params=job.trial.params, validation_score=score,
                                status="completed", train_seconds=result.training.train_seconds)
     _save_model(job, model, result, run_dir / "model")

@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.config.schema import BenchmarkSpec, Budget, Distribution, Tuning
 from harness.core.errors import HarnessInputError
-from harness.metrics.columns import column
+from harness.metrics.extra import main_column
 from harness.run.job import Job, TrialPlan
 from harness.store.results import TrialRecord, TuningRecord
 from harness.store.results_store import ResultsStore
@@ -105,7 +105,7 @@ def _study(job: Job, store: ResultsStore, create: bool = True):
     path.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tuning = job.configuration.budget.tuning
-    direction = "maximize" if column(job.spec.main_metric).higher_is_better else "minimize"
+    direction = "maximize" if main_column(job.spec).higher_is_better else "minimize"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.create_study(study_name=f"{job.model}-seed-{job.seed}", direction=direction,
@@ -162,7 +162,7 @@ class Study:
         records = self.records()
         if len(records) < self.planned:
             return None
-        metric = column(self.job.spec.main_metric)
+        metric = main_column(self.job.spec)
         completed = [r for r in records.values() if r.status == "completed" and r.validation_score is not None]
         sign = -1 if metric.higher_is_better else 1
         best = min(completed, key=lambda r: (sign * r.validation_score, r.number)) if completed else None
@@ -193,6 +193,8 @@ def tell(job: Job, store: ResultsStore, score: float) -> None:
 
         study = _study(job, store)
         trial = next((t for t in study.trials if t.number == job.trial.number), None)
+        # A failed trial is left "running" in the journal on purpose: a rerun retries it under the same number
+        # and values, and Optuna cannot tell a trial twice (a FAIL would keep the retry's score from TPE).
         if trial is not None and trial.state == optuna.trial.TrialState.RUNNING:
             study.tell(job.trial.number, score)
     except Exception as exc:  # noqa: BLE001 - the trial is recorded; the journal is a copy for the sampler
